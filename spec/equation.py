@@ -1,0 +1,108 @@
+"""An equation of the article: its E-id, a one-sentence statement, and a SymPy right-hand side.
+
+`Equation.latex` comes from `sympy.latex` on the very objects the oracle compiles. Symbol names
+are plain identifiers (`h_prev`, `Chat`); `LATEX_NAMES` says how the article writes them.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import sympy as sp
+from sympy.printing.latex import LatexPrinter
+
+# How the article writes the spec's identifiers (anything not listed prints as SymPy prints it).
+LATEX_NAMES = {
+    "x": "x_t", "h_prev": "h_{t-1}", "C_prev": "C_{t-1}", "h": "h_t", "C": "C_t", "y": "y_t",
+    "f": "f_t", "i": "i_t", "Chat": r"\hat{C}_t", "o": "o_t",
+    "r": "r_t", "z": "z_t", "htilde": r"\tilde{h}_t", "n": "n_t",
+}
+
+
+class ArticleLatexPrinter(LatexPrinter):
+    """sympy's LaTeX printer with the article's names for the spec's symbols."""
+
+    def _print_MatrixSymbol(self, expr):
+        return LATEX_NAMES.get(expr.name) or super()._print_MatrixSymbol(expr)
+
+    def _print_OneMatrix(self, expr):
+        return r"\mathbf{1}"
+
+    def _print_HadamardProduct(self, expr):
+        return r" \odot ".join(self.parenthesize(a, 1000) if a.is_MatAdd else self._print(a) for a in expr.args)
+
+
+def latex(expr) -> str:
+    """LaTeX of a spec expression, in the article's notation (terms in the order written)."""
+    return ArticleLatexPrinter({"order": "none"}).doprint(expr)
+
+
+@dataclass(frozen=True)
+class Equation:
+    """One equation: `lhs = rhs`, a MatrixSymbol defined by a matrix expression."""
+
+    eid: str
+    statement: str
+    lhs: sp.MatrixSymbol
+    rhs: sp.Basic
+    variant_of: str | None = None  # E-id this equation replaces in a named variant
+
+    @cached_property
+    def inputs(self) -> tuple[sp.MatrixSymbol, ...]:
+        """The matrix symbols the right-hand side reads, sorted by name."""
+        return tuple(sorted(self.rhs.atoms(sp.MatrixSymbol), key=lambda s: s.name))
+
+    @cached_property
+    def dimensions(self) -> tuple[sp.Symbol, ...]:
+        """The dimension symbols (H, I, …) of the inputs' shapes."""
+        dims = set()
+        for s in (self.lhs, *self.inputs):
+            for d in s.shape:
+                dims |= sp.sympify(d).free_symbols
+        return tuple(sorted(dims, key=lambda d: d.name))
+
+    @property
+    def shapes(self) -> dict[str, tuple]:
+        """Symbolic shape of every symbol, the defined one included."""
+        return {s.name: tuple(s.shape) for s in (*self.inputs, self.lhs)}
+
+    @property
+    def latex(self) -> str:
+        return f"{latex(self.lhs)} = {latex(self.rhs)}"
+
+
+@dataclass(frozen=True)
+class Composition:
+    """A structure built from equations (a sequence of cells, a stack, …), stated as relations.
+
+    Its oracle is NumPy code that chains the compiled equations (see `spec.architectures`).
+    """
+
+    eid: str
+    statement: str
+    relations: tuple  # sympy Eq objects, for the reader and the LaTeX
+
+    @property
+    def latex(self) -> str:
+        return r",\quad ".join(ArticleLatexPrinter().doprint(r) for r in self.relations)
+
+
+CATALOGUE: dict[str, Equation | Composition] = {}
+
+
+def define(eid: str, statement: str, lhs, rhs, variant_of: str | None = None) -> Equation:
+    """Create an equation and enter it in the catalogue under its E-id."""
+    if eid in CATALOGUE:
+        raise ValueError(f"E-id {eid!r} defined twice")
+    eq = Equation(eid, statement, lhs, rhs, variant_of)
+    CATALOGUE[eid] = eq
+    return eq
+
+
+def compose(eid: str, statement: str, *relations) -> Composition:
+    """Create a composition and enter it in the catalogue under its E-id."""
+    if eid in CATALOGUE:
+        raise ValueError(f"E-id {eid!r} defined twice")
+    comp = Composition(eid, statement, relations)
+    CATALOGUE[eid] = comp
+    return comp

@@ -1,0 +1,81 @@
+"""The oracle's printer: SymPy's NumPy printer, extended so leading batch axes broadcast.
+
+Matrices are stored as NumPy arrays whose last two axes are the matrix and whose leading axes
+(if any) are a batch: a column vector h of the spec is an array of shape (..., H, 1). Three
+changes to the stock printer make that work: products become `numpy.matmul` (which broadcasts
+leading axes) instead of `.dot`, transposes swap only the last two axes, and a block matrix
+broadcasts the batch axes of its blocks before joining them.
+"""
+from __future__ import annotations
+
+from functools import reduce
+
+import numpy as np
+from sympy import OneMatrix
+from sympy.printing.numpy import NumPyPrinter
+
+
+class BatchedNumPyPrinter(NumPyPrinter):
+    """NumPy printer for matrix expressions over batched arrays."""
+
+    def _print_MatMul(self, expr):
+        coeff, matrices = expr.as_coeff_matrices()
+        code = reduce(lambda a, b: f"_matmul({a}, {b})", (self._print(m) for m in matrices))
+        return code if coeff == 1 else f"({self._print(coeff)})*{code}"
+
+    def _print_Transpose(self, expr):
+        return f"{self._module_format('numpy.swapaxes')}({self._print(expr.arg)}, -1, -2)"
+
+    def _print_HadamardProduct(self, expr):
+        return "(" + " * ".join(f"({self._print(a)})" for a in expr.args) + ")"
+
+    def _print_MatAdd(self, expr):
+        # A OneMatrix inside a sum has the sum's shape, so the scalar 1 broadcasts to it exactly
+        # and keeps the dtype of the other terms (numpy.ones would be float64).
+        return "(" + " + ".join("1" if isinstance(a, OneMatrix) else self._print(a) for a in expr.args) + ")"
+
+    def _print_OneMatrix(self, expr):
+        raise NotImplementedError("OneMatrix is supported only as a term of a sum")
+
+    def _print_BlockMatrix(self, expr):
+        rows = ", ".join(
+            "[" + ", ".join(self._print(expr.blocks[r, c]) for c in range(expr.blocks.shape[1])) + "]"
+            for r in range(expr.blocks.shape[0])
+        )
+        return f"_block([{rows}])"
+
+
+def _block(rows):
+    """numpy.block over the last two axes, after broadcasting the leading (batch) axes."""
+    batches = {np.shape(a)[:-2] for row in rows for a in row}
+    if len(batches) == 1:
+        grid = rows
+    else:
+        batch = np.broadcast_shapes(*batches)
+        grid = [[np.broadcast_to(a, batch + np.shape(a)[-2:]) for a in row] for row in rows]
+    return np.concatenate([np.concatenate(row, axis=-1) for row in grid], axis=-2)
+
+
+def _matmul(a, b):
+    """numpy.matmul; a weight (2-D) times a batch of matrices runs as one BLAS product."""
+    if a.ndim == 2 and b.ndim > 2 and b.shape[-1] == 1:  # a batch of column vectors
+        return np.matmul(b[..., 0], a.T)[..., None]
+    if a.ndim == 2 and b.ndim > 2:
+        batch, (k, n) = b.shape[:-2], b.shape[-2:]
+        product = a @ np.moveaxis(b, -2, 0).reshape(k, -1)
+        return np.moveaxis(product.reshape(a.shape[0], *batch, n), 0, -2)
+    return np.matmul(a, b)
+
+
+def _sigmoid(a):
+    """σ(a) = 1/(1+e^-a) = (1 + tanh(a/2))/2: the same function, one transcendental, no overflow."""
+    return 0.5 + 0.5 * np.tanh(0.5 * a)
+
+
+def _softmax_columns(a):
+    """Softmax over the rows of each column (axis -2), shifted by the column max."""
+    e = np.exp(a - np.max(a, axis=-2, keepdims=True))
+    return e / np.sum(e, axis=-2, keepdims=True)
+
+
+NAMESPACE = {"_block": _block, "_matmul": _matmul, "_sigmoid": _sigmoid, "_tanh": np.tanh, "_softmax_columns": _softmax_columns}
