@@ -1,0 +1,44 @@
+"""Finding a subject by name: a built-in, or `package.module:object` for a user's own."""
+from __future__ import annotations
+
+import importlib
+
+from .base import Subject
+
+BUILTINS = {
+    "reference": "subjects.reference:SUBJECT",
+    "torch": "subjects.torch_nn:SUBJECT",
+}
+
+
+class SubjectLoadError(Exception):
+    """A subject name that names nothing usable; the message is one line for the user."""
+
+
+def load_subject(name: str) -> Subject:
+    """The subject called `name`: a built-in name, or `package.module:object`.
+
+    The object is a `Subject`, or a callable with no arguments that returns one.
+    """
+    path = BUILTINS.get(name, name)
+    if ":" not in path:
+        raise SubjectLoadError(f"unknown subject {name!r}: the built-ins are {', '.join(BUILTINS)}; "
+                               f"a subject of your own is given as package.module:object")
+    module_name, _, attr = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:  # any import-time error of the user's module is reported, not raised
+        raise SubjectLoadError(f"subject {name!r}: importing {module_name!r} failed: "
+                               f"{type(exc).__name__}: {exc}") from exc
+    try:
+        obj = getattr(module, attr)
+    except AttributeError:
+        raise SubjectLoadError(f"subject {name!r}: module {module_name!r} has no attribute {attr!r}") from None
+    if not isinstance(obj, Subject) and callable(obj):
+        try:
+            obj = obj()
+        except Exception as exc:
+            raise SubjectLoadError(f"subject {name!r}: calling {path} failed: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(obj, Subject):
+        raise SubjectLoadError(f"subject {name!r}: {path} is a {type(obj).__name__}, not a subjects.Subject")
+    return obj
