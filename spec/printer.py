@@ -57,19 +57,26 @@ def _block(rows):
 
 
 def _matmul(a, b):
-    """numpy.matmul; a weight (2-D) times a batch of matrices runs as one BLAS product."""
+    """numpy.matmul in the operands' dtype; a weight (2-D) times a batch runs as one BLAS product.
+
+    (ml_dtypes' bfloat16 product returns float32: the cast keeps a bfloat16 baseline bfloat16.)
+    """
+    dtype = np.result_type(a, b)
     if a.ndim == 2 and b.ndim > 2 and b.shape[-1] == 1:  # a batch of column vectors
-        return np.matmul(b[..., 0], a.T)[..., None]
-    if a.ndim == 2 and b.ndim > 2:
+        product = np.matmul(b[..., 0], a.T)[..., None]
+    elif a.ndim == 2 and b.ndim > 2:
         batch, (k, n) = b.shape[:-2], b.shape[-2:]
         product = a @ np.moveaxis(b, -2, 0).reshape(k, -1)
-        return np.moveaxis(product.reshape(a.shape[0], *batch, n), 0, -2)
-    return np.matmul(a, b)
+        product = np.moveaxis(product.reshape(a.shape[0], *batch, n), 0, -2)
+    else:
+        product = np.matmul(a, b)
+    return product.astype(dtype, copy=False)
 
 
 def _sigmoid(a):
     """σ(a) = 1/(1+e^-a) = (1 + tanh(a/2))/2: the same function, one transcendental, no overflow."""
-    return 0.5 + 0.5 * np.tanh(0.5 * a)
+    half = a.dtype.type(0.5)  # a NumPy scalar keeps a low-precision array in its dtype
+    return half + half * np.tanh(half * a)
 
 
 def _softmax_columns(a):

@@ -1,0 +1,95 @@
+"""The one tolerance rule of nlpspec.
+
+For a subject run in dtype D on inputs already rounded to D, with `reference` the float64 oracle
+on those same inputs, every output must satisfy
+
+    max |subject - reference|  <=  K * max(baseline_error, sensitivity) + FLOOR_ULPS * eps(D) * scale
+
+- baseline_error: max |baseline - reference|, where `baseline` is the oracle's own compiled NumPy
+  code evaluated in D (NumPy's float32/float16, ml_dtypes' bfloat16). It is the error of a naive
+  same-precision implementation, never of the subject itself. It is 0 for float64.
+- sensitivity: max |oracle(inputs * (1 ± eps(D))) - reference|: how far one rounding of every
+  input moves the exact result. It measures the conditioning of the example, so that a long,
+  chaotic recurrence does not turn rounding noise into a false alarm, in float64 too.
+- K = 4: FlashAttention's tests use 2 against a naive PyTorch implementation in the same dtype;
+  fused kernels and different summation orders round differently from the per-operation
+  rounding of the NumPy baseline, and the factor 4 leaves room for that, no more.
+- FLOOR_ULPS * eps(D) * scale, with scale = max(1, max |reference|) and FLOOR_ULPS = 8: a few
+  roundings of the output itself, for examples where the baseline happens to round exactly.
+
+An equation error shows as an error orders of magnitude above this. A failure whose error is
+still far below 1 (at least MIN_BITS correct bits) but above D's rounding is reported as a
+subject computing in lower precision than it was asked for, with the precision it reached.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import ml_dtypes
+import numpy as np
+import torch
+
+K = 4
+FLOOR_ULPS = 8
+MIN_BITS = 10  # an error below 2**-10 of the scale is rounding, not a different equation
+
+NUMPY_DTYPES = {torch.float64: np.float64, torch.float32: np.float32, torch.float16: np.float16,
+                torch.bfloat16: ml_dtypes.bfloat16}
+
+
+def eps(dtype: torch.dtype) -> float:
+    return torch.finfo(dtype).eps
+
+
+def mantissa_bits(dtype: torch.dtype) -> int:
+    return 1 - round(math.log2(eps(dtype)))
+
+
+def max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
+    if a.size == 0:
+        return 0.0
+    return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """The bound for one output, and the parts it was made of."""
+
+    atol: float
+    baseline_error: float
+    sensitivity: float
+    floor: float
+    dtype: torch.dtype
+
+    def describe(self) -> str:
+        return (f"tolerance {self.atol:.3g} = {K}*max(baseline error {self.baseline_error:.3g}, "
+                f"sensitivity {self.sensitivity:.3g}) + floor {self.floor:.3g} "
+                f"[{str(self.dtype).removeprefix('torch.')}, see properties/tolerance.py]")
+
+    def bits_reached(self, error: float, scale: float) -> float:
+        """Correct bits of an output with this max error, relative to its scale."""
+        return math.inf if error == 0 else max(0.0, -math.log2(error / scale))
+
+
+def scale_of(reference: np.ndarray) -> float:
+    return max(1.0, float(np.max(np.abs(reference)))) if reference.size else 1.0
+
+
+def tolerance(reference: np.ndarray, baseline: np.ndarray | None, perturbed: np.ndarray,
+              dtype: torch.dtype) -> Tolerance:
+    """The rule above, for one output. `baseline` is None for float64 (it equals the reference)."""
+    base = 0.0 if baseline is None else max_abs_diff(baseline, reference)
+    sens = max_abs_diff(perturbed, reference)
+    floor = FLOOR_ULPS * eps(dtype) * scale_of(reference)
+    return Tolerance(K * max(base, sens) + floor, base, sens, floor, dtype)
+
+
+def perturb(array: np.ndarray, dtype: torch.dtype, rng: np.random.Generator) -> np.ndarray:
+    """Each entry times (1 ± eps(D)), signs at random: one rounding's worth of change."""
+    return array * (1 + eps(dtype) * rng.choice((-1.0, 1.0), size=array.shape))
+
+
+def is_precision_shortfall(error: float, tol: Tolerance, scale: float) -> bool:
+    """True when a failing error looks like rounding in a lower precision, not another equation."""
+    return tol.bits_reached(error, scale) >= MIN_BITS

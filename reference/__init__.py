@@ -1,0 +1,6 @@
+"""Plain PyTorch implementations of the article's §1–2 equations (imports torch only)."""
+from .cells import gru_cell, gru_cell_reset_after, lstm_cell, rnn_cell, rnn_output
+from .sequences import bidirectional, seq2seq, stacked, unroll
+
+__all__ = ["bidirectional", "gru_cell", "gru_cell_reset_after", "lstm_cell", "rnn_cell", "rnn_output",
+           "seq2seq", "stacked", "unroll"]

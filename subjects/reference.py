@@ -1,0 +1,74 @@
+"""The built-in subject "reference": nlpspec's own plain-PyTorch implementation (`reference/`).
+
+A thin adapter: each builder binds the spec-named params to a function of `reference`. The gru
+builders read the variant off the keys (W_h: the article's cell; W_hn: gru.reset_after).
+"""
+from __future__ import annotations
+
+from reference import (gru_cell, gru_cell_reset_after, lstm_cell, rnn_cell, rnn_output, seq2seq,
+                       stacked)
+
+from .base import Subject
+
+VERSION = "0.1.0"
+
+
+def _gru(params):
+    """The GRU cell these params are for: reset-after when W_hn is present, else the article's."""
+    return gru_cell_reset_after if "W_hn" in params else gru_cell
+
+
+CELLS = {"rnn": lambda p: rnn_cell, "lstm": lambda p: lstm_cell, "gru": _gru}
+
+
+def _cell(kind):
+    def build(params):
+        cell = CELLS[kind](params)
+
+        def fn(x, h_prev, C_prev=None):
+            state = {"h_prev": h_prev} if C_prev is None else {"h_prev": h_prev, "C_prev": C_prev}
+            return cell(x, **state, **params)
+        return fn
+    return build
+
+
+def _output(params):
+    return lambda h: {"y": rnn_output(h, **params)}
+
+
+def _layers(kind):
+    def build(params):
+        cell = CELLS[kind](params["layers"][0][0])
+
+        def fn(x, h_prev, C_prev=None):
+            state = {"h": h_prev} if C_prev is None else {"h": h_prev, "C": C_prev}
+            out, final = stacked(cell, params["layers"], x, state)
+            return {"out": out, **final}
+        return fn
+    return build
+
+
+def _seq2seq(kind):
+    def build(params):
+        cell = CELLS[kind](params["encoder"])
+
+        def fn(x, y_prev, h_prev, C_prev=None):
+            state = {"h": h_prev} if C_prev is None else {"h": h_prev, "C": C_prev}
+            h, y = seq2seq(cell, params["encoder"], params["decoder"], params["output"], x, y_prev, state)
+            return {"h": h, "y": y}
+        return fn
+    return build
+
+
+SUBJECT = Subject(
+    name="reference",
+    version=VERSION,
+    builders={
+        "rnn.cell": _cell("rnn"),
+        "rnn.output": _output,
+        "lstm.cell": _cell("lstm"),
+        "gru.cell": _cell("gru"),
+        **{f"{kind}.layers": _layers(kind) for kind in CELLS},
+        **{f"{kind}.seq2seq": _seq2seq(kind) for kind in CELLS},
+    },
+)
