@@ -94,3 +94,6 @@ CELLS = {
     "gru.reset_after": (GRU_RESET, GRU_UPDATE, GRU_RESET_AFTER, GRU_RESET_AFTER_HIDDEN),
 }
 STATE = {"rnn": ("h",), "lstm": ("h", "C"), "gru": ("h",), "gru.reset_after": ("h",)}
+
+# The value of z_t at which a GRU keeps its state (h_t = h_{t-1}); proved by substitution in tests.
+UPDATE_KEEPS_STATE = {"gru": 0, "gru.reset_after": 1}

@@ -29,7 +29,7 @@ Components of §1–2 (inputs -> outputs; H hidden, I input, V output, B batch, 
 
 KIND is rnn, lstm or gru. A subject that implements a named variant of the article says so in
 `variants` ({component: variant E-id}); it is then checked against that variant and reported
-under its name. `expected_failures` maps a check id ("lstm.cell::oracle") to the reason; one that
+under its name. `expected_failures` maps a check id ("lstm.cell-oracle") to the reason; one that
 passes is reported as stale. `options` lists implementation knobs the suite sweeps
 ({component: {"batch_first": [True, False]}}); each value reaches the builder as a keyword.
 """

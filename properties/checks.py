@@ -1,0 +1,229 @@
+"""The checks: one generator of (component, check) pairs feeding both pytest and the plain runner.
+
+A check is a property of one component, run by Hypothesis on drawn cases. `oracle` compares with
+the spec; the others are the article's invariants, stated on the subject's own outputs. Each
+names the E-ids it bears on, so the summary can say which equation a failure points at.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Callable
+
+import numpy as np
+from hypothesis import strategies as st
+
+from spec.recurrent import CELLS, UPDATE_KEEPS_STATE
+
+from . import tolerance as tol
+from .components import COMPONENTS, Component, draw_layers_case
+from .harness import Harness, SubjectFailure, option_sets
+
+SATURATE = 50.0  # |pre-activation| that closes or opens a gate: σ(-50) ≈ 2e-22 < eps(float64)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    statement: str
+    applies: Callable[[Component], bool]
+    eids: Callable[[Harness], tuple]
+    body: Callable[[Harness, object], None]
+    needs: Callable[[Component], tuple] = lambda c: ()  # other components the check also drives
+
+
+def all_eids(h: Harness) -> tuple:
+    from .components import eids_for
+    return eids_for(h.component, h.kind)
+
+
+def evaluate(h: Harness, params, inputs):
+    """The subject's outputs, the oracle's, and the tolerances for one case."""
+    reference = h.reference(params, inputs)
+    actual = h.call(h.build(params), inputs, reference)
+    return actual, reference, h.tolerances(params, inputs, reference)
+
+
+def doubled(tolerances: dict) -> dict:
+    """Two subject outputs each within atol of the truth differ by at most 2*atol."""
+    return {k: tol.Tolerance(2 * t.atol, t.baseline_error, t.sensitivity, t.floor, t.dtype)
+            for k, t in tolerances.items()}
+
+
+# --- oracle and generic properties -------------------------------------------------------------
+def check_oracle(h: Harness, data):
+    params, inputs = h.draw(data)
+    h.compare(*evaluate(h, params, inputs))
+
+
+def check_determinism(h: Harness, data):
+    params, inputs = h.draw(data)
+    reference = h.reference(params, inputs)
+    fn = h.build(params)
+    first, second = h.call(fn, inputs, reference), h.call(fn, inputs, reference)
+    for name in first:
+        if not np.array_equal(first[name], second[name], equal_nan=True):
+            diff = np.max(np.abs(first[name] - second[name]))
+            raise SubjectFailure(f"{h.where()}: two calls on the same inputs give different {name!r} "
+                                 f"(max difference {diff:.3g}): the subject is not deterministic "
+                                 f"(dropout left on? state kept between calls?)")
+
+
+def check_batch_independence(h: Harness, data):
+    params, inputs = h.draw(data)
+    batched, reference, _ = evaluate(h, params, inputs)
+    b = data.draw(st.integers(0, len(next(iter(inputs.values()))) - 1), label="row")
+    row = {k: v[b:b + 1] for k, v in inputs.items()}
+    alone, row_reference, row_tol = evaluate(h, params, row)
+    h.compare({k: v[b:b + 1] for k, v in batched.items()}, alone, doubled(row_tol),
+              what=f"the same subject run on batch row {b} alone (batch rows must not interact)")
+
+
+# --- recurrent invariants ----------------------------------------------------------------------
+BOUNDS = {name: (0.0, 1.0) for name in ("f", "i", "o", "r", "z", "y")} | \
+    {name: (-1.0, 1.0) for name in ("h", "out", "Chat", "htilde", "n")}  # C, the cell state, is unbounded
+
+
+def check_bounds(h: Harness, data):
+    params, inputs = h.draw(data)
+    actual, _, _ = evaluate(h, params, inputs)
+    for name, value in actual.items():
+        if name not in BOUNDS:
+            continue
+        low, high = BOUNDS[name]
+        outside = (value < low) | (value > high)
+        if outside.any():
+            index = tuple(int(i) for i in np.argwhere(outside)[0])
+            raise SubjectFailure(f"[{h.output_eids.get(name, h.component.name)}] {h.where()}: output {name!r} "
+                                 f"is {value[index]:.6g} at {list(index)}, outside [{low}, {high}] "
+                                 f"(a tanh state or a σ gate cannot leave it; rounding may reach the ends)")
+    if "y" in actual:
+        sums = actual["y"].sum(axis=-1)
+        floor = tol.FLOOR_ULPS * tol.eps(h.run.dtype) * actual["y"].shape[-1]
+        if np.any(np.abs(sums - 1) > floor):
+            raise SubjectFailure(f"[rnn.output] {h.where()}: output 'y' has a row summing to "
+                                 f"{sums.ravel()[np.argmax(np.abs(sums - 1).ravel())]:.17g}, not 1 (within "
+                                 f"{floor:.3g}); a softmax row is a probability vector")
+
+
+def saturated(params: dict, gate: str, sign: float) -> dict:
+    """Parameters with gate `gate` forced open (sign +1) or closed (-1): W = 0, b = ±SATURATE."""
+    return {**params, f"W_{gate}": np.zeros_like(params[f"W_{gate}"]),
+            f"b_{gate}": np.full_like(params[f"b_{gate}"], sign * SATURATE)}
+
+
+def keeps(h: Harness, params, inputs, state: str, eid: str, why: str):
+    """The subject's new `state` equals the old one (to rounding of the output)."""
+    actual, _, _ = evaluate(h, params, inputs)
+    old = inputs[f"{state}_prev"]
+    bound = tol.tolerance(old, None, old, h.run.dtype)
+    h.output_eids = {**h.output_eids, state: eid}
+    h.compare({state: actual[state]}, {state: old}, {state: bound}, what=f"its previous state ({why})")
+
+
+def check_highway(h: Harness, data):
+    params, inputs = h.draw(data)
+    params = saturated(saturated(params, "f", +1), "i", -1)
+    keeps(h, params, inputs, "C", "lstm.cell", "forget gate open, input gate closed: the LSTM highway")
+
+
+def check_closed_update(h: Harness, data):
+    params, inputs = h.draw(data)
+    sign = +1 if UPDATE_KEEPS_STATE[h.kind] == 1 else -1
+    params = saturated(params, "z", sign)
+    eid = CELLS[h.kind][-1].eid
+    keeps(h, params, inputs, "h", eid, f"update gate saturated at z = {UPDATE_KEEPS_STATE[h.kind]}")
+
+
+# --- architecture invariants -------------------------------------------------------------------
+def layers_case(h: Harness, data, layers=None, directions=None):
+    params, inputs = draw_layers_case(h.kind, layers, directions)(data)
+    h.examples += 1
+    return h.round(params), h.round(inputs)
+
+
+def run_layers(h: Harness, params, inputs):
+    reference = h.reference(params, inputs)
+    return h.call(h.build(params), inputs, reference), reference, h.tolerances(params, inputs, reference)
+
+
+def check_unroll_equals_steps(h: Harness, data):
+    params, inputs = layers_case(h, data, layers=1, directions=1)
+    out, _, tols = run_layers(h, params, inputs)
+    cell_component = COMPONENTS[f"{h.component.family}.cell"]
+    cell = Harness(replace(h.run, options=option_sets(h.run.subject, cell_component)[0]), cell_component)
+    fn = cell.build(params["layers"][0][0])
+    state = {k: v[:, 0, 0] for k, v in inputs.items() if k.endswith("_prev")}
+    steps = []
+    for t in range(inputs["x"].shape[1]):
+        step_in = {"x": inputs["x"][:, t], **state}
+        got = cell.call(fn, step_in, cell.reference(params["layers"][0][0], step_in))
+        state = {f"{k}_prev": got[k] for k in cell.component.required}
+        steps.append(got["h"])
+    h.compare({"out": np.stack(steps, 1)}, {"out": out["out"]}, doubled(tols),
+              what="stepping the subject's own cell over the sequence")
+
+
+def check_bidirectional_reversal(h: Harness, data):
+    params, inputs = layers_case(h, data, layers=1, directions=2)
+    out, _, tols = run_layers(h, params, inputs)
+    H = inputs["h_prev"].shape[-1]
+    backward_params = {"layers": [[params["layers"][0][1]]]}
+    reversed_inputs = {"x": inputs["x"][:, ::-1].copy(),
+                       **{k: v[:, :, 1:2].copy() for k, v in inputs.items() if k.endswith("_prev")}}
+    alone, _, _ = run_layers(h, backward_params, reversed_inputs)
+    h.compare({"out": out["out"][..., H:]}, {"out": alone["out"][:, ::-1].copy()},
+              {"out": doubled(tols)["out"]},
+              what="its forward layer on the reversed sequence, reversed back (the backward half)")
+
+
+def check_stacked_composition(h: Harness, data):
+    params, inputs = layers_case(h, data, layers=data.draw(st.integers(2, 3),
+                                                           label="L"))
+    out, _, tols = run_layers(h, params, inputs)
+    x, finals = inputs["x"], {}
+    for l, layer in enumerate(params["layers"]):
+        one = {"x": x, **{k: v[:, l:l + 1] for k, v in inputs.items() if k.endswith("_prev")}}
+        got, _, _ = run_layers(h, {"layers": [layer]}, one)
+        x = got["out"]
+        for name in got:
+            finals.setdefault(name, []).append(got[name])
+    composed = {"out": x, **{k: np.concatenate(v, 1) for k, v in finals.items() if k != "out"}}
+    h.compare(out, composed, doubled(tols), what="its single layers composed one after another")
+
+
+def is_cell(c):
+    return c.name.endswith(".cell")
+
+
+def is_layers(c):
+    return c.name.endswith(".layers")
+
+
+CHECKS = (
+    Check("oracle", "Equals the spec's oracle on drawn shapes and values.", lambda c: True, all_eids, check_oracle),
+    Check("determinism", "Two calls on the same inputs give identical outputs.", lambda c: True, all_eids,
+          check_determinism),
+    Check("batch_independence", "Row b of a batched run equals the run on row b alone.", lambda c: True,
+          all_eids, check_batch_independence),
+    Check("bounds", "tanh states lie in [-1, 1], gates and probabilities in [0, 1], softmax rows sum to 1.",
+          lambda c: True, all_eids, check_bounds),
+    Check("highway", "Forget gate open and input gate closed: C_t = C_{t-1}.", lambda c: c.name == "lstm.cell",
+          lambda h: ("lstm.forget", "lstm.input", "lstm.cell"), check_highway),
+    Check("closed_update", "Update gate saturated to keep the state: h_t = h_{t-1}.",
+          lambda c: c.name == "gru.cell", lambda h: (CELLS[h.kind][1].eid, CELLS[h.kind][-1].eid),
+          check_closed_update),
+    Check("unroll_equals_steps", "The layer equals stepping the subject's own cell.", is_layers,
+          lambda h: ("seq.many_to_many",), check_unroll_equals_steps, lambda c: (f"{c.family}.cell",)),
+    Check("bidirectional_reversal", "The backward half is the forward layer on the reversed sequence, reversed.",
+          is_layers, lambda h: ("seq.bidirectional",), check_bidirectional_reversal),
+    Check("stacked_composition", "A stack of L layers equals its layers composed.", is_layers,
+          lambda h: ("seq.stacked",), check_stacked_composition),
+)
+
+
+def generate():
+    """Every (component, check) pair of the suite, in a stable order: the one generator."""
+    for component in COMPONENTS.values():
+        for check in CHECKS:
+            if check.applies(component):
+                yield component, check

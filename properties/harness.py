@@ -1,0 +1,191 @@
+"""Driving a subject safely: build, call, and check what comes back before comparing values.
+
+Everything a subject can get wrong that is not a value (its builder or callable raising, a
+missing output, a wrong shape, dtype or device, NaN or Inf, inputs modified in place) becomes a
+`SubjectFailure` whose message names the subject and the component; the values are compared by
+`compare`, with the tolerance rule of `properties.tolerance`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from subjects import Subject
+
+from . import tolerance as tol
+from .components import Component, cell_output_eids, kind_for
+
+
+class SubjectFailure(AssertionError):
+    """The subject did something wrong; the message says what, naming subject and component."""
+
+
+def nested_map(fn, tree):
+    if isinstance(tree, dict):
+        return {k: nested_map(fn, v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return [nested_map(fn, v) for v in tree]
+    return fn(tree)
+
+
+def leaves(tree, prefix=""):
+    """(path, array) for every array of a nested case."""
+    if isinstance(tree, dict):
+        for k, v in tree.items():
+            yield from leaves(v, f"{prefix}{k}" if not prefix else f"{prefix}.{k}")
+    elif isinstance(tree, (list, tuple)):
+        for i, v in enumerate(tree):
+            yield from leaves(v, f"{prefix}[{i}]")
+    else:
+        yield prefix, tree
+
+
+def option_sets(subject: Subject, component: Component) -> list[dict]:
+    """Every combination of the subject's knobs for this component ([{}] when it has none)."""
+    combos = [{}]
+    for name, values in subject.options.get(component.name, {}).items():
+        combos = [c | {name: v} for c in combos for v in values]
+    return combos
+
+
+@dataclass
+class Run:
+    """Where and how the suite runs a subject."""
+
+    subject: Subject
+    device: torch.device
+    dtype: torch.dtype
+    options: dict = field(default_factory=dict)   # the subject's own knobs for this component
+    reproduce: str = ""                            # a command line that reruns this check
+
+
+class Harness:
+    """One subject, one component, one run: build, call and compare."""
+
+    def __init__(self, run: Run, component: Component):
+        self.run, self.component = run, component
+        self.variant = run.subject.variants.get(component.name)
+        self.kind = kind_for(component, self.variant)
+        self.oracle = component.oracle(self.kind)
+        self.output_eids = {**component.output_eids, **cell_output_eids(self.kind)} \
+            if component.name.endswith(".cell") else component.output_eids
+        self.examples = 0
+
+    def where(self) -> str:
+        opts = "".join(f", {k}={v}" for k, v in self.run.options.items())
+        return f"subject {self.run.subject.name!r}, component {self.component.name}{opts}"
+
+    # -- cases -----------------------------------------------------------------------------
+    def draw(self, data):
+        """A case, rounded to the run's dtype: float64 arrays holding values exact in that dtype."""
+        params, inputs = self.component.draw(data, self.kind)
+        self.examples += 1
+        return self.round(params), self.round(inputs)
+
+    def round(self, tree):
+        return nested_map(lambda a: torch.from_numpy(a).to(self.run.dtype).double().numpy(), tree)
+
+    def tensors(self, tree):
+        return nested_map(lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device=self.run.device,
+                                                                                 dtype=self.run.dtype), tree)
+
+    # -- the subject -----------------------------------------------------------------------
+    def build(self, params):
+        __tracebackhide__ = True
+        try:
+            return self.run.subject.builders[self.component.name](self.tensors(params), **self.run.options)
+        except Exception as exc:
+            raise SubjectFailure(f"{self.where()}: the adapter's builder raised {type(exc).__name__}: {exc}") from exc
+
+    def call(self, fn, inputs, expected: dict) -> dict:
+        """Call the subject's function; return its outputs as float64 arrays, checked for form."""
+        __tracebackhide__ = True
+        given = self.tensors(inputs)
+        kept = {name: t.clone() for name, t in given.items()}
+        try:
+            out = fn(**given)
+        except Exception as exc:
+            raise SubjectFailure(f"{self.where()}: the subject raised {type(exc).__name__}: {exc}") from exc
+        for name, before in kept.items():
+            if not torch.equal(before, given[name]):
+                raise SubjectFailure(f"{self.where()}: the subject modified its input {name!r} in place")
+        if isinstance(out, torch.Tensor) and len(self.component.required) == 1:
+            out = {self.component.required[0]: out}
+        if not isinstance(out, dict):
+            raise SubjectFailure(f"{self.where()}: returned a {type(out).__name__}; expected a dict of tensors "
+                                 f"with {', '.join(self.component.required)}")
+        missing = [name for name in self.component.required if name not in out]
+        if missing:
+            raise SubjectFailure(f"{self.where()}: returned no {', '.join(map(repr, missing))} "
+                                 f"(it returned {', '.join(map(repr, out)) or 'nothing'})")
+        return {name: self.to_numpy(name, out[name], expected[name]) for name in expected if name in out}
+
+    def to_numpy(self, name, value, expected: np.ndarray) -> np.ndarray:
+        __tracebackhide__ = True
+        where = f"{self.where()}: output {name!r}"
+        if not isinstance(value, torch.Tensor):
+            raise SubjectFailure(f"{where} is a {type(value).__name__}, not a torch.Tensor")
+        if tuple(value.shape) != expected.shape:
+            raise SubjectFailure(f"{where} has shape {tuple(value.shape)}, but should be {expected.shape}")
+        if value.dtype != self.run.dtype:
+            lower = value.dtype.is_floating_point and tol.eps(value.dtype) > tol.eps(self.run.dtype)
+            raise SubjectFailure(f"{where} has dtype {value.dtype}, but was asked for {self.run.dtype}"
+                                 + (" (it returns a lower precision than it was given)" if lower else ""))
+        if value.device != self.run.device:
+            raise SubjectFailure(f"{where} is on {value.device}, but the suite runs on {self.run.device}")
+        array = value.detach().to("cpu", torch.float64).numpy()
+        bad = ~np.isfinite(array) & np.isfinite(expected)
+        if bad.any():
+            index = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise SubjectFailure(f"{where} is {array[index]} at index {index}, where the oracle gives "
+                                 f"{expected[index]:.6g}")
+        return array
+
+    # -- oracle and comparison -------------------------------------------------------------
+    def reference(self, params, inputs) -> dict:
+        return self.oracle(params, inputs)
+
+    def tolerances(self, params, inputs, reference: dict) -> dict:
+        """The tolerance rule for each output of this case (see properties/tolerance.py)."""
+        dtype = self.run.dtype
+        cast = tol.NUMPY_DTYPES[tol.baseline_dtype(dtype)]
+        baseline = self.oracle(nested_map(lambda a: a.astype(cast), params),
+                               nested_map(lambda a: a.astype(cast), inputs))
+        rng = np.random.default_rng(0)
+        perturbed = self.oracle(nested_map(lambda a: tol.perturb(a, dtype, rng), params),
+                                nested_map(lambda a: tol.perturb(a, dtype, rng), inputs))
+        return {name: tol.tolerance(ref, baseline[name], perturbed[name], dtype)
+                for name, ref in reference.items()}
+
+    def compare(self, actual: dict, reference: dict, tolerances: dict, what: str = "the oracle"):
+        """Every output the subject returned against `reference`, within its tolerance."""
+        __tracebackhide__ = True
+        for name, value in actual.items():
+            expected, bound = reference[name], tolerances[name]
+            try:
+                torch.testing.assert_close(torch.from_numpy(np.ascontiguousarray(value)),
+                                           torch.from_numpy(np.ascontiguousarray(expected)), rtol=0,
+                                           atol=bound.atol, equal_nan=True, msg=lambda m: m)
+                continue
+            except AssertionError as exc:
+                mismatch = str(exc)
+            error = tol.max_abs_diff(value, expected)
+            index = tuple(int(i) for i in np.unravel_index(np.nanargmax(np.abs(value - expected)), value.shape))
+            scale = tol.scale_of(expected)
+            eid = self.output_eids.get(name, self.component.name)
+            variant = f" (variant {self.variant})" if self.variant else ""
+            if tol.is_precision_shortfall(error, bound, scale):
+                kind = (f"precision: the error is rounding-sized but too large for {self.run.dtype}: about "
+                        f"{bound.bits_reached(error, scale):.0f} correct bits of {tol.mantissa_bits(self.run.dtype)} "
+                        f"(the subject seems to compute in a lower precision)")
+            else:
+                kind = "value: the subject computes a different function"
+            raise SubjectFailure(
+                f"[{eid}]{variant} {self.where()}: output {name!r} disagrees with {what}\n"
+                f"  {kind}\n"
+                f"  worst element {name}{list(index)}: subject {value[index]:.17g}, expected {expected[index]:.17g}\n"
+                f"  {bound.describe()}\n"
+                + "\n".join("  " + line for line in mismatch.splitlines() if line.strip())
+                + (f"\n  reproduce: {self.run.reproduce}" if self.run.reproduce else ""))
