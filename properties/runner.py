@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 import torch
-from hypothesis import given
+from hypothesis import Phase, given
 from hypothesis import seed as hypothesis_seed
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -34,7 +34,7 @@ class Record:
     message: str = ""
     variant: str = ""
     options: dict = field(default_factory=dict)
-    examples: int = 0    # cases Hypothesis drew, the failing one included
+    examples: int = 0    # cases drawn: all of them if it passed, up to the first failure if not
 
     @property
     def id(self) -> str:
@@ -81,9 +81,15 @@ def execute(run: Run, component: Component, check: Check, settings=None, seed=No
     harness = Harness(run, component)
     record.eids = list(check.eids(harness))
 
+    found_at = []  # examples drawn when the first failure appeared
+
     @given(data=st.data())
     def test(data):
-        check.body(harness, data)
+        try:
+            check.body(harness, data)
+        except Exception:
+            found_at.append(harness.examples)
+            raise
 
     test._hypothesis_internal_add_digest = repr(  # one example database entry per check and run
         (subject.name, component.name, check.name, sorted(run.options.items()), str(run.dtype))).encode()
@@ -96,7 +102,7 @@ def execute(run: Run, component: Component, check: Check, settings=None, seed=No
         test()
     except Exception as exc:
         error = exc
-    record.examples = harness.examples
+    record.examples = found_at[0] if found_at else harness.examples
     expected = subject.expected_failures.get(record.id)
     if error is not None:
         record.status = "xfail" if expected else "fail"
@@ -119,4 +125,17 @@ def check_subject(subject: Subject, device: str | torch.device | None = None, dt
     return records
 
 
-__all__ = ["COMPONENTS", "Record", "check_subject", "execute", "cases"]
+def first_failure(subject: Subject, components, settings, device="cpu", dtype=torch.float64) -> Record | None:
+    """Run the checks of `components` until one fails (shrinking off); that record, or None.
+
+    This is how the mutant zoo is hunted: shrinking makes a failure smaller, not likelier."""
+    hunting = hypothesis_settings(settings, phases=(Phase.explicit, Phase.generate))
+    for component, check, options in cases(subject):
+        if component.name in components:
+            record, _ = execute(Run(subject, torch.device(device), dtype, options), component, check, hunting)
+            if record.status == "fail":
+                return record
+    return None
+
+
+__all__ = ["COMPONENTS", "Record", "cases", "check_subject", "execute", "first_failure"]

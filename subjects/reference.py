@@ -21,9 +21,9 @@ def _gru(params):
 CELLS = {"rnn": lambda p: rnn_cell, "lstm": lambda p: lstm_cell, "gru": _gru}
 
 
-def _cell(kind):
+def _cell(kind, cells=CELLS):
     def build(params):
-        cell = CELLS[kind](params)
+        cell = cells[kind](params)
 
         def fn(x, h_prev, C_prev=None):
             state = {"h_prev": h_prev} if C_prev is None else {"h_prev": h_prev, "C_prev": C_prev}
@@ -36,9 +36,9 @@ def _output(params):
     return lambda h: {"y": rnn_output(h, **params)}
 
 
-def _layers(kind):
+def _layers(kind, cells=CELLS, stacked=stacked):
     def build(params):
-        cell = CELLS[kind](params["layers"][0][0])
+        cell = cells[kind](params["layers"][0][0])
 
         def fn(x, h_prev, C_prev=None):
             state = {"h": h_prev} if C_prev is None else {"h": h_prev, "C": C_prev}
@@ -48,9 +48,9 @@ def _layers(kind):
     return build
 
 
-def _seq2seq(kind):
+def _seq2seq(kind, cells=CELLS, seq2seq=seq2seq):
     def build(params):
-        cell = CELLS[kind](params["encoder"])
+        cell = cells[kind](params["encoder"])
 
         def fn(x, y_prev, h_prev, C_prev=None):
             state = {"h": h_prev} if C_prev is None else {"h": h_prev, "C": C_prev}
@@ -60,15 +60,17 @@ def _seq2seq(kind):
     return build
 
 
-SUBJECT = Subject(
-    name="reference",
-    version=VERSION,
-    builders={
-        "rnn.cell": _cell("rnn"),
-        "rnn.output": _output,
-        "lstm.cell": _cell("lstm"),
-        "gru.cell": _cell("gru"),
-        **{f"{kind}.layers": _layers(kind) for kind in CELLS},
-        **{f"{kind}.seq2seq": _seq2seq(kind) for kind in CELLS},
-    },
-)
+def builders(cells=CELLS, output=_output, stacked=stacked, seq2seq=seq2seq):
+    """Every component's builder, from the given cells and architecture functions.
+
+    The defaults are the reference; the mutant zoo (subjects/zoo) swaps one piece for a broken one.
+    """
+    return {
+        "rnn.output": output,
+        **{f"{kind}.cell": _cell(kind, cells) for kind in cells},
+        **{f"{kind}.layers": _layers(kind, cells, stacked) for kind in cells},
+        **{f"{kind}.seq2seq": _seq2seq(kind, cells, seq2seq) for kind in cells},
+    }
+
+
+SUBJECT = Subject(name="reference", version=VERSION, builders=builders())

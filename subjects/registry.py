@@ -16,10 +16,15 @@ class SubjectLoadError(Exception):
 
 
 def load_subject(name: str) -> Subject:
-    """The subject called `name`: a built-in name, or `package.module:object`.
+    """The subject called `name`: a built-in name, a mutant `zoo.NAME`, or `package.module:object`.
 
     The object is a `Subject`, or a callable with no arguments that returns one.
     """
+    if name.startswith("zoo."):
+        from .zoo import MUTANTS
+        if name[4:] in MUTANTS:
+            return MUTANTS[name[4:]].subject
+        raise SubjectLoadError(f"unknown mutant {name!r}: the zoo holds {', '.join('zoo.' + m for m in MUTANTS)}")
     path = BUILTINS.get(name, name)
     if ":" not in path:
         raise SubjectLoadError(f"unknown subject {name!r}: the built-ins are {', '.join(BUILTINS)}; "

@@ -1,0 +1,8 @@
+"""The mutant zoo: subjects with one small, deliberate bug each, which the suite must catch.
+
+A mutant is a subject like any other (`pytest --subject subjects.zoo.recurrent:lstm_gates_swapped`
+shows what a user with that bug would see). `MUTANTS` lists them with the components they break.
+"""
+from .recurrent import MUTANTS as RECURRENT
+
+MUTANTS = {**RECURRENT}
