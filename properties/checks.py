@@ -52,7 +52,7 @@ def doubled(tolerances: dict) -> dict:
 # --- oracle and generic properties -------------------------------------------------------------
 def check_oracle(h: Harness, data):
     params, inputs = h.draw(data)
-    h.compare(*evaluate(h, params, inputs))
+    h.compare(*evaluate(h, params, inputs), case=(params, inputs))
 
 
 def check_determinism(h: Harness, data):

@@ -159,8 +159,19 @@ class Harness:
         return {name: tol.tolerance(ref, baseline[name], perturbed[name], dtype)
                 for name, ref in reference.items()}
 
-    def compare(self, actual: dict, reference: dict, tolerances: dict, what: str = "the oracle"):
-        """Every output the subject returned against `reference`, within its tolerance."""
+    def lower_precision(self, case, name: str, error: float, reference: np.ndarray):
+        """The lower dtype whose rounding explains a failing output of the oracle check, or None."""
+        for lower in tol.LOWER.get(self.run.dtype, ()):
+            cast = tol.NUMPY_DTYPES[lower]
+            params, inputs = (nested_map(lambda a: a.astype(cast), part) for part in case)
+            if tol.explained_by(error, reference, self.oracle(params, inputs)[name], lower):
+                return lower
+        return None
+
+    def compare(self, actual: dict, reference: dict, tolerances: dict, what: str = "the oracle", case=None):
+        """Every output the subject returned against `reference`, within its tolerance.
+
+        With `case` (params, inputs) given, a failure is also tried as rounding in a lower dtype."""
         __tracebackhide__ = True
         for name, value in actual.items():
             expected, bound = reference[name], tolerances[name]
@@ -176,10 +187,11 @@ class Harness:
             scale = tol.scale_of(expected)
             eid = self.output_eids.get(name, self.component.name)
             variant = f" (variant {self.variant})" if self.variant else ""
-            if tol.is_precision_shortfall(error, bound, scale):
-                kind = (f"precision: the error is rounding-sized but too large for {self.run.dtype}: about "
-                        f"{bound.bits_reached(error, scale):.0f} correct bits of {tol.mantissa_bits(self.run.dtype)} "
-                        f"(the subject seems to compute in a lower precision)")
+            lower = self.lower_precision(case, name, error, expected) if case is not None else None
+            if lower is not None:
+                kind = (f"precision: the error is what rounding in {lower} gives, too large for {self.run.dtype}: "
+                        f"about {bound.bits_reached(error, scale):.0f} correct bits of "
+                        f"{tol.mantissa_bits(self.run.dtype)} (the subject computes in a lower precision)")
             else:
                 kind = "value: the subject computes a different function"
             raise SubjectFailure(

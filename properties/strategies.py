@@ -32,6 +32,16 @@ class Shape(tuple):
         return super().__new__(cls, (tuple(shape), float(bound)))
 
 
+class Entries:
+    """The drawn bytes; printed as a count, since the arrays they make are printed one by one."""
+
+    def __init__(self, raw: bytes):
+        self.raw = raw
+
+    def __repr__(self):
+        return f"<{len(self.raw) // 2} entries, printed below as arrays>"
+
+
 def arrays(data, layout):
     """Fill a nested layout of `Shape`s (dicts and lists) with arrays, in one draw.
 
@@ -42,8 +52,8 @@ def arrays(data, layout):
     """
     slots = list(_slots(layout))
     total = sum(int(np.prod(shape)) for _, (shape, _) in slots)
-    raw = data.draw(st.binary(min_size=2 * total, max_size=2 * total), label="entries (bytes)")
-    flat = np.clip(np.frombuffer(bytes(raw), dtype="<i2").astype(np.float64), -LEVELS, LEVELS) / LEVELS
+    raw = data.draw(st.binary(min_size=2 * total, max_size=2 * total).map(Entries), label="entries")
+    flat = np.clip(np.frombuffer(raw.raw, dtype="<i2").astype(np.float64), -LEVELS, LEVELS) / LEVELS
     filled, start = {}, 0
     for path, (shape, bound) in slots:
         count = int(np.prod(shape))

@@ -1,0 +1,74 @@
+"""Bad input gets a clear failure that names subject and component, never a crash in the suite."""
+import subprocess
+import sys
+
+import pytest
+import torch
+from hypothesis import Phase, settings
+
+from bad_subjects import SUBJECTS
+from properties.runner import check_subject
+from subjects.registry import SubjectLoadError, load_subject
+
+pytestmark = pytest.mark.selftest
+QUICK = settings(max_examples=10, derandomize=True, database=None, deadline=None,
+                 phases=(Phase.explicit, Phase.generate))
+
+
+def oracle_record(name, dtype=torch.float64):
+    records = check_subject(SUBJECTS[name], "cpu", dtype, QUICK, components=["rnn.cell"])
+    return next(r for r in records if r.check == "oracle")
+
+
+@pytest.mark.parametrize("name, words", [
+    ("builder_raises", "builder raised ValueError: no weights for you"),
+    ("call_raises", "the subject raised ZeroDivisionError"),
+    ("wrong_shape", "has shape"),
+    ("wrong_dtype", "has dtype torch.float32, but was asked for torch.float64 (it returns a lower precision"),
+    ("wrong_device", "is on meta, but the suite runs on cpu"),
+    ("nan", "is nan at index"),
+    ("mutates", "modified its input 'h_prev' in place"),
+    ("not_a_dict", "returned a list; expected a dict of tensors"),
+    ("missing_output", "returned no 'h' (it returned 'hidden')"),
+    ("float32_inside", "precision: the error is what rounding in torch.float32 gives"),
+    ("unknown_variant", "unknown variant 'rnn.elman_v2'"),
+])
+def test_misbehaviour_is_named(name, words):
+    record = oracle_record(name)
+    assert record.status == "fail"
+    assert words in record.message
+    assert f"subject {name!r}" in record.message
+
+
+def test_wrong_equation_is_not_called_precision():
+    record = oracle_record("xfail")  # h + 1: its own expected failure, but the message is the check's
+    assert record.status == "xfail" and record.message == "known off by one"
+
+
+def test_expected_failure_that_passes_is_stale():
+    record = oracle_record("stale")
+    assert record.status == "stale" and "remove it from expected_failures" in record.message
+
+
+def test_component_not_offered_is_skipped_with_its_name():
+    records = check_subject(SUBJECTS["stale"], "cpu", torch.float64, QUICK, components=["lstm.cell"])
+    assert records and all(r.status == "skip" and "lstm.cell" in r.message for r in records)
+
+
+@pytest.mark.parametrize("name, words", [
+    ("nosuch", "unknown subject 'nosuch': the built-ins are reference, torch"),
+    ("no.such:thing", "importing 'no.such' failed: ModuleNotFoundError"),
+    ("subjects:nothing_here", "module 'subjects' has no attribute 'nothing_here'"),
+    ("subjects.registry:BUILTINS", "is a dict, not a subjects.Subject"),
+    ("zoo.nosuch", "unknown mutant 'zoo.nosuch'"),
+])
+def test_unknown_subject_is_a_one_line_error(name, words):
+    with pytest.raises(SubjectLoadError, match=words.replace("(", r"\(").replace(")", r"\)")):
+        load_subject(name)
+
+
+def test_unknown_subject_stops_pytest_with_usage_error():
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "--subject", "no.such:thing", "-p", "no:xdist"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 4  # pytest's usage error
+    assert "ERROR: subject 'no.such:thing': importing 'no.such' failed" in done.stderr
