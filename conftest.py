@@ -55,9 +55,8 @@ def pytest_configure(config):
     except SubjectLoadError as exc:
         raise pytest.UsageError(str(exc)) from None
     device = config.getoption("device") or ("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(device)
-        torch.empty(0, device=device)
+    try:  # the canonical device ("cuda" -> "cuda:0"), as the subject's tensors will report it
+        device = torch.empty(0, device=torch.device(device)).device
     except (RuntimeError, AssertionError) as exc:
         raise pytest.UsageError(f"--device {device}: {exc}") from None
     config._nlpspec_run = Run(subject, device, DTYPES[config.getoption("dtype")])

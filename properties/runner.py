@@ -116,7 +116,7 @@ def execute(run: Run, component: Component, check: Check, settings=None, seed=No
 def check_subject(subject: Subject, device: str | torch.device | None = None, dtype: torch.dtype = torch.float64,
                   settings: hypothesis_settings | None = None, components: list[str] | None = None) -> list[Record]:
     """Run every check on `subject` outside pytest and return the records (scikit-learn style)."""
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = torch.empty(0, device=device or ("cuda" if torch.cuda.is_available() else "cpu")).device
     records = []
     for component, check, options in cases(subject):
         if components is None or component.name in components:
@@ -132,7 +132,8 @@ def first_failure(subject: Subject, components, settings, device="cpu", dtype=to
     hunting = hypothesis_settings(settings, phases=(Phase.explicit, Phase.generate))
     for component, check, options in cases(subject):
         if component.name in components:
-            record, _ = execute(Run(subject, torch.device(device), dtype, options), component, check, hunting)
+            record, _ = execute(Run(subject, torch.empty(0, device=device).device, dtype, options), component, check,
+                                hunting)
             if record.status == "fail":
                 return record
     return None

@@ -10,11 +10,8 @@ import sympy as sp
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
 
-class Elementwise(MatrixExpr):
-    """A scalar function applied to every entry of a matrix expression."""
-
-    latex_name: str = ""
-    numpy_helper: str = ""  # name of the NumPy function in the oracle's namespace
+class MatrixFunction(MatrixExpr):
+    """A function of one matrix expression, with the same shape as its argument."""
 
     def __new__(cls, arg):
         return super().__new__(cls, sp.sympify(arg))
@@ -26,6 +23,13 @@ class Elementwise(MatrixExpr):
     @property
     def shape(self):
         return self.arg.shape
+
+
+class Elementwise(MatrixFunction):
+    """A scalar function applied to every entry of a matrix expression."""
+
+    latex_name: str = ""
+    numpy_helper: str = ""  # name of the NumPy function in the oracle's namespace
 
     @staticmethod
     def scalar(a):
@@ -63,19 +67,8 @@ class Tanh(Elementwise):
         return sp.tanh(a)
 
 
-class Softmax(MatrixExpr):
+class Softmax(MatrixFunction):
     """Softmax of each column: entry (i, j) is exp(a_ij) / Σ_k exp(a_kj)."""
-
-    def __new__(cls, arg):
-        return super().__new__(cls, sp.sympify(arg))
-
-    @property
-    def arg(self):
-        return self.args[0]
-
-    @property
-    def shape(self):
-        return self.arg.shape
 
     def _entry(self, i, j, **kwargs):
         rows = self.arg.shape[0]

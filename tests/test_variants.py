@@ -30,3 +30,9 @@ def test_torch_gru_fails_as_the_articles_gru():
     record = gru_oracle(undeclared)
     assert record.status == "fail"
     assert "value: the subject computes a different function" in record.message
+
+
+def test_readme_worked_example_passes_every_check():
+    records = check_subject(load_subject("examples.my_lstm:SUBJECT"), "cpu", torch.float64, QUICK)
+    assert {r.component for r in records if r.status != "skip"} == {"lstm.cell"}
+    assert all(r.status == "pass" for r in records if r.status != "skip"), [r.message for r in records]

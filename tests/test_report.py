@@ -1,0 +1,33 @@
+"""The end-of-run summary and the JSON report, from a real pytest run."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.selftest
+
+
+def run_pytest(tmp_path, *args):
+    report = tmp_path / "report.json"
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:xdist", "tests/test_conformance.py",
+                           "--hypothesis-profile", "ci", "--nlpspec-report", str(report), *args],
+                          capture_output=True, text=True, timeout=300)
+    return done, json.loads(report.read_text())
+
+
+def test_summary_and_json_name_the_variant_and_the_failure(tmp_path):
+    done, report = run_pytest(tmp_path, "--subject", "torch", "-k", "gru.cell-oracle or rnn.cell-oracle")
+    assert done.returncode == 0, done.stdout[-2000:]
+    assert "nlpspec: subject torch" in done.stdout  # the report header
+    assert any(line.split()[:3] == ["gru.cell", "gru.reset_after", "variant"] for line in done.stdout.splitlines())
+    assert report["subject"] == "torch" and report["dtype"] == "float64"
+    assert {(r["id"], r["status"], r["variant"]) for r in report["records"]} == {
+        ("gru.cell-oracle", "pass", "gru.reset_after"), ("rnn.cell-oracle", "pass", "")}
+
+    done, report = run_pytest(tmp_path, "--subject", "zoo.rnn_bias_dropped", "-k", "rnn.cell-oracle")
+    assert done.returncode == 1
+    assert any(line.split() == ["rnn.cell", "rnn.cell", "fail", "(oracle)"] for line in done.stdout.splitlines())
+    assert "reproduce: pytest 'tests/test_conformance.py::test_conformance[rnn.cell-oracle]'" in done.stdout
+    [record] = report["records"]
+    assert record["status"] == "fail" and record["message"].startswith("[rnn.cell]")
