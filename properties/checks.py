@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from spec.recurrent import CELLS, UPDATE_KEEPS_STATE
 
 from . import tolerance as tol
-from .components import COMPONENTS, Component, draw_layers_case
+from .components import COMPONENTS, Component, draw_layers_case, eids_for
 from .harness import Harness, SubjectFailure, option_sets
 
 SATURATE = 50.0  # |pre-activation| that closes or opens a gate: σ(-50) ≈ 2e-22 < eps(float64)
@@ -32,7 +32,6 @@ class Check:
 
 
 def all_eids(h: Harness) -> tuple:
-    from .components import eids_for
     return eids_for(h.component, h.kind)
 
 

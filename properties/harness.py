@@ -72,6 +72,7 @@ class Harness:
         self.output_eids = {**component.output_eids, **cell_output_eids(self.kind)} \
             if component.name.endswith(".cell") else component.output_eids
         self.examples = 0
+        self.params: list = []  # (path, tensor given to the builder, its copy), set by build
 
     def where(self) -> str:
         opts = "".join(f", {k}={v}" for k, v in self.run.options.items())
@@ -94,8 +95,10 @@ class Harness:
     # -- the subject -----------------------------------------------------------------------
     def build(self, params):
         __tracebackhide__ = True
+        given = self.tensors(params)
+        self.params = [(path, t, t.clone()) for path, t in leaves(given)]  # checked after every call
         try:
-            return self.run.subject.builders[self.component.name](self.tensors(params), **self.run.options)
+            return self.run.subject.builders[self.component.name](given, **self.run.options)
         except Exception as exc:
             raise SubjectFailure(f"{self.where()}: the adapter's builder raised {type(exc).__name__}: {exc}") from exc
 
@@ -111,6 +114,9 @@ class Harness:
         for name, before in kept.items():
             if not torch.equal(before, given[name]):
                 raise SubjectFailure(f"{self.where()}: the subject modified its input {name!r} in place")
+        for path, tensor, before in self.params:
+            if not torch.equal(before, tensor):
+                raise SubjectFailure(f"{self.where()}: the subject modified its parameter {path!r} in place")
         if isinstance(out, torch.Tensor) and len(self.component.required) == 1:
             out = {self.component.required[0]: out}
         if not isinstance(out, dict):

@@ -30,6 +30,7 @@ SUBJECTS = {
     "wrong_device": wrapped("wrong_device", lambda fn: lambda **i: {"h": fn(**i)["h"].to("meta")}),
     "nan": wrapped("nan", lambda fn: lambda **i: {"h": fn(**i)["h"] * float("nan")}),
     "mutates": wrapped("mutates", lambda fn: lambda **i: {"h": i["h_prev"].mul_(0.5)}),
+    "mutates_params": Subject("mutates_params", {"rnn.cell": lambda params: rnn({**params, "b_h": params["b_h"].zero_()})}),
     "not_a_dict": wrapped("not_a_dict", lambda fn: lambda **i: [fn(**i)["h"]]),
     "missing_output": wrapped("missing_output", lambda fn: lambda **i: {"hidden": fn(**i)["h"]}),
     # Computes in float32 and hands back float64: a precision shortfall, not a wrong equation.

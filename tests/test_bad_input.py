@@ -28,6 +28,7 @@ def oracle_record(name, dtype=torch.float64):
     ("wrong_device", "is on meta, but the suite runs on cpu"),
     ("nan", "is nan at index"),
     ("mutates", "modified its input 'h_prev' in place"),
+    ("mutates_params", "modified its parameter 'b_h' in place"),
     ("not_a_dict", "returned a list; expected a dict of tensors"),
     ("missing_output", "returned no 'h' (it returned 'hidden')"),
     ("float32_inside", "precision: the error is what rounding in torch.float32 gives"),
