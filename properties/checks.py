@@ -116,8 +116,7 @@ def keeps(h: Harness, params, inputs, state: str, eid: str, why: str):
     actual, _, _ = evaluate(h, params, inputs)
     old = inputs[f"{state}_prev"]
     bound = tol.tolerance(old, None, old, h.run.dtype)
-    h.output_eids = {**h.output_eids, state: eid}
-    h.compare({state: actual[state]}, {state: old}, {state: bound}, what=f"its previous state ({why})")
+    h.compare({state: actual[state]}, {state: old}, {state: bound}, what=f"its previous state ({why})", eid=eid)
 
 
 def check_highway(h: Harness, data):

@@ -174,10 +174,12 @@ class Harness:
                 return lower
         return None
 
-    def compare(self, actual: dict, reference: dict, tolerances: dict, what: str = "the oracle", case=None):
+    def compare(self, actual: dict, reference: dict, tolerances: dict, what: str = "the oracle", case=None,
+                eid: str | None = None):
         """Every output the subject returned against `reference`, within its tolerance.
 
-        With `case` (params, inputs) given, a failure is also tried as rounding in a lower dtype."""
+        With `case` (params, inputs) given, a failure is also tried as rounding in a lower dtype.
+        `eid` names the equation a failure points at (default: the one that defines the output)."""
         __tracebackhide__ = True
         for name, value in actual.items():
             expected, bound = reference[name], tolerances[name]
@@ -191,7 +193,7 @@ class Harness:
             error = tol.max_abs_diff(value, expected)
             index = tuple(int(i) for i in np.unravel_index(np.nanargmax(np.abs(value - expected)), value.shape))
             scale = tol.scale_of(expected)
-            eid = self.output_eids.get(name, self.component.name)
+            eid = eid or self.output_eids.get(name, self.component.name)
             variant = f" (variant {self.variant})" if self.variant else ""
             lower = self.lower_precision(case, name, error, expected) if case is not None else None
             if lower is not None:

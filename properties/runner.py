@@ -125,13 +125,15 @@ def check_subject(subject: Subject, device: str | torch.device | None = None, dt
     return records
 
 
-def first_failure(subject: Subject, components, settings, device="cpu", dtype=torch.float64) -> Record | None:
-    """Run the checks of `components` until one fails (shrinking off); that record, or None.
+def first_failure(subject: Subject, components, settings, device="cpu", dtype=torch.float64,
+                  checks=None) -> Record | None:
+    """Run the checks (all, or those named in `checks`) of `components` until one fails, with
+    shrinking off; return that record, or None.
 
     This is how the mutant zoo is hunted: shrinking makes a failure smaller, not likelier."""
     hunting = hypothesis_settings(settings, phases=(Phase.explicit, Phase.generate))
     for component, check, options in cases(subject):
-        if component.name in components:
+        if component.name in components and (checks is None or check.name in checks):
             record, _ = execute(Run(subject, torch.empty(0, device=device).device, dtype, options), component, check,
                                 hunting)
             if record.status == "fail":

@@ -2,6 +2,7 @@
 import pytest
 from hypothesis import settings
 
+from properties.checks import CHECKS
 from properties.runner import first_failure
 from subjects.zoo import MUTANTS
 
@@ -13,3 +14,28 @@ def test_mutant_is_caught(name):
     mutant = MUTANTS[name]
     record = first_failure(mutant.subject, mutant.components, settings.get_profile("ci"))
     assert record is not None, f"mutant {name} ({mutant.bug}) passed every check of {mutant.components}"
+
+
+# For each check, a mutant it catches on its own: no check of the suite is vacuous.
+WITNESS = {
+    "oracle": "rnn_bias_dropped",
+    "determinism": "rnn_dropout_left_on",
+    "batch_independence": "rnn_batch_rows_mixed",
+    "bounds": "lstm_output_on_C",
+    "highway": "lstm_gates_swapped",
+    "closed_update": "gru_update_flipped",
+    "unroll_equals_steps": "layers_cold_start",
+    "bidirectional_reversal": "bidirectional_not_reversed_back",
+    "stacked_composition": "stacked_fed_x",
+}
+
+
+def test_every_check_has_a_witness():
+    assert set(WITNESS) == {check.name for check in CHECKS}
+
+
+@pytest.mark.parametrize("check, name", sorted(WITNESS.items()))
+def test_check_alone_catches_its_witness(check, name):
+    mutant = MUTANTS[name]
+    record = first_failure(mutant.subject, mutant.components, settings.get_profile("ci"), checks=[check])
+    assert record is not None and record.check == check, f"{check} alone does not catch {name} ({mutant.bug})"

@@ -68,6 +68,11 @@ def gru_reset_after_as_article(x, h_prev, W_r, b_r, W_z, b_z, W_h, b_h):
                                     torch.zeros_like(b_h))
 
 
+def rnn_dropout_left_on(x, h_prev, W_hh, W_xh, b_h):
+    out = ref.rnn_cell(x, h_prev, W_hh, W_xh, b_h)
+    return {"h": torch.nn.functional.dropout(out["h"], p=0.5, training=True)}
+
+
 # --- architectures -----------------------------------------------------------------------------
 def bidirectional_halves_swapped(cell, params, x, state):
     out, finals = seq.bidirectional(cell, params, x, state)
@@ -91,6 +96,11 @@ def stacked_fed_x(cell, params, x, state):
     runs = [seq.stacked(cell, [layer], x, {k: v[:, l:l + 1] for k, v in state.items()})
             for l, layer in enumerate(params)]
     return runs[-1][0], {k: torch.cat([finals[k] for _, finals in runs], 1) for k in state}
+
+
+def layers_cold_start(cell, params, x, state):
+    """The layer ignores the initial state it is given and starts from zeros."""
+    return seq.stacked(cell, params, x, {k: torch.zeros_like(v) for k, v in state.items()})
 
 
 def seq2seq_cold_decoder(cell, encoder, decoder, output, x, y_prev, state):
@@ -119,6 +129,8 @@ MUTANTS = {m.subject.name.removeprefix("zoo."): m for m in (
            cells=cells(rnn=rnn_square_weight_transposed)),
     mutant("rnn_batch_rows_mixed", "each row reads another row's h_{t-1}", ("rnn.cell",),
            cells=cells(rnn=rnn_batch_rows_mixed)),
+    mutant("rnn_dropout_left_on", "dropout on the new state, left on at evaluation", ("rnn.cell",),
+           cells=cells(rnn=rnn_dropout_left_on)),
     mutant("gru_update_flipped", "GRU update convention flipped (z keeps the old state)", ("gru.cell",),
            cells=cells(gru=gru_update_flipped)),
     mutant("gru_reset_after_as_article", "a reset-after GRU declared as the article's", ("gru.cell",),
@@ -129,6 +141,8 @@ MUTANTS = {m.subject.name.removeprefix("zoo."): m for m in (
            ("lstm.layers",), stacked=partial(seq.stacked, layer=bidirectional_not_reversed_back)),
     mutant("stacked_fed_x", "a stacked layer fed x instead of the states below", ("gru.layers",),
            stacked=stacked_fed_x),
+    mutant("layers_cold_start", "the layer ignores its initial state (starts from zeros)", ("lstm.layers",),
+           stacked=layers_cold_start),
     mutant("seq2seq_cold_decoder", "decoder started from zeros, not the encoder's last state", ("lstm.seq2seq",),
            seq2seq=seq2seq_cold_decoder),
     mutant("output_softmax_over_batch", "output softmax over the batch axis", ("rnn.output",),
