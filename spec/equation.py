@@ -16,6 +16,8 @@ LATEX_NAMES = {
     "x": "x_t", "h_prev": "h_{t-1}", "C_prev": "C_{t-1}", "h": "h_t", "C": "C_t", "y": "y_t",
     "f": "f_t", "i": "i_t", "Chat": r"\hat{C}_t", "o": "o_t",
     "r": "r_t", "z": "z_t", "htilde": r"\tilde{h}_t", "n": "n_t",
+    "H_enc": "H", "alpha": r"\alpha", "C_ctx": "C", "B_mask": "B", "head": r"\mathrm{head}_n",
+    "Z": r"\operatorname{Concat}(\mathrm{head}_1, \ldots, \mathrm{head}_h)", "O": r"\operatorname{MultiHead}",
 }
 
 
@@ -39,36 +41,51 @@ def latex(expr) -> str:
 
 @dataclass(frozen=True)
 class Equation:
-    """One equation: `lhs = rhs`, a MatrixSymbol defined by a matrix expression."""
+    """One equation: `lhs = rhs`, a MatrixSymbol defined by a matrix expression.
+
+    A few equations define several symbols at once (self.qkv: Q, K and V): then lhs and rhs are
+    tuples of the same length, and the compiled function returns a tuple.
+    """
 
     eid: str
     statement: str
-    lhs: sp.MatrixSymbol
-    rhs: sp.Basic
+    lhs: sp.MatrixSymbol | tuple
+    rhs: sp.Basic | tuple
     variant_of: str | None = None  # E-id this equation replaces in a named variant
+
+    @property
+    def targets(self) -> tuple[sp.MatrixSymbol, ...]:
+        return self.lhs if isinstance(self.lhs, tuple) else (self.lhs,)
+
+    @property
+    def expressions(self) -> tuple:
+        return self.rhs if isinstance(self.rhs, tuple) else (self.rhs,)
 
     @cached_property
     def inputs(self) -> tuple[sp.MatrixSymbol, ...]:
         """The matrix symbols the right-hand side reads, sorted by name."""
-        return tuple(sorted(self.rhs.atoms(sp.MatrixSymbol), key=lambda s: s.name))
+        found = set().union(*(e.atoms(sp.MatrixSymbol) for e in self.expressions))
+        return tuple(sorted(found, key=lambda s: s.name))
 
     @cached_property
     def dimensions(self) -> tuple[sp.Symbol, ...]:
-        """The dimension symbols (H, I, …) of the inputs' shapes."""
+        """The dimension symbols (H, I, …) of the shapes, and any the right-hand side names."""
         dims = set()
-        for s in (self.lhs, *self.inputs):
+        for s in (*self.targets, *self.inputs):
             for d in s.shape:
                 dims |= sp.sympify(d).free_symbols
+        for e in self.expressions:
+            dims |= {d for d in e.free_symbols if not isinstance(d, sp.MatrixSymbol)}
         return tuple(sorted(dims, key=lambda d: d.name))
 
     @property
     def shapes(self) -> dict[str, tuple]:
-        """Symbolic shape of every symbol, the defined one included."""
-        return {s.name: tuple(s.shape) for s in (*self.inputs, self.lhs)}
+        """Symbolic shape of every symbol, the defined ones included."""
+        return {s.name: tuple(s.shape) for s in (*self.inputs, *self.targets)}
 
     @property
     def latex(self) -> str:
-        return f"{latex(self.lhs)} = {latex(self.rhs)}"
+        return r",\quad ".join(f"{latex(l)} = {latex(r)}" for l, r in zip(self.targets, self.expressions))
 
 
 @dataclass(frozen=True)

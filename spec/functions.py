@@ -81,3 +81,86 @@ class Softmax(MatrixFunction):
 
     def _numpycode(self, printer):
         return f"_softmax_columns({printer._print(self.arg)})"
+
+
+class RowSoftmax(MatrixFunction):
+    """Softmax of each row: entry (i, j) is exp(a_ij) / Σ_k exp(a_ik) (attention: over the keys j).
+
+    A row whose entries are all -∞ (a query allowed no key) has no value: its entries are NaN.
+    """
+
+    def _entry(self, i, j, **kwargs):
+        cols = self.arg.shape[1]
+        k = sp.Dummy("k", integer=True)
+        total = sp.Sum(sp.exp(self.arg._entry(i, k, **kwargs)), (k, 0, cols - 1))
+        return sp.exp(self.arg._entry(i, j, **kwargs)) / total.doit()
+
+    def _latex(self, printer):
+        return rf"\operatorname{{softmax}}\left({printer._print(self.arg)}\right)"
+
+    def _numpycode(self, printer):
+        return f"_softmax_rows({printer._print(self.arg)})"
+
+
+class Mask(MatrixExpr):
+    """An additive mask: entry (i, j) is -∞ where position j is hidden from query i, else 0.
+
+    Added to scores, it prints to NumPy as `where(hidden, -inf, scores)`, which is the same sum
+    and keeps the scores' dtype. Subclasses say which entries are hidden.
+    """
+
+    def hidden(self, i, j, **kwargs):
+        raise NotImplementedError
+
+    def _entry(self, i, j, **kwargs):
+        return sp.Piecewise((-sp.oo, self.hidden(i, j, **kwargs)), (0, True))
+
+    def _numpycode(self, printer):
+        raise NotImplementedError("a mask is printed only as a term of a sum (see BatchedNumPyPrinter)")
+
+
+class CausalMask(Mask):
+    """mask.causal: query i sees keys j <= i, aligned at the upper left when n != m; with
+    lower_right, keys j <= i + m - n (the last query aligned with the last key)."""
+
+    def __new__(cls, n, m, lower_right=False):
+        return super().__new__(cls, sp.sympify(n), sp.sympify(m), sp.sympify(bool(lower_right)))
+
+    @property
+    def shape(self):
+        return self.args[:2]
+
+    @property
+    def offset(self):
+        n, m, lower_right = self.args
+        return m - n if lower_right else sp.Integer(0)
+
+    def hidden(self, i, j, **kwargs):
+        return sp.StrictGreaterThan(j, i + self.offset)
+
+    def _latex(self, printer):
+        return r"M_{\mathrm{causal}}" if not self.args[2] else r"M_{\mathrm{causal}}^{\searrow}"
+
+    def hidden_numpy(self, printer):
+        n, m = (printer._print(d) for d in self.args[:2])
+        return f"_causal_hidden({n}, {m}, {printer._print(self.offset)})"
+
+
+class GivenMask(Mask):
+    """A mask given as a 0/1 matrix B of the same shape: entry (i, j) hidden where B_ij ≠ 0."""
+
+    def __new__(cls, hidden):
+        return super().__new__(cls, sp.sympify(hidden))
+
+    @property
+    def shape(self):
+        return self.args[0].shape
+
+    def hidden(self, i, j, **kwargs):
+        return sp.Ne(self.args[0]._entry(i, j, **kwargs), 0)
+
+    def _latex(self, printer):
+        return rf"M\left({printer._print(self.args[0])}\right)"
+
+    def hidden_numpy(self, printer):
+        return f"({printer._print(self.args[0])} != 0)"

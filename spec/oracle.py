@@ -77,5 +77,9 @@ def evaluate_chain(equations, env: dict[str, np.ndarray]) -> dict[str, np.ndarra
     env = dict(env)
     for eq in equations:
         fn = compile_equation(eq)
-        env[eq.lhs.name] = fn(**{n: env[n] for n in fn.input_names})
+        values = fn(**{n: env[n] for n in fn.input_names})
+        if isinstance(eq.lhs, tuple):
+            env.update({target.name: value for target, value in zip(eq.targets, values)})
+        else:
+            env[eq.lhs.name] = values
     return env

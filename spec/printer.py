@@ -14,6 +14,8 @@ import numpy as np
 from sympy import OneMatrix
 from sympy.printing.numpy import NumPyPrinter
 
+from .functions import Mask
+
 
 class BatchedNumPyPrinter(NumPyPrinter):
     """NumPy printer for matrix expressions over batched arrays."""
@@ -23,6 +25,13 @@ class BatchedNumPyPrinter(NumPyPrinter):
         code = reduce(lambda a, b: f"_matmul({a}, {b})", (self._print(m) for m in matrices))
         return code if coeff == 1 else f"({self._print(coeff)})*{code}"
 
+    def _print_Pow(self, expr, rational=False):
+        # A power of a dimension (1/√d_k) stays a Python float, which NumPy treats as weak:
+        # numpy.sqrt(d_k) would be a float64 scalar and lift a float16 baseline to float64.
+        if expr.base.is_Symbol and expr.exp.is_number:
+            return f"({self._print(expr.base)})**({float(expr.exp)!r})"
+        return super()._print_Pow(expr, rational=rational)
+
     def _print_Transpose(self, expr):
         return f"{self._module_format('numpy.swapaxes')}({self._print(expr.arg)}, -1, -2)"
 
@@ -31,8 +40,14 @@ class BatchedNumPyPrinter(NumPyPrinter):
 
     def _print_MatAdd(self, expr):
         # A OneMatrix inside a sum has the sum's shape, so the scalar 1 broadcasts to it exactly
-        # and keeps the dtype of the other terms (numpy.ones would be float64).
-        return "(" + " + ".join("1" if isinstance(a, OneMatrix) else self._print(a) for a in expr.args) + ")"
+        # and keeps the dtype of the other terms (numpy.ones would be float64). A mask (-∞ or 0)
+        # in a sum is `where(hidden, -inf, rest)`: the same value, in the rest's dtype.
+        masks = [a for a in expr.args if isinstance(a, Mask)]
+        terms = [a for a in expr.args if not isinstance(a, Mask)]
+        code = "(" + " + ".join("1" if isinstance(a, OneMatrix) else self._print(a) for a in terms) + ")"
+        for mask in masks:
+            code = f"_mask_fill({code}, {mask.hidden_numpy(self)})"
+        return code
 
     def _print_OneMatrix(self, expr):
         raise NotImplementedError("OneMatrix is supported only as a term of a sum")
@@ -79,10 +94,48 @@ def _sigmoid(a):
     return half + half * np.tanh(half * a)
 
 
+def _softmax_rows(a):
+    """Softmax over the columns of each row (axis -1); a row all -inf gives NaN (no value)."""
+    with np.errstate(invalid="ignore"):
+        e = np.exp(a - np.max(a, axis=-1, keepdims=True))
+        return e / np.sum(e, axis=-1, keepdims=True)
+
+
+def _causal_hidden(n, m, offset=0):
+    """Entries j > i + offset of an n×m matrix: the keys after each query."""
+    return np.triu(np.ones((n, m), dtype=bool), k=1 + offset)
+
+
+def _positional(like, concat=False):
+    """P for an array of shape (..., n, d): interleaved sin/cos, or sines then cosines; in like's dtype."""
+    n, d = like.shape[-2:]
+    i = np.arange(n, dtype=np.float64)[:, None]
+    if concat:
+        half = (d + 1) // 2
+        col = np.arange(d)
+        pair = np.where(col < half, col, col - half)
+        angle = i / BASE ** (2 * pair / d)
+        table = np.where(col < half, np.sin(angle), np.cos(angle))
+    else:
+        pair = np.arange(d) // 2
+        angle = i / BASE ** (2 * pair / d)
+        table = np.where(np.arange(d) % 2 == 0, np.sin(angle), np.cos(angle))
+    return table.astype(like.dtype)
+
+
+BASE = 10000  # the wavelengths run from 2π to 10000·2π (spec.positional)
+
+
+def _mask_fill(scores, hidden):
+    return np.where(hidden, scores.dtype.type(-np.inf), scores)
+
+
 def _softmax_columns(a):
     """Softmax over the rows of each column (axis -2), shifted by the column max."""
     e = np.exp(a - np.max(a, axis=-2, keepdims=True))
     return e / np.sum(e, axis=-2, keepdims=True)
 
 
-NAMESPACE = {"_block": _block, "_matmul": _matmul, "_sigmoid": _sigmoid, "_tanh": np.tanh, "_softmax_columns": _softmax_columns}
+NAMESPACE = {"_block": _block, "_matmul": _matmul, "_sigmoid": _sigmoid, "_tanh": np.tanh, "_softmax_columns": _softmax_columns,
+             "_softmax_rows": _softmax_rows, "_causal_hidden": _causal_hidden, "_mask_fill": _mask_fill,
+             "_positional": _positional}

@@ -12,12 +12,32 @@ from spec import CATALOGUE, Equation, compile_equation
 from spec.equation import latex
 from spec.functions import Sigmoid
 from spec.oracle import ShapeError
-from spec.recurrent import (GRU_CANDIDATE, GRU_HIDDEN, GRU_RESET_AFTER, GRU_RESET_AFTER_HIDDEN, LSTM_CELL, UPDATE_KEEPS_STATE,
-                            H, I, V)
+from spec.recurrent import (GRU_CANDIDATE, GRU_HIDDEN, GRU_RESET_AFTER, GRU_RESET_AFTER_HIDDEN, LSTM_CELL,
+                            UPDATE_KEEPS_STATE, H)
 
 pytestmark = pytest.mark.selftest
 EQUATIONS = [e for e in CATALOGUE.values() if isinstance(e, Equation)]
-CONCRETE = {H: 2, I: 3, V: 4}  # distinct, so that a W of H×H meeting an x of I×1 cannot pass
+CONCRETE = {H: 2}  # for the symbolic facts of the cells
+
+
+def sizes(eq, tiny=False) -> dict:
+    """The equation's dimensions at distinct sizes, so that a W of H×H meeting an x of I×1
+    cannot pass; or, for `.as_explicit()` (which grows fast with size), at 2 and 3 in turn."""
+    return {d: (2 + k % 2 if tiny else 2 + k) for k, d in enumerate(eq.dimensions)}
+
+
+def concrete_shape(sym, eq, tiny=False) -> tuple[int, ...]:
+    return tuple(int(sp.sympify(d).subs(sizes(eq, tiny))) for d in sym.shape)
+
+
+def sample(name, shape, rng):
+    """Random entries; a mask input (B_…) is 0/1 with key 0 left visible to every query (a row
+    with no key visible has no value: the spec leaves it undefined)."""
+    if not name.startswith("B_"):
+        return rng.standard_normal(shape)
+    hidden = rng.integers(0, 2, shape).astype(float)
+    hidden[..., 0] = 0
+    return hidden
 
 
 def entries(expr, **values):
@@ -39,7 +59,7 @@ def test_lstm_highway_passes_the_cell_state_unchanged():
     f, i, C_prev = (symbol(LSTM_CELL, n) for n in ("f", "i", "C_prev"))
     ones, zeros = sp.OneMatrix(H, 1), sp.ZeroMatrix(H, 1)
     rhs = LSTM_CELL.rhs.subs({f: ones, i: zeros}).subs(CONCRETE).as_explicit()
-    assert sp.simplify(rhs - C_prev.subs(CONCRETE).as_explicit()) == sp.zeros(2, 1)
+    assert sp.simplify(rhs - C_prev.subs(CONCRETE).as_explicit()) == sp.zeros(CONCRETE[H], 1)
 
 
 @pytest.mark.parametrize("kind, eq", [("gru", GRU_HIDDEN), ("gru.reset_after", GRU_RESET_AFTER_HIDDEN)])
@@ -47,7 +67,7 @@ def test_gru_update_gate_value_that_keeps_the_state(kind, eq):
     z, h_prev = symbol(eq, "z"), symbol(eq, "h_prev")
     keep = sp.OneMatrix(H, 1) if UPDATE_KEEPS_STATE[kind] == 1 else sp.ZeroMatrix(H, 1)
     rhs = eq.rhs.subs(z, keep).subs(CONCRETE).as_explicit()
-    assert sp.simplify(rhs - h_prev.subs(CONCRETE).as_explicit()) == sp.zeros(2, 1)
+    assert sp.simplify(rhs - h_prev.subs(CONCRETE).as_explicit()) == sp.zeros(CONCRETE[H], 1)
 
 
 @settings(max_examples=200, derandomize=True, database=None)
@@ -68,33 +88,38 @@ def test_gru_candidate_and_reset_after_are_different_functions():
         _no_witness()
 
 
-def concrete_shape(sym) -> tuple[int, ...]:
-    return tuple(int(sp.sympify(d).subs(CONCRETE)) for d in sym.shape)
-
-
 @pytest.mark.parametrize("eq", EQUATIONS, ids=lambda e: e.eid)
 def test_printer_agrees_with_sympys_stock_printer_on_explicit_entries(eq):
     """Our batched printer against SymPy's own NumPy printer on the `.as_explicit()` form."""
     rng = np.random.default_rng(0)
-    arrays = {s.name: rng.standard_normal(concrete_shape(s)) for s in eq.inputs}
-    concrete = [sp.MatrixSymbol(s.name, *concrete_shape(s)) for s in eq.inputs]
-    explicit = eq.rhs.subs(CONCRETE).subs(dict(zip(eq.inputs, concrete))).as_explicit()
-    stock = sp.lambdify(concrete, explicit, modules="numpy")
-    expected = np.asarray(stock(*(arrays[s.name] for s in eq.inputs)), dtype=float)
-    np.testing.assert_allclose(compile_equation(eq)(**arrays), expected, rtol=1e-12, atol=1e-12)
+    arrays = {s.name: sample(s.name, concrete_shape(s, eq, tiny=True), rng) for s in eq.inputs}
+    concrete = [sp.MatrixSymbol(s.name, *concrete_shape(s, eq, tiny=True)) for s in eq.inputs]
+    ours = compile_equation(eq)(**arrays)
+    for k, rhs in enumerate(eq.expressions):
+        explicit = rhs.subs(sizes(eq, tiny=True)).subs(dict(zip(eq.inputs, concrete))).as_explicit()
+        stock = sp.lambdify(concrete, explicit, modules="numpy")
+        expected = np.asarray(stock(*(arrays[s.name] for s in eq.inputs)), dtype=float)
+        np.testing.assert_allclose(ours[k] if isinstance(eq.lhs, tuple) else ours, expected, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("eq", EQUATIONS, ids=lambda e: e.eid)
 def test_each_equation_runs_batched_at_distinct_sizes_and_rejects_a_wrong_shape(eq):
     def is_parameter(name):
         return name.startswith(("W_", "b_"))
-    arrays = {s.name: np.ones(((7,) if not is_parameter(s.name) else ()) + concrete_shape(s)) for s in eq.inputs}
-    assert compile_equation(eq)(**arrays).shape == (7,) + concrete_shape(eq.lhs)
-    first = eq.inputs[0]
-    rows, cols = concrete_shape(first)
-    wrong = dict(arrays, **{first.name: np.ones(arrays[first.name].shape[:-2] + (rows + 1, cols))})
-    with pytest.raises(ShapeError, match=eq.eid.replace(".", r"\.")):
-        compile_equation(eq)(**wrong)
+    arrays = {s.name: np.ones(((7,) if not is_parameter(s.name) else ()) + concrete_shape(s, eq)) for s in eq.inputs}
+    outputs = compile_equation(eq)(**arrays)
+    for target, out in zip(eq.targets, outputs if isinstance(eq.lhs, tuple) else (outputs,)):
+        assert out.shape == (7,) + concrete_shape(target, eq)
+    for sym in eq.inputs:  # every size another input shares: a mismatch there is an error
+        for axis, dim in ((-2, sym.shape[0]), (-1, sym.shape[1])):
+            shared = [o for o in eq.inputs if o != sym and sp.sympify(dim).free_symbols & set().union(
+                *(sp.sympify(d).free_symbols for d in o.shape))]
+            if not shared or dim == 1:
+                continue
+            shape = list(arrays[sym.name].shape)
+            shape[axis] += 1
+            with pytest.raises(ShapeError, match=eq.eid.replace(".", r"\.")):
+                compile_equation(eq)(**dict(arrays, **{sym.name: np.ones(shape)}))
 
 
 ARTICLE_EIDS = ["rnn.cell", "rnn.output", "lstm.forget", "lstm.input", "lstm.candidate", "lstm.cell", "lstm.output",
@@ -104,7 +129,7 @@ ARTICLE_EIDS = ["rnn.cell", "rnn.output", "lstm.forget", "lstm.input", "lstm.can
 def test_catalogue_holds_every_article_eid_with_latex():
     for eid in ARTICLE_EIDS + ["gru.reset_after"]:
         entry = CATALOGUE[eid]
-        assert entry.statement and entry.latex.startswith(latex(entry.lhs) + " = ")
+        assert entry.statement and entry.latex.startswith(latex(entry.targets[0]) + " = ")
 
 
 def test_python_m_spec_prints_the_catalogue():
@@ -112,3 +137,13 @@ def test_python_m_spec_prints_the_catalogue():
     for eid in ARTICLE_EIDS:
         assert f"\n{eid}\n" in "\n" + done.stdout
     assert r"f_t = \sigma\left(W_{f}" in done.stdout
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16], ids=["float32", "float16"])
+@pytest.mark.parametrize("eq", EQUATIONS, ids=lambda e: e.eid)
+def test_oracle_computes_in_its_inputs_dtype(eq, dtype):
+    """The same-precision baseline of the tolerance rule must not be lifted to float64 inside."""
+    arrays = {s.name: np.ones(concrete_shape(s, eq), dtype=dtype) * 0.5 for s in eq.inputs}
+    outputs = compile_equation(eq)(**arrays)
+    for out in outputs if isinstance(eq.lhs, tuple) else (outputs,):
+        assert out.dtype == dtype

@@ -1,0 +1,70 @@
+"""§3 Attention: seq2seq attention, self-attention, multi-head attention, and masks.
+
+Sequences are matrices with one row per position: X is n×d_x (n queries), a memory is m×d
+(m keys). Weights act on the right, as in the original paper: Q = X W_Q with W_Q of d_x×d_k
+(the article's q_i = W_Q x_i is the same map, written for one column). A multi-head weight has
+one such matrix per head; the oracle carries heads as a leading axis, so one compiled function
+computes every head at once.
+
+Causal alignment when n ≠ m: query i sees keys j ≤ i, counted from the first of each (upper
+left, as PyTorch's `is_causal`); FlashAttention aligns the last query with the last key (lower
+right), the named variant mask.causal_lower_right. A query that no key may be seen by (a row of
+the mask all -∞) has no value in the article's math: its softmax is 0/0, NaN in the oracle, and
+the suite does not compare that row (see properties/checks.py, fully_masked_row).
+"""
+from __future__ import annotations
+
+from sympy import MatrixSymbol, Transpose, sqrt, symbols
+
+from .equation import define
+from .functions import CausalMask, GivenMask, RowSoftmax as softmax
+
+n, m, d_x, d_k, d_v, d_h = symbols("n m d_x d_k d_v d_h", integer=True, positive=True)
+d_model, d_kin, d_vin, d_z = symbols("d_model d_kin d_vin d_z", integer=True, positive=True)
+
+# --- seq2seq attention: decoder states s_i against encoder states h_j --------------------------
+S, H_enc = MatrixSymbol("S", n, d_h), MatrixSymbol("H_enc", m, d_h)
+E, alpha, C_ctx = MatrixSymbol("E", n, m), MatrixSymbol("alpha", n, m), MatrixSymbol("C_ctx", n, d_h)
+
+ATTN_SCORE = define("attn.score", "Each decoder state s_i is scored against every encoder state h_j by a "
+                    "dot product scaled by 1/√d_h.", E, S * H_enc.T / sqrt(d_h))
+ATTN_WEIGHTS = define("attn.weights", "The scores of each decoder state are turned into weights by a softmax "
+                      "over the encoder positions j.", alpha, softmax(E))
+ATTN_CONTEXT = define("attn.context", "The context c_i is the weighted sum of the encoder states; it is fed to "
+                      "the next decoder cell with its input.", C_ctx, alpha * H_enc)
+
+# --- self-attention ----------------------------------------------------------------------------
+X = MatrixSymbol("X", n, d_x)
+W_Q, W_K, W_V = MatrixSymbol("W_Q", d_x, d_k), MatrixSymbol("W_K", d_x, d_k), MatrixSymbol("W_V", d_x, d_v)
+Q, K, V = MatrixSymbol("Q", n, d_k), MatrixSymbol("K", m, d_k), MatrixSymbol("V", m, d_v)
+A = MatrixSymbol("A", n, d_v)
+hidden = MatrixSymbol("B_mask", n, m)  # 1 where key j is hidden from query i, else 0
+
+SELF_QKV = define("self.qkv", "Every token is projected to a query, a key and a value.",
+                  (MatrixSymbol("Q", n, d_k), MatrixSymbol("K", n, d_k), MatrixSymbol("V", n, d_v)),
+                  (X * W_Q, X * W_K, X * W_V))
+SELF_ATTENTION = define("self.attention", "Each query is compared with every key; the softmax of the scaled "
+                        "scores weights the values.", A, softmax(Q * K.T / sqrt(d_k)) * V)
+MASK_CAUSAL = define("mask.causal", "A causal mask (-∞ at keys j > i, 0 elsewhere) is added to the scores "
+                     "before the softmax: position i attends to positions up to i only.",
+                     A, softmax(Q * K.T / sqrt(d_k) + CausalMask(n, m)) * V)
+MASK_GIVEN = define("mask.given", "A given mask (-∞ where B_ij ≠ 0, 0 elsewhere; key padding is the case of "
+                    "whole columns) is added to the scores before the softmax.",
+                    A, softmax(Q * K.T / sqrt(d_k) + GivenMask(hidden)) * V)
+UNSCALED = define("attn.unscaled", "Variant (T5): the scores are not divided by √d_k.",
+                  A, softmax(Q * K.T + GivenMask(hidden)) * V, variant_of="self.attention")
+CAUSAL_LOWER_RIGHT = define("mask.causal_lower_right", "Variant (FlashAttention): query i sees keys "
+                            "j <= i + m - n, the last query aligned with the last key.",
+                            A, softmax(Q * K.T / sqrt(d_k) + CausalMask(n, m, lower_right=True)) * V,
+                            variant_of="mask.causal")
+
+# --- multi-head attention ----------------------------------------------------------------------
+Xq, Xk, Xv = MatrixSymbol("X_q", n, d_model), MatrixSymbol("X_k", m, d_kin), MatrixSymbol("X_v", m, d_vin)
+Wq, Wk, Wv = MatrixSymbol("W_Q", d_model, d_k), MatrixSymbol("W_K", d_kin, d_k), MatrixSymbol("W_V", d_vin, d_v)
+head, Z, W_O = MatrixSymbol("head", n, d_v), MatrixSymbol("Z", n, d_z), MatrixSymbol("W_O", d_z, d_model)
+
+MHA_HEAD = define("mha.head", "Each head attends with its own projections of the queries, keys and values "
+                  "(a mask, all 0 when there is none, added to the scores).",
+                  head, softmax(Xq * Wq * Transpose(Xk * Wk) / sqrt(d_k) + GivenMask(hidden)) * Xv * Wv)
+MHA_OUTPUT = define("mha.output", "The heads are concatenated, head 1 first, and projected by W_O.",
+                    MatrixSymbol("O", n, d_model), Z * W_O)
