@@ -1,0 +1,63 @@
+"""Symbolic facts of §3–4 that the article relies on, proved with SymPy on the spec's objects."""
+import pytest
+import sympy as sp
+from sympy import stats
+
+from spec.functions import RowSoftmax
+from spec.positional import PositionalEncoding
+
+pytestmark = pytest.mark.selftest
+D = 6  # an embedding size for the positional facts: three column pairs
+i, k = sp.symbols("i k", integer=True, nonnegative=True)
+
+
+def P(row, col):
+    """Entry (row, col) of the spec's P, for a d = D embedding."""
+    return PositionalEncoding(sp.MatrixSymbol("X", i + k + 1, D))._entry(row, col)
+
+
+@pytest.mark.parametrize("pair", range(D // 2))
+def test_each_column_pair_lies_on_the_unit_circle(pair):
+    assert sp.simplify(P(i, 2 * pair) ** 2 + P(i, 2 * pair + 1) ** 2) == 1
+
+
+@pytest.mark.parametrize("pair", range(D // 2))
+def test_shifting_the_position_rotates_each_pair_by_an_angle_that_depends_on_the_shift_only(pair):
+    """P[i+k] = R(k) P[i] on each column pair: the property the paper gives for relative positions."""
+    angle = P(k, 2 * pair).args[0]  # sin(k ω_j): its argument is k ω_j
+    rotation = sp.Matrix([[sp.cos(angle), sp.sin(angle)], [-sp.sin(angle), sp.cos(angle)]])
+    now = sp.Matrix([P(i, 2 * pair), P(i, 2 * pair + 1)])
+    later = sp.Matrix([P(i + k, 2 * pair), P(i + k, 2 * pair + 1)])
+    assert sp.simplify(sp.expand_trig(later - rotation * now)) == sp.zeros(2, 1)
+    assert not (rotation.free_symbols & {i})
+
+
+def test_softmax_is_unchanged_by_a_constant_added_to_a_row():
+    a, c = sp.MatrixSymbol("a", 2, 3), sp.Symbol("c", real=True)
+    shifted = sp.Matrix(2, 3, lambda r, col: a[r, col] + c)
+    difference = RowSoftmax(a).as_explicit() - RowSoftmax(sp.ImmutableMatrix(shifted)).as_explicit()
+    assert sp.simplify(difference) == sp.zeros(2, 3)
+
+
+@pytest.mark.parametrize("d_k", [1, 2, 3])
+def test_dot_product_of_unit_variance_entries_has_variance_d_k(d_k):
+    """Why the score is divided by √d_k: q·k of independent N(0, 1) entries has variance d_k."""
+    q = [stats.Normal(f"q{j}", 0, 1) for j in range(d_k)]
+    key = [stats.Normal(f"k{j}", 0, 1) for j in range(d_k)]
+    assert sp.simplify(stats.variance(sum(a * b for a, b in zip(q, key)))) == d_k
+
+
+def test_oracle_p_matches_the_formula_at_the_articles_size():
+    """The compiled P at the article's 2048 positions × 512 columns, against the formula typed
+    out independently, and bounded by 1."""
+    import numpy as np
+
+    from spec import compile_equation
+    from spec.positional import PE_INPUT
+
+    P = compile_equation(PE_INPUT)(X=np.zeros((2048, 512)))
+    position, pair = np.meshgrid(np.arange(2048), np.arange(256), indexing="ij")
+    angle = position / 10000.0 ** (2 * pair / 512)
+    np.testing.assert_allclose(P[:, 0::2], np.sin(angle), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(P[:, 1::2], np.cos(angle), rtol=0, atol=1e-12)
+    assert np.abs(P).max() <= 1
