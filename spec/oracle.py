@@ -35,7 +35,12 @@ def shape_checker(eq: Equation):
                 readers.append((sym.name, axis, d))
     expected = [(sym.name, sym.shape, sp.lambdify(dims, sp.Tuple(*sym.shape))) for sym in eq.inputs]
 
+    seen: dict[tuple, tuple[int, ...]] = {}  # shapes already checked -> their dimensions
+
     def check(arrays: dict[str, np.ndarray]) -> tuple[int, ...]:
+        key = tuple(np.shape(arrays[name]) for name, _, _ in expected)
+        if key in seen:
+            return seen[key]
         found: dict[sp.Symbol, int] = {}
         for name, axis, d in readers:
             n = arrays[name].shape[axis]
@@ -47,6 +52,7 @@ def shape_checker(eq: Equation):
             if got != tuple(want(*values)):
                 raise ShapeError(f"{eq.eid}: {name} has shape {got}, the spec says "
                                  f"{shape} = {tuple(want(*values))}")
+        seen[key] = values
         return values
 
     return check
