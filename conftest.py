@@ -13,23 +13,15 @@ from dataclasses import replace
 
 import pytest
 import torch
-from hypothesis import HealthCheck, Phase, settings
+from hypothesis import settings
 
+import properties.profiles  # noqa: F401  (registers the dev, ci and thorough profiles)
 from properties.harness import Run, SubjectFailure
 from properties.runner import cases, check_id, execute
 from properties.summary import format_table, table
 from subjects.registry import SubjectLoadError, load_subject
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-# Cases are whole models drawn in one go: large and slow by Hypothesis's measure, on purpose.
-# No deadline: timing belongs to the benchmark. No "explain" phase: the message says what failed.
-_common = dict(deadline=None, phases=[p for p in Phase if p != Phase.explain],
-               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                      HealthCheck.large_base_example])
-settings.register_profile("dev", max_examples=25, **_common)
-settings.register_profile("ci", max_examples=50, derandomize=True, database=None, **_common)
-settings.register_profile("thorough", max_examples=500, **_common)
 
 
 def pytest_addoption(parser):

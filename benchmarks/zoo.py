@@ -2,8 +2,9 @@
 
     python benchmarks/zoo.py
 """
-import conftest  # noqa: F401  (registers the Hypothesis profiles)
 from hypothesis import settings
+
+import properties.profiles  # noqa: F401  (registers the Hypothesis profiles)
 
 from properties.runner import first_failure
 from subjects.zoo import MUTANTS

@@ -1,6 +1,4 @@
 """Adapters that misbehave in every way but a wrong equation, for tests/test_bad_input.py."""
-import torch
-
 from subjects import Subject
 from subjects.reference import SUBJECT as REFERENCE
 
@@ -36,6 +34,7 @@ SUBJECTS = {
     # Computes in float32 and hands back float64: a precision shortfall, not a wrong equation.
     "float32_inside": Subject("float32_inside", {"rnn.cell": lambda params: float32_inside(params)}),
     "stale": Subject("stale", {"rnn.cell": rnn}, expected_failures={"rnn.cell-oracle": "thought wrong"}),
+    "off_by_one": wrapped("off_by_one", lambda fn: lambda **i: {"h": fn(**i)["h"] + 1}),
     "xfail": wrapped("xfail", lambda fn: lambda **i: {"h": fn(**i)["h"] + 1},
                      expected_failures={"rnn.cell-oracle": "known off by one"}),
     "unknown_variant": Subject("unknown_variant", {"rnn.cell": rnn}, variants={"rnn.cell": "rnn.elman_v2"}),

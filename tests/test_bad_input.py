@@ -42,7 +42,14 @@ def test_misbehaviour_is_named(name, words):
 
 
 def test_wrong_equation_is_not_called_precision():
-    record = oracle_record("xfail")  # h + 1: its own expected failure, but the message is the check's
+    record = oracle_record("off_by_one")  # h + 1
+    assert record.status == "fail"
+    assert "value: the subject computes a different function" in record.message
+    assert "precision" not in record.message
+
+
+def test_expected_failure_that_fails_is_xfail_with_its_reason():
+    record = oracle_record("xfail")  # h + 1, declared
     assert record.status == "xfail" and record.message == "known off by one"
 
 

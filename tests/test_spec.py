@@ -40,12 +40,6 @@ def sample(name, shape, rng):
     return hidden
 
 
-def entries(expr, **values):
-    """The explicit entries of a matrix expression at CONCRETE sizes, after substituting values."""
-    explicit = expr.subs(CONCRETE).as_explicit()
-    return sp.simplify(explicit.subs({sp.MatrixSymbol(k, *s.shape).subs(CONCRETE): v for k, (s, v) in values.items()}))
-
-
 def symbol(eq, name):
     return next(s for s in (*eq.inputs, eq.lhs) if s.name == name)
 

@@ -1,0 +1,14 @@
+"""Hypothesis profiles of nlpspec: dev (default), ci (default when CI is set), thorough.
+
+Pick one with Hypothesis's own `--hypothesis-profile`; importing this module registers them.
+"""
+from hypothesis import HealthCheck, Phase, settings
+
+# Cases are whole models drawn in one go: large and slow by Hypothesis's measure, on purpose.
+# No deadline: timing belongs to the benchmark. No "explain" phase: the message says what failed.
+_common = dict(deadline=None, phases=[p for p in Phase if p != Phase.explain],
+               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                      HealthCheck.large_base_example])
+settings.register_profile("dev", max_examples=25, **_common)
+settings.register_profile("ci", max_examples=50, derandomize=True, database=None, **_common)
+settings.register_profile("thorough", max_examples=500, **_common)
