@@ -17,7 +17,7 @@ from __future__ import annotations
 from sympy import MatrixSymbol, Transpose, sqrt, symbols
 
 from .equation import define
-from .functions import CausalMask, GivenMask, RowSoftmax as softmax
+from .functions import CausalMask, GivenMask, KeyPaddingMask, RowSoftmax as softmax
 
 n, m, d_x, d_k, d_v, d_h = symbols("n m d_x d_k d_v d_h", integer=True, positive=True)
 d_model, d_kin, d_vin, d_z = symbols("d_model d_kin d_vin d_z", integer=True, positive=True)
@@ -51,6 +51,18 @@ MASK_CAUSAL = define("mask.causal", "A causal mask (-∞ at keys j > i, 0 elsewh
 MASK_GIVEN = define("mask.given", "A given mask (-∞ where B_ij ≠ 0, 0 elsewhere; key padding is the case of "
                     "whole columns) is added to the scores before the softmax.",
                     A, softmax(Q * K.T / sqrt(d_k) + GivenMask(hidden)) * V)
+padding = MatrixSymbol("p", m, 1)  # p_j = 1 where key j is padding, else 0
+MASK_KEY_PADDING = define("mask.key_padding", "Padding keys (p_j ≠ 0) are hidden from every query: a mask of "
+                          "whole columns, added to the scores before the softmax.",
+                          A, softmax(Q * K.T / sqrt(d_k) + KeyPaddingMask(padding, n)) * V)
+masked, attends = MatrixSymbol("M_masked", n, m), MatrixSymbol("M_attends", n, m)  # booleans
+MASK_TRUE_MASKED = define("mask.bool_true_masked", "Variant (nn.MultiheadAttention): the mask comes as booleans, "
+                          "True where key j is hidden from query i: M(B) with B = M_masked.",
+                          A, softmax(Q * K.T / sqrt(d_k) + GivenMask(masked)) * V, variant_of="mask.given")
+MASK_TRUE_ATTENDS = define("mask.bool_true_attends", "Variant (F.scaled_dot_product_attention): the mask comes as "
+                           "booleans, True where query i may attend to key j: hidden where M_attends is False.",
+                           A, softmax(Q * K.T / sqrt(d_k) + GivenMask(attends, hide_zero=True)) * V,
+                           variant_of="mask.given")
 UNSCALED = define("attn.unscaled", "Variant (T5): the scores are not divided by √d_k.",
                   A, softmax(Q * K.T + GivenMask(hidden)) * V, variant_of="self.attention")
 CAUSAL_LOWER_RIGHT = define("mask.causal_lower_right", "Variant (FlashAttention): query i sees keys "

@@ -147,20 +147,46 @@ class CausalMask(Mask):
 
 
 class GivenMask(Mask):
-    """A mask given as a 0/1 matrix B of the same shape: entry (i, j) hidden where B_ij ≠ 0."""
+    """A mask given as a 0/1 matrix B of the same shape: entry (i, j) hidden where B_ij ≠ 0.
 
-    def __new__(cls, hidden):
-        return super().__new__(cls, sp.sympify(hidden))
+    With hide_zero, the other polarity: hidden where B_ij = 0 (B marks the keys a query may see)."""
+
+    def __new__(cls, hidden, hide_zero=False):
+        return super().__new__(cls, sp.sympify(hidden), sp.sympify(bool(hide_zero)))
 
     @property
     def shape(self):
         return self.args[0].shape
 
     def hidden(self, i, j, **kwargs):
-        return sp.Ne(self.args[0]._entry(i, j, **kwargs), 0)
+        entry = self.args[0]._entry(i, j, **kwargs)
+        return sp.Eq(entry, 0) if self.args[1] else sp.Ne(entry, 0)
 
     def _latex(self, printer):
-        return rf"M\left({printer._print(self.args[0])}\right)"
+        given = printer._print(self.args[0])
+        return rf"M\left(\lnot {given}\right)" if self.args[1] else rf"M\left({given}\right)"
 
     def hidden_numpy(self, printer):
-        return f"({printer._print(self.args[0])} != 0)"
+        return f"({printer._print(self.args[0])} {'==' if self.args[1] else '!='} 0)"
+
+
+class KeyPaddingMask(Mask):
+    """Key padding: a column p (m×1, p_j ≠ 0 where key j is padding) hides key j from every one
+    of n queries; the n×m mask has whole columns hidden."""
+
+    def __new__(cls, padding, n):
+        return super().__new__(cls, sp.sympify(padding), sp.sympify(n))
+
+    @property
+    def shape(self):
+        return (self.args[1], self.args[0].shape[0])
+
+    def hidden(self, i, j, **kwargs):
+        return sp.Ne(self.args[0]._entry(j, 0, **kwargs), 0)
+
+    def _latex(self, printer):
+        return rf"M\left(\mathbf{{1}} {printer._print(self.args[0])}^\top\right)"
+
+    def hidden_numpy(self, printer):
+        swap = printer._module_format("numpy.swapaxes")
+        return f"({swap}({printer._print(self.args[0])}, -1, -2) != 0)"

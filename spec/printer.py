@@ -107,20 +107,21 @@ def _causal_hidden(n, m, offset=0):
 
 
 def _positional(like, concat=False):
-    """P for an array of shape (..., n, d): interleaved sin/cos, or sines then cosines; in like's dtype."""
+    """P for an array of shape (..., n, d): interleaved sin/cos, or sines then cosines.
+
+    Computed in like's dtype throughout, as a naive implementation in that dtype would: in float16
+    the angle of a late position keeps few correct bits, and the baseline must show that."""
     n, d = like.shape[-2:]
-    i = np.arange(n, dtype=np.float64)[:, None]
+    real = like.dtype.type
+    col = np.arange(d)
     if concat:
         half = (d + 1) // 2
-        col = np.arange(d)
-        pair = np.where(col < half, col, col - half)
-        angle = i / BASE ** (2 * pair / d)
-        table = np.where(col < half, np.sin(angle), np.cos(angle))
+        pair, sines = np.where(col < half, col, col - half), col < half
     else:
-        pair = np.arange(d) // 2
-        angle = i / BASE ** (2 * pair / d)
-        table = np.where(np.arange(d) % 2 == 0, np.sin(angle), np.cos(angle))
-    return table.astype(like.dtype)
+        pair, sines = col // 2, col % 2 == 0
+    i = np.arange(n).astype(like.dtype)[:, None]
+    angle = i / real(BASE) ** ((2 * pair).astype(like.dtype) / real(d))
+    return np.where(sines, np.sin(angle), np.cos(angle))
 
 
 BASE = 10000  # the wavelengths run from 2π to 10000·2π (spec.positional)

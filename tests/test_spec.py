@@ -30,14 +30,20 @@ def concrete_shape(sym, eq, tiny=False) -> tuple[int, ...]:
     return tuple(int(sp.sympify(d).subs(sizes(eq, tiny))) for d in sym.shape)
 
 
+MASKS = {"B_mask": 0, "p": 0, "M_masked": 0, "M_attends": 1}  # mask inputs -> the value that leaves key 0 visible
+
+
 def sample(name, shape, rng):
-    """Random entries; a mask input (B_…) is 0/1 with key 0 left visible to every query (a row
-    with no key visible has no value: the spec leaves it undefined)."""
-    if not name.startswith("B_"):
+    """Random entries; a mask input is 0/1 with key 0 left visible to every query (a row with no
+    key visible has no value: the spec leaves it undefined)."""
+    if name not in MASKS:
         return rng.standard_normal(shape)
-    hidden = rng.integers(0, 2, shape).astype(float)
-    hidden[..., 0] = 0
-    return hidden
+    mask = rng.integers(0, 2, shape).astype(float)
+    if name == "p":
+        mask[..., 0, :] = MASKS[name]
+    else:
+        mask[..., 0] = MASKS[name]
+    return mask
 
 
 def symbol(eq, name):
