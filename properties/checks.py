@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from spec.recurrent import CELLS, UPDATE_KEEPS_STATE
 
 from . import tolerance as tol
+from .attention import hidden_keys
 from .components import COMPONENTS, Component, draw_layers_case, eids_for
 from .harness import Harness, SubjectFailure, option_sets
 
@@ -70,39 +71,62 @@ def check_determinism(h: Harness, data):
 def check_batch_independence(h: Harness, data):
     params, inputs = h.draw(data)
     batched, reference, _ = evaluate(h, params, inputs)
-    b = data.draw(st.integers(0, len(next(iter(inputs.values()))) - 1), label="row")
-    row = {k: v[b:b + 1] for k, v in inputs.items()}
+    batched_inputs = {k: v for k, v in inputs.items() if k not in h.component.shared}
+    b = data.draw(st.integers(0, len(next(iter(batched_inputs.values()))) - 1), label="row")
+    row = {k: v if k in h.component.shared else v[b:b + 1] for k, v in inputs.items()}
     alone, row_reference, row_tol = evaluate(h, params, row)
-    h.compare({k: v[b:b + 1] for k, v in batched.items()}, alone, doubled(row_tol),
+    h.compare({k: v if k in h.component.shared else v[b:b + 1] for k, v in batched.items()}, alone, doubled(row_tol),
               what=f"the same subject run on batch row {b} alone (batch rows must not interact)")
 
 
 # --- recurrent invariants ----------------------------------------------------------------------
-BOUNDS = {name: (0.0, 1.0) for name in ("f", "i", "o", "r", "z", "y")} | \
+RECURRENT_BOUNDS = {name: (0.0, 1.0) for name in ("f", "i", "o", "r", "z", "y")} | \
     {name: (-1.0, 1.0) for name in ("h", "out", "Chat", "htilde", "n")}  # C, the cell state, is unbounded
+PROBABILITIES = ("y", "weights", "mean_weights")  # rows that a softmax makes: in [0, 1], summing to 1
+BOUNDS = {"attention": {"weights": (0.0, 1.0), "mean_weights": (0.0, 1.0)}, "pe": {"P": (-1.0, 1.0)}}
 
 
 def check_bounds(h: Harness, data):
     params, inputs = h.draw(data)
     actual, _, _ = evaluate(h, params, inputs)
     slack = tol.FLOOR_ULPS * tol.eps(h.run.dtype)  # (1 - z) h + z h̃ may round a hair past 1
+    bounds = RECURRENT_BOUNDS if h.component.recurrent else BOUNDS[h.component.family]
     for name, value in actual.items():
-        if name not in BOUNDS:
+        if name not in bounds:
             continue
-        low, high = BOUNDS[name]
+        low, high = bounds[name]
         outside = (value < low - slack) | (value > high + slack)
         if outside.any():
             index = tuple(int(i) for i in np.argwhere(outside)[0])
             raise SubjectFailure(f"[{h.output_eids.get(name, h.component.name)}] {h.where()}: output {name!r} "
                                  f"is {value[index]:.6g} at {list(index)}, outside [{low}, {high}] "
-                                 f"beyond rounding ({slack:.3g}): a tanh state or a σ gate cannot leave it")
-    if "y" in actual:
-        sums = actual["y"].sum(axis=-1)
-        floor = tol.FLOOR_ULPS * tol.eps(h.run.dtype) * actual["y"].shape[-1]
-        if np.any(np.abs(sums - 1) > floor):
-            raise SubjectFailure(f"[rnn.output] {h.where()}: output 'y' has a row summing to "
-                                 f"{sums.ravel()[np.argmax(np.abs(sums - 1).ravel())]:.17g}, not 1 (within "
-                                 f"{floor:.3g}); a softmax row is a probability vector")
+                                 f"beyond rounding ({slack:.3g})")
+    for name in PROBABILITIES:
+        if name in actual:
+            probability_rows(h, name, actual[name], inputs)
+
+
+def probability_rows(h: Harness, name: str, value: np.ndarray, inputs):
+    """Each softmax row sums to 1 and gives hidden keys exactly 0 (rows with no key visible: not checked)."""
+    eid = h.output_eids.get(name, h.component.name)
+    hidden = hidden_keys(h.component.name, h.kind, inputs)
+    if hidden is not None:
+        hidden = np.broadcast_to(hidden if name != "mean_weights" else hidden[:, 0], value.shape)
+        defined = ~hidden.all(axis=-1)
+        leaked = hidden & (value != 0) & defined[..., None]
+        if leaked.any():
+            index = tuple(int(i) for i in np.argwhere(leaked)[0])
+            raise SubjectFailure(f"[{eid}] {h.where()}: output {name!r} is {value[index]:.6g} at {list(index)}, "
+                                 f"where the key is hidden: a masked weight must be exactly 0")
+    else:
+        defined = np.ones(value.shape[:-1], dtype=bool)
+    sums = value.sum(axis=-1)
+    floor = tol.FLOOR_ULPS * tol.eps(h.run.dtype) * value.shape[-1]
+    off = defined & (np.abs(sums - 1) > floor)
+    if off.any():
+        index = tuple(int(i) for i in np.argwhere(off)[0])
+        raise SubjectFailure(f"[{eid}] {h.where()}: output {name!r} has a row summing to {sums[index]:.17g} "
+                             f"at {list(index)}, not 1 (within {floor:.3g}); a softmax row is a probability vector")
 
 
 def saturated(params: dict, gate: str, sign: float) -> dict:

@@ -7,13 +7,14 @@ layers, an encoder and a decoder).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
-from spec import architectures, recurrent
+from spec import CATALOGUE, architectures, recurrent
 
+from . import attention as att
 from .strategies import Shape, case, magnitude, size
 
 
@@ -130,12 +131,19 @@ class Component:
     """A unit a subject offers: its E-ids, which outputs it must return, how to draw a case."""
 
     name: str
-    family: str                     # the cell kind: rnn, lstm, gru (a variant may replace it)
+    family: str                     # rnn, lstm, gru (a cell variant may replace it), or attention, pe
     eids: tuple[str, ...]
     required: tuple[str, ...]       # outputs every subject returns; other spec names are optional
     draw: Callable                  # (hypothesis data, kind) -> (params, inputs)
     oracle: Callable                # kind -> ((params, inputs) -> outputs)
     output_eids: dict               # output name -> the E-id that defines it
+    variants: tuple[str, ...] = ()  # named variants a subject may declare (the recurrent ones: a cell kind)
+    shared: tuple[str, ...] = ()    # inputs and outputs without a batch axis (the same for every row)
+    replaces: dict = field(default_factory=dict)  # variant -> the E-ids it stands for (default: variant_of)
+
+    @property
+    def recurrent(self) -> bool:
+        return self.family in recurrent.CELLS
 
 
 def cell_eids(kind):
@@ -149,7 +157,7 @@ def cell_output_eids(kind):
 ARCH_EIDS = ("seq.many_to_many", "seq.many_to_one", "seq.stacked", "seq.bidirectional")
 
 
-def _components():
+def _recurrent_components():
     found = [Component("rnn.output", "rnn", ("rnn.output",), ("y",), lambda data, kind: draw_output_case(data),
                        lambda kind: output_oracle, {"y": "rnn.output"})]
     for kind in ("rnn", "lstm", "gru"):
@@ -161,25 +169,74 @@ def _components():
         found.append(Component(f"{kind}.seq2seq", kind, cell_eids(kind) + ("rnn.output", "seq.seq2seq"), ("h", "y"),
                                lambda data, k: draw_seq2seq_case(k)(data), seq2seq_oracle,
                                {"h": "seq.seq2seq", "y": "rnn.output"}))
+    return found
+
+
+def _attention_components():
+    return [
+        Component("attention", "attention", ("self.attention", "mask.given"), ("out",), att.draw_attention,
+                  att.attention_oracle, {"out": "self.attention", "weights": "self.attention"},
+                  variants=("attn.unscaled",) + att.MASK_FORMS),
+        Component("attention.causal", "attention", ("mask.causal",), ("out",), att.draw_causal, att.causal_oracle,
+                  {"out": "mask.causal", "weights": "mask.causal"}, variants=("mask.causal_lower_right",)),
+        Component("mha", "attention", ("self.qkv", "mha.head", "mha.output", "mask.given", "mask.key_padding"),
+                  ("out",), att.draw_mha, att.mha_oracle,
+                  {"out": "mha.output", "heads": "mha.head", "weights": "mha.head", "mean_weights": "mha.head"},
+                  variants=att.MASK_FORMS, shared=("attn_mask",)),
+        Component("attn.seq2seq", "attention", ("attn.score", "attn.weights", "attn.context"), ("context",),
+                  att.draw_seq2seq_attention, att.seq2seq_attention_oracle,
+                  {"context": "attn.context", "weights": "attn.weights", "scores": "attn.score"}),
+        Component("pe", "pe", ("pe.sin", "pe.cos", "pe.input"), ("out",), att.draw_pe, att.pe_oracle,
+                  {"out": "pe.input", "P": "pe.input"}, variants=("pe.concat", "pe.scaled_input"), shared=("P",),
+                  replaces={"pe.concat": ("pe.sin", "pe.cos", "pe.input")}),
+    ]
+
+
+def _components():
+    found = _recurrent_components() + _attention_components()
     return {c.name: c for c in sorted(found, key=lambda c: c.name)}
 
 
 COMPONENTS: dict[str, Component] = _components()
 
 
-def kind_for(component: Component, variant: str | None) -> str:
-    """The cell kind to draw and check: the component's own, or the variant the subject declares."""
-    if variant is None:
-        return component.family
-    if variant not in recurrent.CELLS:
-        raise ValueError(f"unknown variant {variant!r} for {component.name}; known: "
-                         f"{', '.join(k for k in recurrent.CELLS if k != component.family)}")
-    return variant
+def declared(variants) -> tuple[str, ...]:
+    """A subject's declaration for one component (None, an E-id, or several) as a tuple."""
+    if variants is None:
+        return ()
+    return (variants,) if isinstance(variants, str) else tuple(variants)
 
 
-def eids_for(component: Component, kind: str) -> tuple[str, ...]:
+def kind_for(component: Component, variants=None):
+    """What to draw and check: for a recurrent component the cell kind (its own, or the variant the
+    subject declares); for the others the sorted tuple of declared variants (empty: the article's)."""
+    names = declared(variants)
+    if component.recurrent:
+        if not names:
+            return component.family
+        if len(names) > 1 or names[0] not in recurrent.CELLS:
+            raise ValueError(f"unknown variant {variants!r} for {component.name}; known: "
+                             f"{', '.join(k for k in recurrent.CELLS if k != component.family)}")
+        return names[0]
+    unknown = [v for v in names if v not in component.variants]
+    if unknown:
+        raise ValueError(f"unknown variant {', '.join(map(repr, unknown))} for {component.name}; known: "
+                         f"{', '.join(component.variants) or 'none'}")
+    if sum(v in att.MASK_FORMS for v in names) > 1:
+        raise ValueError(f"{component.name}: declare one mask form, not {', '.join(names)}")
+    return tuple(sorted(names))
+
+
+def eids_for(component: Component, kind) -> tuple[str, ...]:
     """The E-ids a check of this component covers, once the variant is chosen."""
-    if kind == component.family:
-        return component.eids
-    return tuple(e for e in component.eids if e not in cell_eids(component.family)) + cell_eids(kind)
-
+    if component.recurrent:
+        if kind == component.family:
+            return component.eids
+        return tuple(e for e in component.eids if e not in cell_eids(component.family)) + cell_eids(kind)
+    eids = list(component.eids)
+    for variant in kind:
+        replaced = component.replaces.get(variant, (CATALOGUE[variant].variant_of,))
+        at = min((eids.index(e) for e in replaced if e in eids), default=len(eids))
+        eids = [e for e in eids if e not in replaced]
+        eids.insert(min(at, len(eids)), variant)
+    return tuple(eids)

@@ -15,7 +15,8 @@ import torch
 from subjects import Subject
 
 from . import tolerance as tol
-from .components import Component, cell_output_eids, kind_for
+from .attention import MASK_FORMS
+from .components import Component, cell_output_eids, declared, kind_for
 
 
 class SubjectFailure(AssertionError):
@@ -28,6 +29,11 @@ def nested_map(fn, tree):
     if isinstance(tree, (list, tuple)):
         return [nested_map(fn, v) for v in tree]
     return fn(tree)
+
+
+def on_values(fn):
+    """fn applied to the float arrays of a case; masks (boolean arrays) pass through unchanged."""
+    return lambda a: fn(a) if a.dtype.kind == "f" else a
 
 
 def leaves(tree, prefix=""):
@@ -66,8 +72,10 @@ class Harness:
 
     def __init__(self, run: Run, component: Component):
         self.run, self.component = run, component
-        self.variant = run.subject.variants.get(component.name)
-        self.kind = kind_for(component, self.variant)
+        self.variant = ", ".join(declared(run.subject.variants.get(component.name)))
+        self.kind = kind_for(component, run.subject.variants.get(component.name))
+        forms = [v for v in declared(run.subject.variants.get(component.name)) if v in MASK_FORMS]
+        self.mask_form = forms[0] if forms else "additive"
         self.oracle = component.oracle(self.kind)
         self.output_eids = {**component.output_eids, **cell_output_eids(self.kind)} \
             if component.name.endswith(".cell") else component.output_eids
@@ -86,11 +94,23 @@ class Harness:
         return self.round(params), self.round(inputs)
 
     def round(self, tree):
-        return nested_map(lambda a: torch.from_numpy(a).to(self.run.dtype).double().numpy(), tree)
+        return nested_map(on_values(lambda a: torch.from_numpy(a).to(self.run.dtype).double().numpy()), tree)
 
     def tensors(self, tree):
-        return nested_map(lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(device=self.run.device,
-                                                                                 dtype=self.run.dtype), tree)
+        """Torch tensors on the run's device: values in its dtype, masks in the subject's declared form."""
+        return nested_map(lambda a: self.mask(a) if a.dtype == bool else torch.from_numpy(
+            np.ascontiguousarray(a)).to(device=self.run.device, dtype=self.run.dtype), tree)
+
+    def mask(self, hidden: np.ndarray) -> torch.Tensor:
+        """The spec's mask (True: hidden) in the subject's form: additive float (0 or -inf, the
+        article's), or booleans, True where hidden (mask.bool_true_masked) or visible (…_attends)."""
+        hidden = torch.from_numpy(np.ascontiguousarray(hidden)).to(self.run.device)
+        if self.mask_form == "mask.bool_true_masked":
+            return hidden
+        if self.mask_form == "mask.bool_true_attends":
+            return ~hidden
+        zero = torch.zeros((), dtype=self.run.dtype, device=self.run.device)
+        return torch.where(hidden, zero - torch.inf, zero)
 
     # -- the subject -----------------------------------------------------------------------
     def build(self, params):
@@ -157,11 +177,11 @@ class Harness:
         """The tolerance rule for each output of this case (see properties/tolerance.py)."""
         dtype = self.run.dtype
         cast = tol.NUMPY_DTYPES[tol.baseline_dtype(dtype)]
-        baseline = self.oracle(nested_map(lambda a: a.astype(cast), params),
-                               nested_map(lambda a: a.astype(cast), inputs))
+        baseline = self.oracle(nested_map(on_values(lambda a: a.astype(cast)), params),
+                               nested_map(on_values(lambda a: a.astype(cast)), inputs))
         rng = np.random.default_rng(0)
-        perturbed = self.oracle(nested_map(lambda a: tol.perturb(a, dtype, rng), params),
-                                nested_map(lambda a: tol.perturb(a, dtype, rng), inputs))
+        perturbed = self.oracle(nested_map(on_values(lambda a: tol.perturb(a, dtype, rng)), params),
+                                nested_map(on_values(lambda a: tol.perturb(a, dtype, rng)), inputs))
         return {name: tol.tolerance(ref, baseline[name], perturbed[name], dtype)
                 for name, ref in reference.items()}
 
@@ -169,7 +189,7 @@ class Harness:
         """The lower dtype whose rounding explains a failing output of the oracle check, or None."""
         for lower in tol.LOWER.get(self.run.dtype, ()):
             cast = tol.NUMPY_DTYPES[lower]
-            params, inputs = (nested_map(lambda a: a.astype(cast), part) for part in case)
+            params, inputs = (nested_map(on_values(lambda a: a.astype(cast)), part) for part in case)
             if tol.explained_by(error, reference, self.oracle(params, inputs)[name], lower):
                 return lower
         return None
@@ -179,10 +199,13 @@ class Harness:
         """Every output the subject returned against `reference`, within its tolerance.
 
         With `case` (params, inputs) given, a failure is also tried as rounding in a lower dtype.
-        `eid` names the equation a failure points at (default: the one that defines the output)."""
+        `eid` names the equation a failure points at (default: the one that defines the output).
+        Where the reference is NaN (a query allowed no key: no value in the article's math), the
+        subject's value is not compared."""
         __tracebackhide__ = True
         for name, value in actual.items():
             expected, bound = reference[name], tolerances[name]
+            value = np.where(np.isnan(expected), np.nan, value)
             try:
                 torch.testing.assert_close(torch.from_numpy(np.ascontiguousarray(value)),
                                            torch.from_numpy(np.ascontiguousarray(expected)), rtol=0,

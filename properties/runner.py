@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from subjects import Subject
 
 from .checks import Check, generate
-from .components import COMPONENTS, Component, eids_for, kind_for
+from .components import COMPONENTS, Component, declared, eids_for, kind_for
 from .harness import Harness, Run, option_sets
 
 
@@ -69,7 +69,7 @@ def execute(run: Run, component: Component, check: Check, settings=None, seed=No
     try:
         variant = subject.variants.get(component.name)
         kind = kind_for(component, variant)
-        record.variant = variant or ""
+        record.variant = ", ".join(declared(variant))
     except ValueError as exc:
         record.status, record.message = "fail", f"subject {subject.name!r}: {exc}"
         return record, exc

@@ -53,9 +53,13 @@ def mantissa_bits(dtype: torch.dtype) -> int:
 
 
 def max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
-    if a.size == 0:
+    """max |a - b| over the entries where b (the reference) has a value; a non-finite a there
+    (a baseline that overflowed) gives inf. NaN entries of b, undefined in the spec, are skipped."""
+    defined = ~np.isnan(np.asarray(b, np.float64))
+    if not defined.any():
         return 0.0
-    return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
+    diff = np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))[defined]
+    return float(np.max(np.nan_to_num(diff, nan=np.inf)))
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,8 @@ class Tolerance:
 
 
 def scale_of(reference: np.ndarray) -> float:
-    return max(1.0, float(np.max(np.abs(reference)))) if reference.size else 1.0
+    defined = reference[~np.isnan(reference)]
+    return max(1.0, float(np.max(np.abs(defined)))) if defined.size else 1.0
 
 
 def baseline_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -103,5 +108,6 @@ def perturb(array: np.ndarray, dtype: torch.dtype, rng: np.random.Generator) -> 
 
 def explained_by(error: float, reference: np.ndarray, lower: np.ndarray, dtype: torch.dtype) -> bool:
     """Would computing in `dtype` explain this error? `lower` is the oracle evaluated in `dtype`."""
-    size = float(np.max(np.abs(reference))) if reference.size else 0.0
+    defined = reference[~np.isnan(reference)]
+    size = float(np.max(np.abs(defined))) if defined.size else 0.0
     return error <= K * max_abs_diff(lower, reference) + FLOOR_ULPS * eps(dtype) * size

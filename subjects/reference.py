@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from reference import (gru_cell, gru_cell_reset_after, lstm_cell, rnn_cell, rnn_output, seq2seq,
                        stacked)
+from reference import attention as ref_attention
 
 from .base import Subject
 
@@ -60,12 +61,69 @@ def _seq2seq(kind, cells=CELLS, seq2seq=seq2seq):
     return build
 
 
-def builders(cells=CELLS, output=_output, stacked=stacked, seq2seq=seq2seq):
-    """Every component's builder, from the given cells and architecture functions.
+def _attention(attention):
+    def build(params):
+        def fn(q, k, v, mask):
+            out, weights = attention(q, k, v, mask)
+            return {"out": out, "weights": weights}
+        return fn
+    return build
 
-    The defaults are the reference; the mutant zoo (subjects/zoo) swaps one piece for a broken one.
+
+def _causal(attention):
+    def build(params):
+        def fn(q, k, v):
+            out, weights = attention(q, k, v, causal=True)
+            return {"out": out, "weights": weights}
+        return fn
+    return build
+
+
+def _mha(multi_head):
+    def build(params):
+        def fn(query, key, value, attn_mask, key_padding_mask):
+            mask = attn_mask + key_padding_mask[:, None, None, :]  # (B, 1, n, m): every head
+            out, weights = multi_head(query, key, value, **params, mask=mask)
+            return {"out": out, "weights": weights}
+        return fn
+    return build
+
+
+def _seq2seq_attention(seq2seq_attention):
+    def build(params):
+        def fn(S, H):
+            context, weights, scores = seq2seq_attention(S, H)
+            return {"context": context, "weights": weights, "scores": scores}
+        return fn
+    return build
+
+
+def _pe(add_positions):
+    def build(params):
+        def fn(x):
+            out, P = add_positions(x)
+            return {"out": out, "P": P}
+        return fn
+    return build
+
+
+ATTENTION = {"attention": ref_attention.attention, "multi_head": ref_attention.multi_head,
+             "seq2seq_attention": ref_attention.seq2seq_attention, "add_positions": ref_attention.add_positions}
+
+
+def builders(cells=CELLS, output=_output, stacked=stacked, seq2seq=seq2seq, **attention):
+    """Every component's builder, from the given cells, architecture and attention functions.
+
+    The defaults are the reference; the mutant zoo (subjects/zoo) swaps one piece for a broken one
+    (the attention pieces are named as in ATTENTION).
     """
+    pieces = {**ATTENTION, **attention}
     return {
+        "attention": _attention(pieces["attention"]),
+        "attention.causal": _causal(pieces["attention"]),
+        "mha": _mha(pieces["multi_head"]),
+        "attn.seq2seq": _seq2seq_attention(pieces["seq2seq_attention"]),
+        "pe": _pe(pieces["add_positions"]),
         "rnn.output": output,
         **{f"{kind}.cell": _cell(kind, cells) for kind in cells},
         **{f"{kind}.layers": _layers(kind, cells, stacked) for kind in cells},
