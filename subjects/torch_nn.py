@@ -1,4 +1,5 @@
-"""The built-in subject "torch": PyTorch's own recurrent modules, fed the spec's parameters.
+"""The built-in subject "torch": PyTorch's own recurrent modules, fed the spec's parameters
+(its attention modules: subjects/torch_attention.py).
 
 rnn.cell is nn.RNNCell (tanh) with weight_ih = W_xh, weight_hh = W_hh, bias_ih = b_h, bias_hh = 0;
 rnn.output is softmax(F.linear(h, W_y, b_y)). lstm.cell is nn.LSTMCell: each gate's W_g (on
@@ -20,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import torch_attention
 from .base import Subject
 
 CELLS = {"rnn": nn.RNNCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}
@@ -162,8 +164,8 @@ for _kind in CELLS:
 SUBJECT = Subject(
     name="torch",
     version=torch.__version__,
-    builders=BUILDERS,
+    builders={**BUILDERS, **torch_attention.BUILDERS},
     variants={"gru.cell": "gru.reset_after", "gru.layers": "gru.reset_after",
-              "gru.seq2seq": "gru.reset_after"},
-    options={f"{kind}.layers": {"batch_first": [True, False]} for kind in CELLS},
+              "gru.seq2seq": "gru.reset_after", **torch_attention.VARIANTS},
+    options={**{f"{kind}.layers": {"batch_first": [True, False]} for kind in CELLS}, **torch_attention.OPTIONS},
 )

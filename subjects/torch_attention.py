@@ -1,0 +1,93 @@
+"""PyTorch's attention as subject "torch" (with subjects/torch_nn.py): nn.MultiheadAttention and
+F.scaled_dot_product_attention, fed the spec's parameters.
+
+- attention: F.scaled_dot_product_attention with a boolean mask, True where a query may attend
+  (the variant mask.bool_true_attends); with mask_dtype="float" the adapter turns it into an additive
+  float mask (0 or -inf) and SDPA takes its float path.
+- attention.causal: F.scaled_dot_product_attention(is_causal=True), aligned at the upper left.
+- attn.seq2seq: F.scaled_dot_product_attention(S, H, H); its scale 1/√d_h is the article's.
+- mha: nn.MultiheadAttention, whose masks are booleans, True where a key is hidden (the variant
+  mask.bool_true_masked). The spec's per-head W_Q[h] (d_model×d_k, acting on the right) is rows
+  h·d_k … (h+1)·d_k - 1 of q_proj_weight, transposed; with key and value widths equal to d_model
+  the three go into the packed in_proj_weight, else into q/k/v_proj_weight; out_proj.weight is
+  W_O transposed. Modes: batch_first (per-head weights), seq_first (batch_first=False, weights
+  averaged over heads), fast_path (eval, torch.no_grad, zero biases: when query, key and value
+  are equal and the heads even, one tensor is passed three times, which is what lets PyTorch
+  take its native fast path; other cases run the ordinary path under the same settings).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def attention_builder(params, mask_dtype="bool"):
+    def fn(q, k, v, mask):
+        if mask_dtype == "float":  # additive: 0 where the boolean mask says "may attend", else -inf
+            mask = torch.zeros(mask.shape, dtype=q.dtype, device=q.device).masked_fill(~mask, -torch.inf)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    return fn
+
+
+def causal_builder(params):
+    return lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+
+def seq2seq_attention_builder(params):
+    return lambda S, H: {"context": F.scaled_dot_product_attention(S, H, H)}
+
+
+def per_head_rows(W):
+    """Per-head (h, d_in, d) acting on the right -> PyTorch's (h·d, d_in) acting as F.linear."""
+    h, d_in, d = W.shape
+    return W.transpose(1, 2).reshape(h * d, d_in)
+
+
+def mha_module(params, batch_first=True, bias=False) -> nn.MultiheadAttention:
+    W_Q, W_K, W_V, W_O = params["W_Q"], params["W_K"], params["W_V"], params["W_O"]
+    heads, d_model = W_Q.shape[:2]
+    module = nn.MultiheadAttention(d_model, heads, bias=bias, kdim=W_K.shape[1], vdim=W_V.shape[1],
+                                   batch_first=batch_first, device=W_Q.device, dtype=W_Q.dtype)
+    with torch.no_grad():
+        q, k, v = per_head_rows(W_Q), per_head_rows(W_K), per_head_rows(W_V)
+        if module._qkv_same_embed_dim:
+            module.in_proj_weight.copy_(torch.cat([q, k, v]))
+        else:
+            module.q_proj_weight.copy_(q)
+            module.k_proj_weight.copy_(k)
+            module.v_proj_weight.copy_(v)
+        module.out_proj.weight.copy_(W_O.T)
+        if bias:
+            module.in_proj_bias.zero_()
+            module.out_proj.bias.zero_()
+    return module.eval()
+
+
+def mha_builder(params, mode="batch_first"):
+    module = mha_module(params, batch_first=mode != "seq_first", bias=mode == "fast_path")
+
+    def fn(query, key, value, attn_mask, key_padding_mask):
+        if mode == "fast_path":
+            same = query.shape == key.shape == value.shape and torch.equal(query, key) and torch.equal(key, value)
+            with torch.no_grad():
+                if same:
+                    key = value = query
+                out, _ = module(query, key, value, key_padding_mask=key_padding_mask, attn_mask=attn_mask,
+                                need_weights=False)
+            return {"out": out}
+        if mode == "seq_first":
+            out, weights = module(query.transpose(0, 1), key.transpose(0, 1), value.transpose(0, 1),
+                                  key_padding_mask=key_padding_mask, attn_mask=attn_mask, need_weights=True,
+                                  average_attn_weights=True)
+            return {"out": out.transpose(0, 1), "mean_weights": weights}
+        out, weights = module(query, key, value, key_padding_mask=key_padding_mask, attn_mask=attn_mask,
+                              need_weights=True, average_attn_weights=False)
+        return {"out": out, "weights": weights}
+    return fn
+
+
+BUILDERS = {"attention": attention_builder, "attention.causal": causal_builder, "mha": mha_builder,
+            "attn.seq2seq": seq2seq_attention_builder}
+VARIANTS = {"attention": "mask.bool_true_attends", "mha": "mask.bool_true_masked"}
+OPTIONS = {"attention": {"mask_dtype": ["bool", "float"]}, "mha": {"mode": ["batch_first", "seq_first", "fast_path"]}}
