@@ -6,8 +6,7 @@ names the E-ids it bears on, so the summary can say which equation a failure poi
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Callable
+from dataclasses import replace
 
 import numpy as np
 from hypothesis import strategies as st
@@ -15,38 +14,13 @@ from hypothesis import strategies as st
 from spec.recurrent import CELLS, UPDATE_KEEPS_STATE
 
 from . import tolerance as tol
+from . import attention_checks as attn
 from .attention import hidden_keys
-from .components import COMPONENTS, Component, draw_layers_case, eids_for
+from .check import Check, all_eids, doubled, evaluate
+from .components import COMPONENTS, draw_layers_case
 from .harness import Harness, SubjectFailure, option_sets
 
 SATURATE = 50.0  # |pre-activation| that closes or opens a gate: σ(-50) ≈ 2e-22 < eps(float64)
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    statement: str
-    applies: Callable[[Component], bool]
-    eids: Callable[[Harness], tuple]
-    body: Callable[[Harness, object], None]
-    needs: Callable[[Component], tuple] = lambda c: ()  # other components the check also drives
-
-
-def all_eids(h: Harness) -> tuple:
-    return eids_for(h.component, h.kind)
-
-
-def evaluate(h: Harness, params, inputs):
-    """The subject's outputs, the oracle's, and the tolerances for one case."""
-    reference = h.reference(params, inputs)
-    actual = h.call(h.build(params), inputs, reference)
-    return actual, reference, h.tolerances(params, inputs, reference)
-
-
-def doubled(tolerances: dict) -> dict:
-    """Two subject outputs each within atol of the truth differ by at most 2*atol."""
-    return {k: tol.Tolerance(2 * t.atol, t.baseline_error, t.sensitivity, t.floor, t.dtype)
-            for k, t in tolerances.items()}
 
 
 # --- oracle and generic properties -------------------------------------------------------------
@@ -241,6 +215,26 @@ CHECKS = (
           is_layers, lambda h: ("seq.bidirectional",), check_bidirectional_reversal),
     Check("stacked_composition", "A stack of L layers equals its layers composed.", is_layers,
           lambda h: ("seq.stacked",), check_stacked_composition),
+    Check("permutation", "Permuting the queries permutes the output rows; permuting keys and values together "
+          "changes nothing.", attn.component_is("attention", "mha", "attn.seq2seq"), all_eids,
+          attn.check_permutation),
+    Check("hidden_keys_ignored", "Output i is unchanged when keys and values hidden from query i, or other "
+          "queries, change; their autograd Jacobian is exactly 0.",
+          attn.component_is("attention", "attention.causal", "mha"), attn.mask_eids, attn.check_hidden_keys_ignored),
+    Check("padding_appended", "Appending padding keys (hidden from every query) changes nothing.",
+          attn.component_is("attention", "mha"), attn.mask_eids, attn.check_padding_appended),
+    Check("equal_keys", "All keys equal and none hidden: each output row is the mean of the values.",
+          attn.component_is("attention", "mha"), all_eids, attn.check_equal_keys),
+    Check("one_head", "One-head MHA equals single-head attention on the projections, times W_O.",
+          attn.component_is("mha"), lambda h: ("mha.head", "mha.output"), attn.check_one_head,
+          lambda c: ("attention",)),
+    Check("head_locality", "With W_O = I, changing one head's weights changes only that head's columns.",
+          attn.component_is("mha"), lambda h: ("mha.head", "mha.output"), attn.check_head_locality),
+    Check("fully_masked_row", "A query with no key visible is undefined and not compared; the other rows are "
+          "right; what the subject gives there is reported.", attn.component_is("attention", "mha"),
+          attn.mask_eids, attn.check_fully_masked_row),
+    Check("full_size", "At the article's 2048 positions × 512 columns, X = 0 gives P, which matches the spec "
+          "and lies in [-1, 1].", attn.component_is("pe"), all_eids, attn.check_full_size),
 )
 
 

@@ -81,6 +81,8 @@ class Harness:
             if component.name.endswith(".cell") else component.output_eids
         self.examples = 0
         self.params: list = []  # (path, tensor given to the builder, its copy), set by build
+        self.observations: set[str] = set()  # what the subject does where the spec leaves it open
+        self.raw: dict = {}  # the last call's outputs as returned, undefined entries included
 
     def where(self) -> str:
         opts = "".join(f", {k}={v}" for k, v in self.run.options.items())
@@ -167,7 +169,8 @@ class Harness:
             index = tuple(int(i) for i in np.argwhere(bad)[0])
             raise SubjectFailure(f"{where} is {array[index]} at index {index}, where the oracle gives "
                                  f"{expected[index]:.6g}")
-        return array
+        self.raw[name] = array
+        return np.where(np.isnan(expected), np.nan, array)  # undefined in the spec: never compared
 
     # -- oracle and comparison -------------------------------------------------------------
     def reference(self, params, inputs) -> dict:

@@ -110,6 +110,8 @@ def execute(run: Run, component: Component, check: Check, settings=None, seed=No
     elif expected:
         record.status = "stale"
         record.message = f"expected to fail ({expected}), but passed: remove it from expected_failures"
+    elif harness.observations:
+        record.message = "observed: " + "; ".join(sorted(harness.observations))
     return record, error
 
 

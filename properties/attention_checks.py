@@ -1,0 +1,265 @@
+"""The invariants of §3–4, stated on the subject's own outputs (the oracle check is in checks.py).
+
+Each compares the subject with itself on a changed case, within twice the tolerance of the rule
+(two outputs each within atol of the truth differ by at most 2·atol), or with a plain fact
+(the mean of the values, a weight of exactly 0).
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import torch
+from hypothesis import strategies as st
+
+from . import attention as att
+from . import tolerance as tol
+from .check import all_eids, doubled, evaluate
+from .components import COMPONENTS
+from .harness import Harness, SubjectFailure, option_sets
+from .strategies import Shape, case, magnitude, size
+
+QUERIES = {"attention": "q", "attention.causal": "q", "mha": "query", "attn.seq2seq": "S"}
+KEYS = {"attention": ("k", "v"), "attention.causal": ("k", "v"), "mha": ("key", "value"), "attn.seq2seq": ("H",)}
+
+# the axes along which query positions (first) and key positions (second) run, in every array
+POSITIONS = {"q": (1, None), "k": (None, 1), "v": (None, 1), "mask": (1, 2),
+             "query": (1, None), "key": (None, 1), "value": (None, 1), "attn_mask": (0, 1),
+             "key_padding_mask": (None, 1), "S": (1, None), "H": (None, 1),
+             "out": (1, None), "heads": (1, None), "context": (1, None),
+             "weights": (-2, -1), "mean_weights": (-2, -1), "scores": (-2, -1)}
+
+
+def permuted(arrays: dict, queries, keys) -> dict:
+    moved = {}
+    for name, a in arrays.items():
+        query_axis, key_axis = POSITIONS[name]
+        if query_axis is not None:
+            a = np.take(a, queries, axis=query_axis)
+        if key_axis is not None:
+            a = np.take(a, keys, axis=key_axis)
+        moved[name] = a
+    return moved
+
+
+def lengths(h: Harness, inputs) -> tuple[int, int]:
+    return inputs[QUERIES[h.component.name]].shape[1], inputs[KEYS[h.component.name][0]].shape[1]
+
+
+def fresh(h: Harness, data, shapes: dict) -> dict:
+    """New arrays of the given shapes, drawn and rounded to the run's dtype."""
+    bound = magnitude(data)
+    return h.round(case(data, {}, {name: Shape(shape, bound) for name, shape in shapes.items()})[1])
+
+
+def hidden_by_row(h: Harness, inputs) -> np.ndarray:
+    """(B, n, m): True where key j is hidden from query i of batch row b."""
+    n, m = lengths(h, inputs)
+    B = inputs[QUERIES[h.component.name]].shape[0]
+    hidden = att.hidden_keys(h.component.name, h.kind, inputs)
+    if hidden is None:
+        return np.zeros((B, n, m), dtype=bool)
+    return np.broadcast_to(hidden[:, 0] if hidden.ndim == 4 else hidden, (B, n, m))
+
+
+# --- the checks --------------------------------------------------------------------------------
+def check_permutation(h: Harness, data):
+    params, inputs = h.draw(data)
+    actual, _, tols = evaluate(h, params, inputs)
+    n, m = lengths(h, inputs)
+    queries = np.array(data.draw(st.permutations(range(n)), label="query order"))
+    keys = np.array(data.draw(st.permutations(range(m)), label="key order"))
+    moved, _, _ = evaluate(h, params, permuted(inputs, queries, keys))
+    h.compare(moved, permuted(actual, queries, keys), doubled(tols),
+              what="its own output on the original order, permuted (queries permute the output rows; "
+                   "keys and values permuted together change nothing)")
+
+
+def check_hidden_keys_ignored(h: Harness, data):
+    """Output i does not depend on the keys and values hidden from query i, nor on other queries."""
+    params, inputs = h.draw(data)
+    hidden = hidden_by_row(h, inputs)
+    rows = [i for i in range(hidden.shape[1]) if hidden[:, i].any() and not hidden[:, i].all(axis=-1).all()]
+    if not rows:
+        return  # no query of this case has a key hidden from it
+    i = data.draw(st.sampled_from(rows), label="query row")
+    fn = h.build(params)
+    before = h.call(fn, inputs, h.reference(params, inputs))
+    tols = h.tolerances(params, inputs, h.reference(params, inputs))
+    query, keys = QUERIES[h.component.name], KEYS[h.component.name]
+    new = fresh(h, data, {name: inputs[name].shape for name in (query, *keys)})
+    changed = dict(inputs)
+    for name in keys:
+        changed[name] = np.where(hidden[:, i, :, None], new[name], inputs[name])
+    others = np.arange(inputs[query].shape[1]) != i
+    changed[query] = np.where(others[None, :, None], new[query], inputs[query])
+    after = h.call(fn, changed, h.reference(params, changed))
+    h.compare({k: v[..., i:i + 1, :] if k in ("weights", "mean_weights") else v[:, i:i + 1] for k, v in after.items()},
+              {k: v[..., i:i + 1, :] if k in ("weights", "mean_weights") else v[:, i:i + 1] for k, v in before.items()},
+              doubled(tols), what=f"its own output {i} before the keys and values hidden from query {i} "
+                                  f"(and the other queries) were changed")
+    jacobian_is_zero(h, fn, inputs, hidden, i)
+
+
+def jacobian_is_zero(h: Harness, fn, inputs, hidden, i: int):
+    """∂ out[:, i] / ∂ (hidden keys and values, other queries) is exactly 0 under autograd."""
+    __tracebackhide__ = True
+    query, keys = QUERIES[h.component.name], KEYS[h.component.name]
+    given = h.tensors(inputs)
+    for name in (query, *keys):
+        given[name].requires_grad_(True)
+    try:
+        out = fn(**given)
+        out = out["out"] if isinstance(out, dict) else out
+    except Exception as exc:
+        raise SubjectFailure(f"{h.where()}: the subject raised {type(exc).__name__} with inputs that require "
+                             f"grad: {exc}") from exc
+    if not (isinstance(out, torch.Tensor) and out.requires_grad):
+        h.observations.add("no autograd graph: the Jacobian part of hidden_keys_ignored is not checked")
+        return
+    cotangent = torch.randn(out[:, i].shape, generator=torch.Generator().manual_seed(0),
+                            dtype=torch.float64).to(out.dtype).to(out.device)
+    grads = torch.autograd.grad(out[:, i], [given[name] for name in (query, *keys)], cotangent, allow_unused=True)
+    others = np.arange(inputs[query].shape[1]) != i
+    # a query with no key visible has NaN weights, and autograd's 0·NaN spreads from it to every
+    # key and value of its batch row: only batch rows where every query sees a key are checked
+    defined = ~hidden.all(axis=-1).any(axis=-1)[:, None, None]
+    for name, grad in zip((query, *keys), grads):
+        if grad is None:
+            continue
+        grad = grad.detach().to("cpu", torch.float64).numpy()
+        where = defined & (others[None, :, None] if name == query else hidden[:, i, :, None])
+        leaked = where & (grad != 0)
+        if leaked.any():
+            b, j, c = (int(x) for x in np.argwhere(leaked)[0])
+            what = f"query {j}" if name == query else f"key {j}, hidden from query {i}"
+            raise SubjectFailure(f"[{mask_eid(h)}] "
+                                 f"{h.where()}: the gradient of output row {i} with respect to {name}[{b}, {j}, {c}] "
+                                 f"({what}) is {grad[b, j, c]:.6g}, not exactly 0 (a random cotangent, autograd)")
+
+
+def check_padding_appended(h: Harness, data):
+    """Keys appended as padding (hidden from every query) change nothing."""
+    params, inputs = h.draw(data)
+    actual, _, tols = evaluate(h, params, inputs)
+    keys = KEYS[h.component.name]
+    (B, m), n = inputs[keys[0]].shape[:2], lengths(h, inputs)[0]
+    extra = size(data, "appended keys", high=3)
+    new = fresh(h, data, {name: (B, extra, inputs[name].shape[-1]) for name in keys})
+    longer = {**inputs, **{name: np.concatenate([inputs[name], new[name]], 1) for name in keys}}
+    if h.component.name == "mha":
+        longer["attn_mask"] = np.concatenate([inputs["attn_mask"], np.zeros((n, extra), bool)], 1)
+        longer["key_padding_mask"] = np.concatenate([inputs["key_padding_mask"], np.ones((B, extra), bool)], 1)
+    else:
+        longer["mask"] = np.concatenate([inputs["mask"], np.ones((B, n, extra), bool)], 2)
+    grown, _, _ = evaluate(h, params, longer)
+    grown = {k: v[..., :m] if k in ("weights", "mean_weights") else v for k, v in grown.items()}
+    h.compare(grown, actual, doubled(tols), what=f"its own output before {extra} padding key(s) were appended")
+
+
+def check_equal_keys(h: Harness, data):
+    """All keys equal and none hidden: every weight is 1/m, so each output row is the mean value."""
+    params, inputs = h.draw(data)
+    n, m = lengths(h, inputs)
+    k, v = KEYS[h.component.name]
+    same = {**inputs, k: np.repeat(inputs[k][:, :1], m, axis=1)}
+    if h.component.name == "mha":
+        same |= {"attn_mask": np.zeros((n, m), bool), "key_padding_mask": np.zeros((len(inputs[k]), m), bool)}
+        actual, _, tols = evaluate(h, params, same)
+        one = {**same, k: same[k][:, :1], v: h.round(same[v].mean(axis=1, keepdims=True)),
+               "attn_mask": np.zeros((n, 1), bool), "key_padding_mask": np.zeros((len(inputs[k]), 1), bool)}
+        alone, _, _ = evaluate(h, params, one)
+        h.compare({"out": actual["out"]}, {"out": alone["out"]}, doubled(tols),
+                  what="its own output for one key holding the mean value (all keys equal)")
+        return
+    same["mask"] = np.zeros_like(inputs["mask"])
+    actual, _, tols = evaluate(h, params, same)
+    mean = np.broadcast_to(same[v].mean(axis=1, keepdims=True), actual["out"].shape)
+    h.compare({"out": actual["out"]}, {"out": mean}, tols, what="the mean of the values (all keys equal)")
+
+
+def check_one_head(h: Harness, data):
+    """One-head MHA is attention on the projected queries, keys and values, times W_O."""
+    params, inputs = att.draw_mha(data, h.kind, heads=1)
+    h.examples += 1
+    params, inputs = h.round(params), h.round(inputs)
+    actual, _, tols = evaluate(h, params, inputs)
+    component = COMPONENTS["attention"]
+    single = Harness(replace(h.run, options=option_sets(h.run.subject, component)[0]), component)
+    projected = single.round({"q": inputs["query"] @ params["W_Q"][0], "k": inputs["key"] @ params["W_K"][0],
+                              "v": inputs["value"] @ params["W_V"][0], "mask": att.mha_hidden(inputs)[:, 0]})
+    got, _, single_tols = evaluate(single, {}, projected)
+    W_O = params["W_O"]
+    bound = 2 * tols["out"].atol + single_tols["out"].atol * float(np.abs(W_O).sum(axis=0).max())
+    h.compare({"out": actual["out"]}, {"out": got["out"] @ W_O},
+              {"out": tol.Tolerance(bound, tols["out"].baseline_error, tols["out"].sensitivity, tols["out"].floor,
+                                    h.run.dtype)},
+              what="the subject's single-head attention on X_q W_Q, X_k W_K, X_v W_V, times W_O")
+
+
+def check_head_locality(h: Harness, data):
+    """With W_O = I the output is the concatenated heads: changing head t's weights changes only
+    columns t·d_v … (t+1)·d_v - 1."""
+    params, inputs = att.draw_mha(data, h.kind, heads=data.draw(st.integers(2, att.MAX_HEADS), label="h"))
+    h.examples += 1
+    params, inputs = h.round(params), h.round(inputs)
+    heads, d_model, d_k = params["W_Q"].shape
+    params["W_O"] = np.eye(d_model)
+    before, _, tols = evaluate(h, params, inputs)
+    t = data.draw(st.integers(0, heads - 1), label="changed head")
+    new = fresh(h, data, {name: params[name].shape[1:] for name in ("W_Q", "W_K", "W_V")})
+    changed = {**params, **{name: np.concatenate([params[name][:t], new[name][None], params[name][t + 1:]])
+                            for name in ("W_Q", "W_K", "W_V")}}
+    after, _, after_tols = evaluate(h, changed, inputs)
+    others = np.ones(d_model, bool)
+    others[t * d_k:(t + 1) * d_k] = False
+    bound = tols["out"].atol + after_tols["out"].atol
+    h.compare({"out": after["out"][..., others]}, {"out": before["out"][..., others]},
+              {"out": tol.Tolerance(bound, 0.0, 0.0, tols["out"].floor, h.run.dtype)},
+              what=f"its own output before head {t}'s weights changed (W_O = I: other heads' columns stay)")
+
+
+def check_fully_masked_row(h: Harness, data):
+    """A query with no key visible has no value (the spec leaves it undefined, not compared): the
+    other rows must still be right; what the subject gives there is reported."""
+    params, inputs = h.draw(data)
+    i = data.draw(st.integers(0, lengths(h, inputs)[0] - 1), label="fully masked query")
+    if h.component.name == "mha":
+        inputs["attn_mask"] = inputs["attn_mask"].copy()
+        inputs["attn_mask"][i] = True
+    else:
+        inputs["mask"] = inputs["mask"].copy()
+        inputs["mask"][:, i] = True
+    actual, reference, tols = evaluate(h, params, inputs)
+    h.compare(actual, reference, tols, case=(params, inputs))
+    row = h.raw["out"][:, i]  # as returned: actual has NaN where the spec has no value
+    found = ("NaN" if np.isnan(row).all() else "zeros" if (row == 0).all()
+             else "finite values" if np.isfinite(row).all() else "a mix of NaN and numbers")
+    h.observations.add(f"a query with every key hidden gives {found}")
+
+
+def mask_eid(h: Harness) -> str:
+    """The mask equation a check of this subject's component bears on (a variant if declared)."""
+    return next(e for e in all_eids(h) if e.startswith("mask."))
+
+
+def mask_eids(h: Harness) -> tuple:
+    return tuple(e for e in all_eids(h) if e.startswith("mask."))
+
+
+def component_is(*names):
+    return lambda c: c.name in names
+
+
+def check_full_size(h: Harness, data):
+    """One case, drawn from nothing: X = 0 of (1, 2048, 512), so out = P at the article's size."""
+    params, inputs = {}, {"x": np.zeros((1, 2048, 512))}
+    h.examples += 1
+    actual, reference, tols = evaluate(h, params, inputs)
+    h.compare(actual, reference, tols, case=(params, inputs))
+    slack = tol.FLOOR_ULPS * tol.eps(h.run.dtype)
+    for name, value in actual.items():
+        if np.abs(value).max() > 1 + slack:
+            index = tuple(int(x) for x in np.unravel_index(np.abs(value).argmax(), value.shape))
+            raise SubjectFailure(f"[pe.input] {h.where()}: output {name!r} is {value[index]:.6g} at {list(index)} "
+                                 f"for X = 0: P lies in [-1, 1]")
