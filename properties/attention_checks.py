@@ -174,7 +174,7 @@ def check_equal_keys(h: Harness, data):
         return
     same["mask"] = np.zeros_like(inputs["mask"])
     actual, _, tols = evaluate(h, params, same)
-    mean = np.broadcast_to(same[v].mean(axis=1, keepdims=True), actual["out"].shape)
+    mean = np.broadcast_to(same[v].mean(axis=1, keepdims=True), actual["out"].shape).copy()
     h.compare({"out": actual["out"]}, {"out": mean}, tols, what="the mean of the values (all keys equal)")
 
 

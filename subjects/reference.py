@@ -79,10 +79,10 @@ def _causal(attention):
     return build
 
 
-def _mha(multi_head):
+def _mha(multi_head, mha_mask):
     def build(params):
         def fn(query, key, value, attn_mask, key_padding_mask):
-            mask = attn_mask + key_padding_mask[:, None, None, :]  # (B, 1, n, m): every head
+            mask = mha_mask(attn_mask, key_padding_mask)
             out, weights = multi_head(query, key, value, **params, mask=mask)
             return {"out": out, "weights": weights}
         return fn
@@ -107,7 +107,12 @@ def _pe(add_positions):
     return build
 
 
-ATTENTION = {"attention": ref_attention.attention, "multi_head": ref_attention.multi_head,
+def mha_mask(attn_mask, key_padding_mask):
+    """One additive mask (B, 1, n, m) for every head: the attention mask plus the key padding."""
+    return attn_mask + key_padding_mask[:, None, None, :]
+
+
+ATTENTION = {"attention": ref_attention.attention, "multi_head": ref_attention.multi_head, "mha_mask": mha_mask,
              "seq2seq_attention": ref_attention.seq2seq_attention, "add_positions": ref_attention.add_positions}
 
 
@@ -121,7 +126,7 @@ def builders(cells=CELLS, output=_output, stacked=stacked, seq2seq=seq2seq, **at
     return {
         "attention": _attention(pieces["attention"]),
         "attention.causal": _causal(pieces["attention"]),
-        "mha": _mha(pieces["multi_head"]),
+        "mha": _mha(pieces["multi_head"], pieces["mha_mask"]),
         "attn.seq2seq": _seq2seq_attention(pieces["seq2seq_attention"]),
         "pe": _pe(pieces["add_positions"]),
         "rnn.output": output,

@@ -27,6 +27,14 @@ WITNESS = {
     "unroll_equals_steps": "layers_cold_start",
     "bidirectional_reversal": "bidirectional_not_reversed_back",
     "stacked_composition": "stacked_fed_x",
+    "permutation": "mha_split_without_transpose",
+    "hidden_keys_ignored": "causal_one_ahead",
+    "padding_appended": "mha_key_padding_ignored",
+    "equal_keys": "attn_softmax_over_queries",
+    "one_head": "mha_without_output_projection",
+    "head_locality": "mha_heads_reversed",
+    "fully_masked_row": "attn_raises_on_fully_masked_rows",
+    "full_size": "pe_table_wraps_at_1024",
 }
 
 

@@ -3,6 +3,7 @@
 A mutant is a subject like any other (`pytest --subject subjects.zoo.recurrent:lstm_gates_swapped`
 shows what a user with that bug would see). `MUTANTS` lists them with the components they break.
 """
+from .attention import MUTANTS as ATTENTION
 from .recurrent import MUTANTS as RECURRENT
 
-MUTANTS = {**RECURRENT}
+MUTANTS = {**RECURRENT, **ATTENTION}

@@ -1,0 +1,164 @@
+"""Attention and positional-encoding mutants (§3–4): each is the reference (or, for an adapter
+bug, the torch subject) with one small bug."""
+from __future__ import annotations
+
+import math
+from functools import partial
+
+import torch
+
+from reference import attention as ref
+
+from ..base import Subject
+from ..reference import VERSION
+from ..torch_attention import attention_builder
+from .mutant import Mutant, mutant
+
+
+def scores_of(q, k, scale):
+    return q @ k.transpose(-1, -2) * scale
+
+
+def attend(q, k, v, mask=None, causal=False, scale=None, dim=-1, hide=None, after_softmax=False):
+    """The reference attention with knobs a bug turns: the scale, the softmax's axis, which keys
+    the causal mask hides (hide(n, m) -> bool), and a mask applied after the softmax."""
+    scores = scores_of(q, k, 1 / math.sqrt(q.shape[-1]) if scale is None else scale(q.shape[-1]))
+    if causal:
+        n, m = scores.shape[-2:]
+        hidden = hide(n, m) if hide else torch.ones(n, m, dtype=torch.bool, device=q.device).triu(1)
+        mask = torch.zeros(n, m, dtype=q.dtype, device=q.device).masked_fill(hidden.to(q.device), -math.inf)
+    if mask is not None and not after_softmax:
+        scores = scores + mask
+    weights = torch.softmax(scores, dim=dim)
+    if mask is not None and after_softmax:
+        weights = weights * torch.isfinite(mask)  # hidden keys zeroed, the rest not renormalised
+    return weights @ v, weights
+
+
+def everywhere(fn):
+    """A broken attention used by every attention component, MHA included."""
+    return {"attention": fn, "multi_head": partial(ref.multi_head, attend=fn)}
+
+
+def triu_from(offset):
+    return lambda n, m: torch.ones(n, m, dtype=torch.bool).triu(offset)
+
+
+def causal_lower_right(n, m):
+    return torch.ones(n, m, dtype=torch.bool).triu(1 + m - n)
+
+
+def keys_values_swapped(q, k, v, mask=None, causal=False):
+    return ref.attention(q, v, k, mask, causal)
+
+
+def raises_on_fully_masked_rows(q, k, v, mask=None, causal=False):
+    if mask is not None and torch.isinf(mask).all(dim=-1).any():
+        raise ValueError("a query has no key to attend to")
+    return ref.attention(q, k, v, mask, causal)
+
+
+# --- multi-head --------------------------------------------------------------------------------
+def split_without_transpose(x, heads):
+    B, n, width = x.shape
+    return x.reshape(B, heads, n, width // heads)
+
+
+def merge_reversed(z):
+    return ref.merge_heads(z.flip(1))
+
+
+def mha_without_output_projection(query, key, value, W_Q, W_K, W_V, W_O, mask=None):
+    return ref.multi_head(query, key, value, W_Q, W_K, W_V, torch.eye(W_O.shape[0], dtype=W_O.dtype,
+                                                                         device=W_O.device), mask)
+
+
+def mha_keys_from_queries(query, key, value, W_Q, W_K, W_V, W_O, mask=None):
+    return ref.multi_head(query, query, value, W_Q, W_K, W_V, W_O, mask)
+
+
+def mha_scaled_by_d_model(query, key, value, W_Q, W_K, W_V, W_O, mask=None):
+    d_model = query.shape[-1]
+    return ref.multi_head(query, key, value, W_Q, W_K, W_V, W_O, mask,
+                          attend=partial(attend, scale=lambda d_k: 1 / math.sqrt(d_model)))
+
+
+# --- seq2seq attention and positional encoding -----------------------------------------------
+def seq2seq_softmax_over_decoder(S, H):
+    scores = S @ H.transpose(-1, -2) / math.sqrt(S.shape[-1])
+    weights = torch.softmax(scores, dim=-2)
+    return weights @ H, weights, scores
+
+
+def encoding(n, d, dtype=torch.float32, device=None, swap=False, exponent=2, start=0, table=None):
+    """The reference P with knobs a bug turns: sin and cos swapped, the exponent's factor, the
+    first position, and a table of `table` rows that positions wrap around."""
+    i = torch.arange(start, start + n, dtype=torch.float64, device=device)[:, None]
+    if table:
+        i = i % table
+    pair = torch.arange(d, dtype=torch.float64, device=device) // 2
+    angle = i / 10000 ** (exponent * pair / d)
+    even = torch.arange(d, device=device) % 2 == 0
+    P = torch.where(even != swap, torch.sin(angle), torch.cos(angle))
+    return P.to(dtype)
+
+
+def positions_on_half_the_batch(x):
+    out, P = ref.add_positions(x)
+    half = (x.shape[0] + 1) // 2
+    return torch.cat([out[:half], x[half:]]), P
+
+
+def pe(**knobs):
+    return {"add_positions": partial(ref.add_positions, encoding=partial(encoding, **knobs))}
+
+
+def sdpa_polarity_inverted() -> Mutant:
+    """An adapter bug: F.scaled_dot_product_attention declared as taking True = "hidden" (the
+    nn.MultiheadAttention convention), so the mask reaches SDPA with its polarity inverted."""
+    subject = Subject("zoo.sdpa_mask_polarity_inverted", {"attention": attention_builder}, version=VERSION,
+                      variants={"attention": "mask.bool_true_masked"})
+    return Mutant(subject, "SDPA adapter passes a True-means-hidden mask (SDPA reads True as may-attend)",
+                  ("attention",))
+
+
+MUTANTS = {m.subject.name.removeprefix("zoo."): m for m in (
+    mutant("attn_unscaled", "scores not divided by √d_k", ("attention", "attention.causal", "mha"),
+           **everywhere(partial(attend, scale=lambda d: 1.0))),
+    mutant("attn_scaled_by_d_k", "scores divided by d_k instead of √d_k", ("attention", "attention.causal", "mha"),
+           **everywhere(partial(attend, scale=lambda d: 1 / d))),
+    mutant("attn_softmax_over_queries", "softmax over the query axis", ("attention", "attention.causal", "mha"),
+           **everywhere(partial(attend, dim=-2))),
+    mutant("attn_keys_values_swapped", "keys and values swapped", ("attention",), attention=keys_values_swapped),
+    mutant("mask_after_softmax", "mask applied after the softmax, without renormalising",
+           ("attention", "attention.causal", "mha"), **everywhere(partial(attend, after_softmax=True))),
+    mutant("attn_raises_on_fully_masked_rows", "raises when a query has no key visible", ("attention",),
+           attention=raises_on_fully_masked_rows),
+    mutant("causal_diagonal_masked", "causal mask hides the diagonal (j >= i)", ("attention.causal",),
+           attention=partial(attend, hide=triu_from(0))),
+    mutant("causal_one_ahead", "causal mask lets query i see key i + 1", ("attention.causal",),
+           attention=partial(attend, hide=triu_from(2))),
+    mutant("causal_lower_right_undeclared", "causal mask aligned lower-right, declared as the article's",
+           ("attention.causal",), attention=partial(attend, hide=causal_lower_right)),
+    mutant("mha_split_without_transpose", "head split by a reshape, without the transpose", ("mha",),
+           multi_head=partial(ref.multi_head, split=split_without_transpose)),
+    mutant("mha_heads_reversed", "heads concatenated in reverse order", ("mha",),
+           multi_head=partial(ref.multi_head, merge=merge_reversed)),
+    mutant("mha_without_output_projection", "W_O missing", ("mha",), multi_head=mha_without_output_projection),
+    mutant("mha_keys_from_queries", "cross-attention takes its keys from the queries' side", ("mha",),
+           multi_head=mha_keys_from_queries),
+    mutant("mha_scaled_by_d_model", "scores divided by √d_model instead of √d_k", ("mha",),
+           multi_head=mha_scaled_by_d_model),
+    mutant("mha_key_padding_ignored", "key padding mask dropped", ("mha",),
+           mha_mask=lambda attn_mask, key_padding_mask: attn_mask),
+    mutant("seq2seq_softmax_over_decoder", "seq2seq attention weights normalised over the decoder states",
+           ("attn.seq2seq",), seq2seq_attention=seq2seq_softmax_over_decoder),
+    mutant("pe_sin_cos_swapped", "cos in the even columns, sin in the odd", ("pe",), **pe(swap=True)),
+    mutant("pe_exponent_j_over_d", "exponent j/d instead of 2j/d", ("pe",), **pe(exponent=1)),
+    mutant("pe_positions_from_1", "positions counted from 1", ("pe",), **pe(start=1)),
+    mutant("pe_table_wraps_at_1024", "a table of 1024 positions that longer inputs wrap around", ("pe",),
+           **pe(table=1024)),
+    mutant("pe_half_batch", "P added to only the first half of the batch", ("pe",),
+           add_positions=positions_on_half_the_batch),
+    sdpa_polarity_inverted(),
+)}
