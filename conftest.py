@@ -18,7 +18,7 @@ from hypothesis import settings
 import properties.profiles  # noqa: F401  (registers the dev, ci and thorough profiles)
 from properties.harness import Run, SubjectFailure
 from properties.runner import cases, check_id, execute
-from properties.summary import format_table, table
+from properties.summary import format_table, observations, table
 from subjects.registry import SubjectLoadError, load_subject
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -123,6 +123,11 @@ def pytest_terminal_summary(terminalreporter, config):
                              f"({run.device}, {str(run.dtype).removeprefix('torch.')})")
     for line in format_table(table(_records)):
         terminalreporter.write_line(line)
+    notes = observations(_records)
+    if notes:
+        terminalreporter.write_line("where the spec leaves the value undefined (not compared), the subject gives:")
+        for line in notes:
+            terminalreporter.write_line(f"  {line}")
 
 
 def pytest_sessionfinish(session):

@@ -34,3 +34,13 @@ def format_table(rows) -> list[str]:
     lines = [f"{'component':<{widths[0]}}  {'E-id':<{widths[1]}}  verdict"]
     lines += [f"{c:<{widths[0]}}  {e:<{widths[1]}}  {v}" for c, e, v in rows]
     return lines
+
+
+def observations(records: list[dict]) -> list[str]:
+    """What the subject did where the spec leaves the value open (a query with no key visible)."""
+    seen = {}
+    for r in records:
+        if r["status"] == "pass" and r["message"].startswith("observed: "):
+            options = "".join(f", {k}={v}" for k, v in r["options"].items())
+            seen[f"{r['component']}{options}"] = r["message"].removeprefix("observed: ")
+    return [f"{where}: {what}" for where, what in sorted(seen.items())]

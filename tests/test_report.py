@@ -17,13 +17,18 @@ def run_pytest(tmp_path, *args):
 
 
 def test_summary_and_json_name_the_variant_and_the_failure(tmp_path):
-    done, report = run_pytest(tmp_path, "--subject", "torch", "-k", "gru.cell-oracle or rnn.cell-oracle")
+    done, report = run_pytest(tmp_path, "--subject", "torch", "-k",
+                              "gru.cell-oracle or rnn.cell-oracle or (mha-fully_masked_row and seq_first)")
     assert done.returncode == 0, done.stdout[-2000:]
     assert "nlpspec: subject torch" in done.stdout  # the report header
-    assert any(line.split()[:3] == ["gru.cell", "gru.reset_after", "variant"] for line in done.stdout.splitlines())
+    lines = [line.split() for line in done.stdout.splitlines()]
+    assert ["gru.cell", "gru.reset_after", "variant", "gru.reset_after:", "pass"] in lines
+    assert ["mha", "mask.bool_true_masked", "variant", "mask.bool_true_masked:", "pass"] in lines
+    assert "  mha, mode=seq_first: a query with every key hidden gives NaN" in done.stdout.splitlines()
     assert report["subject"] == "torch" and report["dtype"] == "float64"
     assert {(r["id"], r["status"], r["variant"]) for r in report["records"]} == {
-        ("gru.cell-oracle", "pass", "gru.reset_after"), ("rnn.cell-oracle", "pass", "")}
+        ("gru.cell-oracle", "pass", "gru.reset_after"), ("rnn.cell-oracle", "pass", ""),
+        ("mha-fully_masked_row", "pass", "mask.bool_true_masked")}
 
     done, report = run_pytest(tmp_path, "--subject", "zoo.rnn_bias_dropped", "-k", "rnn.cell-oracle")
     assert done.returncode == 1
