@@ -1,6 +1,7 @@
 """Benchmark: the compiled oracle against hand-written float64 NumPy and torch float64.
 
-    python benchmarks/oracle.py            # LSTM and GRU at batch 8, seq 128, hidden 256
+    python benchmarks/oracle.py            # LSTM and GRU at batch 8, seq 128, hidden 256;
+                                           # attention and MHA at batch 8, seq 128, d_model 512, 8 heads
     python benchmarks/oracle.py --suite    # also the wall time of the default suite with -n 2
 
 One thread for everyone (threadpoolctl, torch.set_num_threads), best of 5 runs.
@@ -15,9 +16,12 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
+from spec import attention as spec_attention
 from spec.architectures import unroll
+from spec.oracle import compile_equation
 
 B, T, H = 8, 128, 256  # input size = hidden size
+D_MODEL, HEADS = 512, 8
 
 
 def sigmoid(a):
@@ -41,6 +45,55 @@ def numpy_gru(p, xs, h):
         n = np.tanh(np.concatenate([r * h, xs[:, t]], -1) @ p["W_h"].T + p["b_h"])
         h = (1 - z) * h + z * n
     return h
+
+
+def softmax_rows(a):
+    e = np.exp(a - a.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def numpy_attention(q, k, v, hidden):
+    scores = np.where(hidden, -np.inf, q @ np.swapaxes(k, -1, -2) / np.sqrt(q.shape[-1]))
+    return softmax_rows(scores) @ v
+
+
+def numpy_mha(x, W_Q, W_K, W_V, W_O, hidden):
+    heads = [numpy_attention(x @ W_Q[h], x @ W_K[h], x @ W_V[h], hidden) for h in range(len(W_Q))]
+    return np.concatenate(heads, -1) @ W_O
+
+
+def oracle_mha(x, W_Q, W_K, W_V, W_O, hidden):
+    heads = compile_equation(spec_attention.MHA_HEAD)(X_q=x[:, None], X_k=x[:, None], X_v=x[:, None], W_Q=W_Q,
+                                                      W_K=W_K, W_V=W_V, B_mask=hidden)
+    Z = heads.transpose(0, 2, 1, 3).reshape(x.shape[0], x.shape[1], -1)
+    return compile_equation(spec_attention.MHA_OUTPUT)(Z=Z, W_O=W_O)
+
+
+def attention_rows(rng):
+    """Self-attention and MHA at B, T, D_MODEL, HEADS: (name, oracle, numpy, torch) timings."""
+    x = rng.standard_normal((B, T, D_MODEL))
+    hidden = np.triu(np.ones((T, T), dtype=bool), 1)  # a causal mask, given as B_mask
+    d_k = D_MODEL // HEADS
+    W_Q, W_K, W_V = (rng.standard_normal((HEADS, D_MODEL, d_k)) / np.sqrt(D_MODEL) for _ in range(3))
+    W_O = rng.standard_normal((D_MODEL, D_MODEL)) / np.sqrt(D_MODEL)
+    given = compile_equation(spec_attention.MASK_GIVEN)
+    tx, tmask = torch.from_numpy(x), torch.from_numpy(~hidden)
+    module = torch.nn.MultiheadAttention(D_MODEL, HEADS, bias=False, batch_first=True).double().eval()
+    with torch.no_grad():
+        module.in_proj_weight.copy_(torch.cat([torch.from_numpy(W.transpose(0, 2, 1).reshape(D_MODEL, D_MODEL))
+                                               for W in (W_Q, W_K, W_V)]))
+        module.out_proj.weight.copy_(torch.from_numpy(W_O.T))
+        rows = []
+        runs = {"attention": (lambda: given(Q=x, K=x, V=x, B_mask=hidden), lambda: numpy_attention(x, x, x, hidden),
+                              lambda: torch.nn.functional.scaled_dot_product_attention(tx, tx, tx, attn_mask=tmask)),
+                "mha": (lambda: oracle_mha(x, W_Q, W_K, W_V, W_O, hidden),
+                        lambda: numpy_mha(x, W_Q, W_K, W_V, W_O, hidden),
+                        lambda: module(tx, tx, tx, attn_mask=torch.from_numpy(hidden), need_weights=False)[0])}
+        for name, (oracle, hand, native) in runs.items():
+            np.testing.assert_allclose(oracle(), hand(), atol=1e-10)  # the same function
+            np.testing.assert_allclose(native().numpy(), hand(), atol=1e-10)
+            rows.append((name, best(oracle), best(hand), best(native)))
+    return rows
 
 
 def best(fn, repeat=5):
@@ -72,6 +125,10 @@ def main():
                 times = best(oracle), best(hand), best(lambda: module(tx))
             np.testing.assert_allclose(oracle()[1]["h"][..., 0], hand(), atol=1e-10)  # same function
             print(f"{kind:<6}{times[0]:>10.4f}{times[1]:>10.4f}{times[2]:>10.4f}{times[0] / times[2]:>14.2f}")
+        print(f"\nbatch {B}, seq {T}, d_model {D_MODEL}, {HEADS} heads, causal mask, float64, 1 thread; best of 5")
+        print(f"{'':<10}{'oracle':>10}{'numpy':>10}{'torch':>10}{'oracle/torch':>14}")
+        for name, *times in attention_rows(rng):
+            print(f"{name:<10}{times[0]:>10.4f}{times[1]:>10.4f}{times[2]:>10.4f}{times[0] / times[2]:>14.2f}")
     if args.suite:
         start = time.perf_counter()
         done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-n", "2", "--hypothesis-profile", "ci"],

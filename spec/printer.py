@@ -22,7 +22,10 @@ class BatchedNumPyPrinter(NumPyPrinter):
 
     def _print_MatMul(self, expr):
         coeff, matrices = expr.as_coeff_matrices()
-        code = reduce(lambda a, b: f"_matmul({a}, {b})", (self._print(m) for m in matrices))
+        if len(matrices) > 2:  # SymPy flattens (X_q W_Q)(X_k W_K)^T: the order is chosen at run time
+            code = f"_chain({', '.join(self._print(m) for m in matrices)})"
+        else:
+            code = reduce(lambda a, b: f"_matmul({a}, {b})", (self._print(m) for m in matrices))
         return code if coeff == 1 else f"({self._print(coeff)})*{code}"
 
     def _print_Pow(self, expr, rational=False):
@@ -72,7 +75,8 @@ def _block(rows):
 
 
 def _matmul(a, b):
-    """numpy.matmul in the operands' dtype; a weight (2-D) times a batch runs as one BLAS product.
+    """numpy.matmul in the operands' dtype; a weight (2-D) times a batch, or a batch with a unit head
+    axis times a stack of per-head weights (h, k, p), runs as one BLAS product.
 
     (ml_dtypes' bfloat16 product returns float32: the cast keeps a bfloat16 baseline bfloat16.)
     """
@@ -83,9 +87,33 @@ def _matmul(a, b):
         batch, (k, n) = b.shape[:-2], b.shape[-2:]
         product = a @ np.moveaxis(b, -2, 0).reshape(k, -1)
         product = np.moveaxis(product.reshape(a.shape[0], *batch, n), 0, -2)
+    elif b.ndim == 3 and a.ndim >= 3 and a.shape[-3] == 1:  # a batch times a stack of weights (heads)
+        product = np.moveaxis(np.tensordot(a[..., 0, :, :], b, axes=([-1], [1])), -2, -3)
     else:
         product = np.matmul(a, b)
     return product.astype(dtype, copy=False)
+
+
+def _chain(*arrays):
+    """The product of a chain of (batched) matrices, in the cheapest order for their actual shapes
+    (numpy.linalg.multi_dot's dynamic programme, with batch axes counted in the cost)."""
+    count = len(arrays)
+    shapes = {(i, i): np.shape(a) for i, a in enumerate(arrays)}
+    cost, split = {(i, i): 0 for i in range(count)}, {}
+    for length in range(1, count):
+        for i in range(count - length):
+            j = i + length
+            options = []
+            for k in range(i, j):
+                left, right = shapes[i, k], shapes[k + 1, j]
+                batch = np.broadcast_shapes(left[:-2], right[:-2])
+                flops = int(np.prod(batch)) * left[-2] * left[-1] * right[-1]
+                options.append((cost[i, k] + cost[k + 1, j] + flops, k, batch + (left[-2], right[-1])))
+            cost[i, j], split[i, j], shapes[i, j] = min(options, key=lambda o: o[0])
+
+    def product(i, j):
+        return arrays[i] if i == j else _matmul(product(i, split[i, j]), product(split[i, j] + 1, j))
+    return product(0, count - 1)
 
 
 def _sigmoid(a):
@@ -137,6 +165,6 @@ def _softmax_columns(a):
     return e / np.sum(e, axis=-2, keepdims=True)
 
 
-NAMESPACE = {"_block": _block, "_matmul": _matmul, "_sigmoid": _sigmoid, "_tanh": np.tanh, "_softmax_columns": _softmax_columns,
+NAMESPACE = {"_block": _block, "_chain": _chain, "_matmul": _matmul, "_sigmoid": _sigmoid, "_tanh": np.tanh, "_softmax_columns": _softmax_columns,
              "_softmax_rows": _softmax_rows, "_causal_hidden": _causal_hidden, "_mask_fill": _mask_fill,
              "_positional": _positional}
