@@ -116,12 +116,14 @@ def execute(run: Run, component: Component, check: Check, settings=None, seed=No
 
 
 def check_subject(subject: Subject, device: str | torch.device | None = None, dtype: torch.dtype = torch.float64,
-                  settings: hypothesis_settings | None = None, components: list[str] | None = None) -> list[Record]:
-    """Run every check on `subject` outside pytest and return the records (scikit-learn style)."""
+                  settings: hypothesis_settings | None = None, components: list[str] | None = None,
+                  checks: list[str] | None = None) -> list[Record]:
+    """Run every check (or those named in `checks`) of every component (or those in `components`)
+    on `subject` outside pytest and return the records (scikit-learn style)."""
     device = torch.empty(0, device=device or ("cuda" if torch.cuda.is_available() else "cpu")).device
     records = []
     for component, check, options in cases(subject):
-        if components is None or component.name in components:
+        if (components is None or component.name in components) and (checks is None or check.name in checks):
             record, _ = execute(Run(subject, device, dtype, options), component, check, settings)
             records.append(record)
     return records

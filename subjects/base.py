@@ -27,9 +27,31 @@ Components of §1–2 (inputs -> outputs; H hidden, I input, V output, B batch, 
                     x (B,T,I), y_prev (B,m,J) decoder inputs, h_prev (B,H) [, C_prev (B,H)]
                                                   -> h (B,m,H) decoder states, y (B,m,V)
 
-KIND is rnn, lstm or gru. A subject that implements a named variant of the article says so in
-`variants` ({component: variant E-id}); it is then checked against that variant and reported
-under its name. `expected_failures` maps a check id ("lstm.cell-oracle") to the reason; one that
+KIND is rnn, lstm or gru.
+
+Components of §3–4 (n queries, m keys; d_k, d_v head widths; h heads, d_model = h·d_k):
+
+    attention         {}                         q (B,n,d_k), k (B,m,d_k), v (B,m,d_v), mask (B,n,m)
+                                                  -> out (B,n,d_v) [, weights (B,n,m)]
+    attention.causal  {}  the subject's own causal mask: q, k, v -> out [, weights]
+    mha               {W_Q (h,d_model,d_k), W_K (h,d_kin,d_k), W_V (h,d_vin,d_v), W_O (h·d_v,d_model)}
+                      query (B,n,d_model), key (B,m,d_kin), value (B,m,d_vin), attn_mask (n,m),
+                      key_padding_mask (B,m)   -> out (B,n,d_model) [, weights (B,h,n,m),
+                                                  mean_weights (B,n,m), heads (B,n,h·d_v)]
+    attn.seq2seq      {}                         S (B,n,d_h) decoder states, H (B,m,d_h) encoder states
+                                                  -> context (B,n,d_h) [, weights (B,n,m), scores (B,n,m)]
+    pe                {}                         x (B,n,d) -> out = x + P (B,n,d) [, P (n,d)]
+
+W_Q[h] acts on the right (X W_Q[h]), as in the original paper. A mask comes in the form the
+subject declares: by default the article's additive float mask (0, or -inf where the key is
+hidden); with the variant mask.bool_true_masked, booleans True where hidden (nn.MultiheadAttention);
+with mask.bool_true_attends, booleans True where the query may attend (F.scaled_dot_product_attention).
+A query with no key visible has no value in the spec: any value (NaN, zeros, …) is accepted there
+and reported, but the call must succeed and the other rows must be right.
+
+A subject that implements a named variant of the article says so in `variants`
+({component: variant E-id, or a tuple of them}); it is then checked against that variant and
+reported under its name. `expected_failures` maps a check id ("lstm.cell-oracle") to the reason; one that
 passes is reported as stale. `options` lists implementation knobs the suite sweeps
 ({component: {"batch_first": [True, False]}}); each value reaches the builder as a keyword.
 """
@@ -48,7 +70,7 @@ class Subject:
     name: str
     builders: dict[str, Builder]
     version: str = ""
-    variants: dict[str, str] = field(default_factory=dict)
+    variants: dict[str, str | tuple[str, ...]] = field(default_factory=dict)
     expected_failures: dict[str, str] = field(default_factory=dict)
     options: dict[str, dict[str, list]] = field(default_factory=dict)
 

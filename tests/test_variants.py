@@ -36,3 +36,42 @@ def test_readme_worked_example_passes_every_check():
     records = check_subject(load_subject("examples.my_lstm:SUBJECT"), "cpu", torch.float64, QUICK)
     assert {r.component for r in records if r.status != "skip"} == {"lstm.cell"}
     assert all(r.status == "pass" for r in records if r.status != "skip"), [r.message for r in records]
+
+
+def records_of(subject, components, dtype=torch.float64, checks=("oracle",)):
+    return [r for r in check_subject(subject, "cpu", dtype, QUICK, components=components, checks=checks)
+            if r.status != "skip"]
+
+
+def test_torch_mask_conventions_pass_as_their_named_variants():
+    records = records_of(load_subject("torch"), ["attention", "mha"])
+    assert {(r.component, r.variant) for r in records} == {("attention", "mask.bool_true_attends"),
+                                                           ("mha", "mask.bool_true_masked")}
+    assert all(r.status == "pass" for r in records), [r.message for r in records if r.status != "pass"]
+
+
+@pytest.mark.parametrize("component, wrong", [("attention", "mask.bool_true_masked"),
+                                              ("mha", "mask.bool_true_attends")])
+def test_a_mask_passed_with_the_wrong_polarity_is_caught(component, wrong):
+    """An adapter declaring the other boolean convention hands its library inverted masks."""
+    subject = load_subject("torch")
+    flipped = replace(subject, variants={**subject.variants, component: wrong})
+    oracle = [r for r in records_of(flipped, [component]) if r.check == "oracle"]
+    assert oracle and all(r.status == "fail" for r in oracle)
+    assert all(f"(variant {wrong})" in r.message and "value: the subject computes a different function" in r.message
+               or "is nan" in r.message for r in oracle), [r.message for r in oracle]
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_tiled_online_softmax_passes_every_check_with_its_variants(dtype):
+    records = records_of(load_subject("examples.tiled_attention:SUBJECT"), None, dtype, checks=None)
+    assert {r.component for r in records} == {"attention", "attention.causal"}
+    assert all(r.status == "pass" for r in records), [r.message for r in records if r.status != "pass"]
+    assert {r.variant for r in records} == {"mask.bool_true_attends", "mask.causal_lower_right"}
+
+
+def test_lower_right_causal_mask_fails_as_the_articles():
+    subject = load_subject("examples.tiled_attention:SUBJECT")
+    undeclared = replace(subject, variants={"attention": "mask.bool_true_attends"})
+    [record] = [r for r in records_of(undeclared, ["attention.causal"]) if r.check == "oracle"]
+    assert record.status == "fail" and record.message.startswith("[mask.causal]")
