@@ -95,13 +95,25 @@ def identity_values(m: int, dtype) -> np.ndarray:
     return np.eye(m, dtype=dtype)
 
 
+def undefined(outputs: dict, hidden: np.ndarray, per_head=("weights",)) -> dict:
+    """NaN in every row of a query that sees no key (its softmax is 0/0). The product by the values
+    cannot be trusted to carry the NaN: BLAS may give 0 for NaN times a zero matrix.
+
+    hidden is (…, n, m); for multi-head, (B, 1, n, m), and outputs without the head axis use [:, 0]."""
+    rows = hidden.all(axis=-1)
+    for name, value in outputs.items():
+        where = rows[:, 0] if hidden.ndim == 4 and name not in per_head else rows
+        value[np.broadcast_to(where, value.shape[:-1])] = np.nan
+    return outputs
+
+
 def attention_oracle(kind):
     fn = compile_equation(spec.UNSCALED if "attn.unscaled" in kind else spec.MASK_GIVEN)
 
     def oracle(params, inputs):
         q, k, v, hidden = inputs["q"], inputs["k"], inputs["v"], inputs["mask"]
-        return {"out": fn(Q=q, K=k, V=v, B_mask=hidden),
-                "weights": fn(Q=q, K=k, V=identity_values(k.shape[-2], q.dtype), B_mask=hidden)}
+        return undefined({"out": fn(Q=q, K=k, V=v, B_mask=hidden),
+                          "weights": fn(Q=q, K=k, V=identity_values(k.shape[-2], q.dtype), B_mask=hidden)}, hidden)
     return oracle
 
 
@@ -110,7 +122,8 @@ def causal_oracle(kind):
 
     def oracle(params, inputs):
         q, k, v = inputs["q"], inputs["k"], inputs["v"]
-        return {"out": fn(Q=q, K=k, V=v), "weights": fn(Q=q, K=k, V=identity_values(k.shape[-2], q.dtype))}
+        return undefined({"out": fn(Q=q, K=k, V=v), "weights": fn(Q=q, K=k, V=identity_values(k.shape[-2], q.dtype))},
+                         hidden_keys("attention.causal", kind, inputs))
     return oracle
 
 
@@ -131,8 +144,8 @@ def mha_oracle(kind):
         m = xk.shape[-2]
         eye = identity_values(m, xq.dtype)
         weights = head(X_q=xq, X_k=xk, X_v=eye, W_Q=params["W_Q"], W_K=params["W_K"], W_V=eye, B_mask=hidden)
-        return {"out": output(Z=Z, W_O=params["W_O"]), "weights": weights, "mean_weights": weights.mean(axis=1),
-                "heads": Z}
+        return undefined({"out": output(Z=Z, W_O=params["W_O"]), "weights": weights,
+                          "mean_weights": weights.mean(axis=1), "heads": Z}, hidden)
     return oracle
 
 

@@ -34,3 +34,11 @@ def doubled(tolerances: dict) -> dict:
     """Two subject outputs each within atol of the truth differ by at most 2*atol."""
     return {k: tol.Tolerance(2 * t.atol, t.baseline_error, t.sensitivity, t.floor, t.dtype)
             for k, t in tolerances.items()}
+
+
+def across(first: tol.Tolerance, second: tol.Tolerance, oracle_gap: float) -> tol.Tolerance:
+    """The bound for two subject outputs on two different cases: each is within its tolerance of
+    its own oracle, and the oracles differ by oracle_gap (inputs rounded to the dtype: a mean, a
+    projection, are not exactly the values the other case implies)."""
+    return tol.Tolerance(first.atol + second.atol + oracle_gap, max(first.baseline_error, second.baseline_error),
+                         max(first.sensitivity, second.sensitivity), first.floor, first.dtype)
