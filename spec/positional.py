@@ -1,8 +1,9 @@
 """§4 Sinusoidal positional encoding: P[i, 2j] = sin(i / 10000^(2j/d)), P[i, 2j+1] = cos(same).
 
 Positions i count from 0; column pair j shares one frequency. The encoder's input is X + P.
-Variants: all sines then all cosines (tensor2tensor, fairseq, Marian: pe.concat), and X scaled
-by √d_model before P is added (pe.scaled_input).
+Variants: all sines then all cosines (Marian: pe.concat; tensor2tensor and fairseq share the layout
+but space their frequencies by 1/(d/2 - 1), another function), and X scaled by √d_model before P
+is added (pe.scaled_input).
 """
 from __future__ import annotations
 
@@ -54,7 +55,9 @@ PE_COS = compose("pe.cos", "Odd columns hold the cosines of the same angles.",
 X = MatrixSymbol("X", n, d)
 PE_INPUT = define("pe.input", "The encoder's input is the embeddings plus P (the decoder's: the right-shifted "
                   "targets' embeddings plus P).", MatrixSymbol("X_P", n, d), X + PositionalEncoding(X))
-PE_CONCAT = define("pe.concat", "Variant (tensor2tensor, fairseq): all sines, then all cosines.",
+PE_CONCAT = define("pe.concat", "Variant (Marian): all sines, then all cosines, at the article's frequencies "
+                   "(tensor2tensor and fairseq use this layout with frequencies spaced by 1/(d/2 - 1): not "
+                   "this variant).",
                    MatrixSymbol("X_P", n, d), X + PositionalEncoding(X, concat=True), variant_of="pe.input")
 PE_SCALED = define("pe.scaled_input", "Variant: the embeddings are scaled by √d_model before P is added.",
                    MatrixSymbol("X_P", n, d), sqrt(d) * X + PositionalEncoding(X), variant_of="pe.input")

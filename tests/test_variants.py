@@ -75,3 +75,23 @@ def test_lower_right_causal_mask_fails_as_the_articles():
     undeclared = replace(subject, variants={"attention": "mask.bool_true_attends"})
     [record] = [r for r in records_of(undeclared, ["attention.causal"]) if r.check == "oracle"]
     assert record.status == "fail" and record.message.startswith("[mask.causal]")
+
+
+def marian_positions(params):
+    """Sines then cosines at the article's frequencies, laid out as Hugging Face's Marian does."""
+    def fn(x):
+        n, d = x.shape[-2:]
+        angle = torch.tensor([[pos / 10000 ** (2 * (j // 2) / d) for j in range(d)] for pos in range(n)],
+                             dtype=torch.float64)
+        P = torch.cat([torch.sin(angle[:, 0::2]), torch.cos(angle[:, 1::2])], -1).to(x.dtype).to(x.device)
+        return {"out": x + P, "P": P}
+    return fn
+
+
+@pytest.mark.parametrize("declared, status", [("pe.concat", "pass"), (None, "fail")])
+def test_sines_then_cosines_passes_as_pe_concat_only(declared, status):
+    from subjects import Subject
+    subject = Subject("marian", {"pe": marian_positions}, variants={"pe": declared} if declared else {})
+    [record] = records_of(subject, ["pe"])
+    assert record.status == status, record.message
+    assert record.eids == (["pe.concat"] if declared else ["pe.sin", "pe.cos", "pe.input"])
