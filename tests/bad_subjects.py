@@ -1,4 +1,6 @@
 """Adapters that misbehave in every way but a wrong equation, for tests/test_bad_input.py."""
+import torch
+
 from subjects import Subject
 from subjects.reference import SUBJECT as REFERENCE
 
@@ -38,6 +40,14 @@ SUBJECTS = {
     "xfail": wrapped("xfail", lambda fn: lambda **i: {"h": fn(**i)["h"] + 1},
                      expected_failures={"rnn.cell-oracle": "known off by one"}),
     "unknown_variant": Subject("unknown_variant", {"rnn.cell": rnn}, variants={"rnn.cell": "rnn.elman_v2"}),
+    # attention: an adapter that turns the caller's mask into its own convention in place
+    "mask_flipped_in_place": wrapped("mask_flipped_in_place", lambda fn: lambda q, k, v, mask: fn(
+        q, k, v, mask.logical_not_().logical_not_() if mask.dtype == torch.bool else mask.nan_to_num_(neginf=-1e9)),
+        component="attention"),
+    "two_mask_forms": Subject("two_mask_forms", {"attention": REFERENCE.builders["attention"]},
+                              variants={"attention": ("mask.bool_true_masked", "mask.bool_true_attends")}),
+    "weights_not_summing_to_one": wrapped("weights_not_summing_to_one", lambda fn: lambda **i: {
+        **fn(**i), "weights": fn(**i)["weights"] * 0.5}, component="attention"),
 }
 
 SUBJECT = SUBJECTS["call_raises"]  # for --subject bad_subjects:SUBJECT

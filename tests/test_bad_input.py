@@ -15,9 +15,14 @@ QUICK = settings(max_examples=10, derandomize=True, database=None, deadline=None
                  phases=(Phase.explicit, Phase.generate))
 
 
-def oracle_record(name, dtype=torch.float64):
-    records = check_subject(SUBJECTS[name], "cpu", dtype, QUICK, components=["rnn.cell"])
-    return next(r for r in records if r.check == "oracle")
+def oracle_record(name, dtype=torch.float64, check="oracle"):
+    records = check_subject(SUBJECTS[name], "cpu", dtype, QUICK, components=["rnn.cell", "attention"])
+    return next(r for r in records if r.check == check and r.status != "skip")
+
+
+def test_weights_that_do_not_sum_to_one_are_named_by_the_bounds_check():
+    record = oracle_record("weights_not_summing_to_one", check="bounds")
+    assert record.status == "fail" and "has a row summing to" in record.message and "[self.attention]" in record.message
 
 
 @pytest.mark.parametrize("name, words", [
@@ -33,6 +38,8 @@ def oracle_record(name, dtype=torch.float64):
     ("missing_output", "returned no 'h' (it returned 'hidden')"),
     ("float32_inside", "precision: the error is what rounding in torch.float32 gives"),
     ("unknown_variant", "unknown variant 'rnn.elman_v2'"),
+    ("mask_flipped_in_place", "modified its input 'mask' in place"),
+    ("two_mask_forms", "attention: declare one mask form, not mask.bool_true_masked, mask.bool_true_attends"),
 ])
 def test_misbehaviour_is_named(name, words):
     record = oracle_record(name)
