@@ -95,3 +95,27 @@ def test_sines_then_cosines_passes_as_pe_concat_only(declared, status):
     [record] = records_of(subject, ["pe"])
     assert record.status == status, record.message
     assert record.eids == (["pe.concat"] if declared else ["pe.sin", "pe.cos", "pe.input"])
+
+
+def scaled_embeddings(params):
+    """Embeddings scaled by √d_model before P is added (the original paper's embedding layer)."""
+    from reference.attention import positional_encoding
+
+    def fn(x):
+        P = positional_encoding(x.shape[-2], x.shape[-1], x.dtype, x.device)
+        return {"out": x * x.shape[-1] ** 0.5 + P, "P": P}
+    return fn
+
+
+@pytest.mark.parametrize("component, builder, variant", [
+    ("attention", "zoo.attn_unscaled", "attn.unscaled"),
+    ("pe", scaled_embeddings, "pe.scaled_input"),
+])
+def test_other_named_variants_pass_as_themselves_and_fail_as_the_article(component, builder, variant):
+    from subjects import Subject
+    build = load_subject(builder).builders[component] if isinstance(builder, str) else builder
+    declared = Subject("variant", {component: build}, variants={component: variant})
+    [passed] = records_of(declared, [component])
+    assert passed.status == "pass" and variant in passed.eids, passed.message
+    [failed] = records_of(Subject("undeclared", {component: build}), [component])
+    assert failed.status == "fail"
