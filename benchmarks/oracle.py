@@ -66,7 +66,7 @@ def oracle_mha(x, W_Q, W_K, W_V, W_O, hidden):
     heads = compile_equation(spec_attention.MHA_HEAD)(X_q=x[:, None], X_k=x[:, None], X_v=x[:, None], W_Q=W_Q,
                                                       W_K=W_K, W_V=W_V, B_mask=hidden)
     Z = heads.transpose(0, 2, 1, 3).reshape(x.shape[0], x.shape[1], -1)
-    return compile_equation(spec_attention.MHA_OUTPUT)(Z=Z, W_O=W_O)
+    return compile_equation(spec_attention.MHA_OUTPUT)(Z_heads=Z, W_O=W_O)
 
 
 def attention_rows(rng):

@@ -144,7 +144,7 @@ def mha_oracle(kind):
         m = xk.shape[-2]
         eye = identity_values(m, xq.dtype)
         weights = head(X_q=xq, X_k=xk, X_v=eye, W_Q=params["W_Q"], W_K=params["W_K"], W_V=eye, B_mask=hidden)
-        return undefined({"out": output(Z=Z, W_O=params["W_O"]), "weights": weights,
+        return undefined({"out": output(Z_heads=Z, W_O=params["W_O"]), "weights": weights,
                           "mean_weights": weights.mean(axis=1), "heads": Z}, hidden)
     return oracle
 

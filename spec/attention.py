@@ -73,7 +73,7 @@ CAUSAL_LOWER_RIGHT = define("mask.causal_lower_right", "Variant (FlashAttention)
 # --- multi-head attention ----------------------------------------------------------------------
 Xq, Xk, Xv = MatrixSymbol("X_q", n, d_model), MatrixSymbol("X_k", m, d_kin), MatrixSymbol("X_v", m, d_vin)
 Wq, Wk, Wv = MatrixSymbol("W_Q", d_model, d_k), MatrixSymbol("W_K", d_kin, d_k), MatrixSymbol("W_V", d_vin, d_v)
-head, Z, W_O = MatrixSymbol("head", n, d_v), MatrixSymbol("Z", n, d_z), MatrixSymbol("W_O", d_z, d_model)
+head, Z, W_O = MatrixSymbol("head", n, d_v), MatrixSymbol("Z_heads", n, d_z), MatrixSymbol("W_O", d_z, d_model)
 
 MHA_HEAD = define("mha.head", "Each head attends with its own projections of the queries, keys and values "
                   "(a mask, all 0 when there is none, added to the scores).",

@@ -17,7 +17,10 @@ LATEX_NAMES = {
     "f": "f_t", "i": "i_t", "Chat": r"\hat{C}_t", "o": "o_t",
     "r": "r_t", "z": "z_t", "htilde": r"\tilde{h}_t", "n": "n_t",
     "H_enc": "H", "alpha": r"\alpha", "C_ctx": "C", "B_mask": "B", "head": r"\mathrm{head}_n",
-    "Z": r"\operatorname{Concat}(\mathrm{head}_1, \ldots, \mathrm{head}_h)", "O": r"\operatorname{MultiHead}",
+    "Z_heads": r"\operatorname{Concat}(\mathrm{head}_1, \ldots, \mathrm{head}_h)", "O": r"\operatorname{MultiHead}",
+    "O_self": r"\operatorname{MultiHead}(X, X, X)", "O_mask": r"\operatorname{MultiHead}(Y, Y, Y; M)",
+    "O_cross": r"\operatorname{MultiHead}(A, E, E)", "O_pre": r"\operatorname{MultiHead}(\operatorname{LN}(X))",
+    "W_c": "W", "b_c": "b",
 }
 
 

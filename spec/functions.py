@@ -190,3 +190,75 @@ class KeyPaddingMask(Mask):
     def hidden_numpy(self, printer):
         swap = printer._module_format("numpy.swapaxes")
         return f"({swap}({printer._print(self.args[0])}, -1, -2) != 0)"
+
+
+class ReLU(Elementwise):
+    """max(a, 0), entry by entry (the FFN's activation)."""
+
+    latex_name = r"\operatorname{ReLU}"
+    numpy_helper = "_relu"
+
+    @staticmethod
+    def scalar(a):
+        return sp.Max(a, 0)
+
+
+class GELU(Elementwise):
+    """a Φ(a) = a (1 + erf(a / √2)) / 2, entry by entry (the variant ffn.gelu; exact, not tanh)."""
+
+    latex_name = r"\operatorname{GELU}"
+    numpy_helper = "_gelu"
+
+    @staticmethod
+    def scalar(a):
+        return a * (1 + sp.erf(a / sp.sqrt(2))) / 2
+
+
+class Rows(MatrixExpr):
+    """A row vector b (1×d) repeated on n rows: how a bias is added to every position."""
+
+    def __new__(cls, row, n):
+        return super().__new__(cls, sp.sympify(row), sp.sympify(n))
+
+    @property
+    def shape(self):
+        return (self.args[1], self.args[0].shape[1])
+
+    def _entry(self, i, j, **kwargs):
+        return self.args[0]._entry(0, j, **kwargs)
+
+    def _latex(self, printer):
+        return printer._print(self.args[0])
+
+    def _numpycode(self, printer):
+        return printer._print(self.args[0])  # (…, 1, d) broadcasts over the rows
+
+
+class LayerNorm(MatrixExpr):
+    """Each row x normalised over its features: γ ⊙ (x - μ) / √(σ² + ε) + β, with μ and σ² the
+    row's mean and biased (population) variance, as PyTorch computes them; γ, β are 1×d."""
+
+    EPSILON = sp.Rational(1, 10**5)  # PyTorch's default; the article leaves ε unstated
+
+    def __new__(cls, x, gamma, beta):
+        return super().__new__(cls, sp.sympify(x), sp.sympify(gamma), sp.sympify(beta))
+
+    @property
+    def shape(self):
+        return self.args[0].shape
+
+    def _entry(self, i, j, **kwargs):
+        x, gamma, beta = self.args
+        d = x.shape[1]
+        k = sp.Dummy("k", integer=True)
+        mean = sp.Sum(x._entry(i, k, **kwargs), (k, 0, d - 1)).doit() / d
+        var = sp.Sum((x._entry(i, k, **kwargs) - mean) ** 2, (k, 0, d - 1)).doit() / d
+        return gamma._entry(0, j, **kwargs) * (x._entry(i, j, **kwargs) - mean) / sp.sqrt(var + self.EPSILON) \
+            + beta._entry(0, j, **kwargs)
+
+    def _latex(self, printer):
+        return rf"\operatorname{{LN}}\left({printer._print(self.args[0])}\right)"
+
+    def _numpycode(self, printer):
+        x, gamma, beta = (printer._print(a) for a in self.args)
+        return f"_layernorm({x}, {gamma}, {beta}, {float(self.EPSILON)!r})"

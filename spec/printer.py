@@ -11,6 +11,7 @@ from __future__ import annotations
 from functools import reduce
 
 import numpy as np
+from scipy import special
 from sympy import OneMatrix
 from sympy.printing.numpy import NumPyPrinter
 
@@ -155,6 +156,24 @@ def _positional(like, concat=False):
 BASE = 10000  # the wavelengths run from 2π to 10000·2π (spec.positional)
 
 
+def _relu(a):
+    return np.maximum(a, a.dtype.type(0))
+
+
+def _gelu(a):
+    """a Φ(a), exact (erf); computed in a's dtype (scipy's erf is float32/64: a lower dtype goes through float32)."""
+    work = a if a.dtype in (np.float32, np.float64) else a.astype(np.float32)
+    return (work * (1 + special.erf(work / np.sqrt(work.dtype.type(2)))) / 2).astype(a.dtype)
+
+
+def _layernorm(x, gamma, beta, eps):
+    """Over the last axis: γ (x - μ) / √(σ² + ε) + β, σ² the biased variance; in x's dtype."""
+    mean = x.mean(axis=-1, keepdims=True)
+    centred = x - mean
+    var = (centred * centred).mean(axis=-1, keepdims=True)
+    return gamma * centred / np.sqrt(var + eps) + beta
+
+
 def _mask_fill(scores, hidden):
     return np.where(hidden, scores.dtype.type(-np.inf), scores)
 
@@ -167,4 +186,4 @@ def _softmax_columns(a):
 
 NAMESPACE = {"_block": _block, "_chain": _chain, "_matmul": _matmul, "_sigmoid": _sigmoid, "_tanh": np.tanh, "_softmax_columns": _softmax_columns,
              "_softmax_rows": _softmax_rows, "_causal_hidden": _causal_hidden, "_mask_fill": _mask_fill,
-             "_positional": _positional}
+             "_positional": _positional, "_relu": _relu, "_gelu": _gelu, "_layernorm": _layernorm}

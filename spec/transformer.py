@@ -1,0 +1,80 @@
+"""§4 The Transformer: layer normalisation, the feed-forward block, the encoder and decoder layers
+(post-LN, as the article draws them), and the classifier.
+
+Rows are positions: X is n×d_model (the encoder's input, X + P), Y is the decoder's (m×d_model,
+shift_right(targets) + P). A sublayer's multi-head output is an input here, named after what it
+attends: O_self = MultiHead(X, X, X) (mha.head and mha.output on X), O_mask = MultiHead(Y, Y, Y; M)
+with the causal mask, O_cross = MultiHead(A, E, E). Biases are 1×d rows added to every position.
+"Eval mode" throughout: no dropout (a subject that drops is non-deterministic, not wrong).
+
+Variants: pre-LN (LN inside the residual branch: X + MultiHead(LN(X)), PyTorch's norm_first,
+GPT-2), GELU instead of ReLU in the FFN, and the classifier's W tied to the embedding (W = Emb^T).
+"""
+from __future__ import annotations
+
+from sympy import MatrixSymbol, symbols
+
+from .equation import define
+from .functions import GELU, LayerNorm, ReLU, Rows
+from .functions import RowSoftmax as softmax
+
+n, m, d_model, d_ff, V = symbols("n m d_model d_ff V", integer=True, positive=True)
+
+
+def row(name, width):
+    return MatrixSymbol(name, 1, width)
+
+
+X = MatrixSymbol("X", n, d_model)
+gamma, beta = row("gamma", d_model), row("beta", d_model)
+LAYERNORM = define("layernorm", "Each position's features are normalised to mean 0 and variance 1 (biased "
+                   "variance, ε = 1e-5 added), then scaled by γ and shifted by β.",
+                   MatrixSymbol("N", n, d_model), LayerNorm(X, gamma, beta))
+
+Z = MatrixSymbol("Z", n, d_model)
+W_1, b_1, W_2, b_2 = MatrixSymbol("W_1", d_model, d_ff), row("b_1", d_ff), MatrixSymbol("W_2", d_ff, d_model), \
+    row("b_2", d_model)
+
+
+def ffn(z, rows, activation=ReLU):
+    return activation(z * W_1 + Rows(b_1, rows)) * W_2 + Rows(b_2, rows)
+
+
+FFN = define("ffn", "Two position-wise linear layers with a ReLU between them.", MatrixSymbol("F", n, d_model),
+             ffn(Z, n))
+FFN_GELU = define("ffn.gelu", "Variant (BERT, GPT-2): GELU instead of ReLU.", MatrixSymbol("F", n, d_model),
+                  ffn(Z, n, GELU), variant_of="ffn")
+
+# --- encoder layer -----------------------------------------------------------------------------
+gamma_1, beta_1, gamma_2, beta_2, gamma_3, beta_3 = (row(f"{p}_{k}", d_model) for k in (1, 2, 3)
+                                                     for p in ("gamma", "beta"))
+O_self = MatrixSymbol("O_self", n, d_model)
+ENC_ATTN = define("enc.attn", "Self-attention's output is added to its input (residual), then normalised "
+                  "(post-LN).", MatrixSymbol("Z", n, d_model), LayerNorm(X + O_self, gamma_1, beta_1))
+ENC_FFN = define("enc.ffn", "The FFN's output is added to its input, then normalised; N such layers are "
+                 "stacked, and the last one's E feeds every decoder.",
+                 MatrixSymbol("E", n, d_model), LayerNorm(Z + ffn(Z, n), gamma_2, beta_2))
+
+# --- decoder layer -----------------------------------------------------------------------------
+Y, A, B_ = MatrixSymbol("Y", m, d_model), MatrixSymbol("A", m, d_model), MatrixSymbol("B", m, d_model)
+O_mask, O_cross = MatrixSymbol("O_mask", m, d_model), MatrixSymbol("O_cross", m, d_model)
+DEC_SELF = define("dec.self", "Masked (causal) self-attention over the decoder's input, residual, then LN.",
+                  A, LayerNorm(Y + O_mask, gamma_1, beta_1))
+DEC_CROSS = define("dec.cross", "Cross-attention: queries from A, keys and values from the encoder's output E "
+                   "(no mask), residual, then LN.", B_, LayerNorm(A + O_cross, gamma_2, beta_2))
+DEC_FFN = define("dec.ffn", "The FFN, residual, then LN; N decoders are stacked.",
+                 MatrixSymbol("D", m, d_model), LayerNorm(B_ + ffn(B_, m), gamma_3, beta_3))
+
+# --- pre-LN variants: the sublayer reads LN(x), the residual adds the raw x -------------------
+O_pre = MatrixSymbol("O_pre", n, d_model)  # MultiHead of LN(X): the sublayer applied to the normalised input
+PRE_LN_ATTN = define("enc.attn.pre_ln", "Variant (norm_first=True, GPT-2): Z = X + MultiHead(LN(X)); here O_pre "
+                     "is the attention of LN_1(X).", MatrixSymbol("Z", n, d_model), X + O_pre,
+                     variant_of="enc.attn")
+PRE_LN_FFN = define("enc.ffn.pre_ln", "Variant (norm_first=True): E = Z + FFN(LN(Z)).", MatrixSymbol("E", n, d_model),
+                    Z + ffn(LayerNorm(Z, gamma_2, beta_2), n), variant_of="enc.ffn")
+
+# --- classifier --------------------------------------------------------------------------------
+D = MatrixSymbol("D", m, d_model)
+W_c, b_c = MatrixSymbol("W_c", d_model, V), row("b_c", V)
+CLASSIFIER = define("classifier", "A linear layer and a softmax over the vocabulary give the next-token "
+                    "probabilities at every position.", MatrixSymbol("p", m, V), softmax(D * W_c + Rows(b_c, m)))
