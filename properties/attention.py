@@ -132,20 +132,25 @@ def mha_hidden(inputs) -> np.ndarray:
     return inputs["attn_mask"][None, None] | inputs["key_padding_mask"][:, None, None, :]
 
 
-def mha_oracle(kind):
+def multi_head(params, query, key, value, hidden, weights=False) -> dict:
+    """mha.head and mha.output on batches (B, ·, d): "out" and "heads" (and the weights, per head
+    and averaged, if asked); hidden (B or 1, 1, n, m). Rows of a query that sees no key are NaN."""
     head, output = compile_equation(spec.MHA_HEAD), compile_equation(spec.MHA_OUTPUT)
+    xq, xk, xv = query[:, None], key[:, None], value[:, None]  # a head axis
+    heads = head(X_q=xq, X_k=xk, X_v=xv, W_Q=params["W_Q"], W_K=params["W_K"], W_V=params["W_V"], B_mask=hidden)
+    B, h, n, d_v = heads.shape
+    Z = heads.transpose(0, 2, 1, 3).reshape(B, n, h * d_v)  # head 1's columns first
+    found = {"out": output(Z_heads=Z, W_O=params["W_O"]), "heads": Z}
+    if weights:
+        eye = identity_values(xk.shape[-2], xq.dtype)
+        found["weights"] = head(X_q=xq, X_k=xk, X_v=eye, W_Q=params["W_Q"], W_K=params["W_K"], W_V=eye, B_mask=hidden)
+        found["mean_weights"] = found["weights"].mean(axis=1)
+    return undefined(found, hidden)
 
+
+def mha_oracle(kind):
     def oracle(params, inputs):
-        xq, xk, xv = (inputs[name][:, None] for name in ("query", "key", "value"))  # a head axis
-        hidden = mha_hidden(inputs)
-        heads = head(X_q=xq, X_k=xk, X_v=xv, W_Q=params["W_Q"], W_K=params["W_K"], W_V=params["W_V"], B_mask=hidden)
-        B, h, n, d_v = heads.shape
-        Z = heads.transpose(0, 2, 1, 3).reshape(B, n, h * d_v)  # head 1's columns first
-        m = xk.shape[-2]
-        eye = identity_values(m, xq.dtype)
-        weights = head(X_q=xq, X_k=xk, X_v=eye, W_Q=params["W_Q"], W_K=params["W_K"], W_V=eye, B_mask=hidden)
-        return undefined({"out": output(Z_heads=Z, W_O=params["W_O"]), "weights": weights,
-                          "mean_weights": weights.mean(axis=1), "heads": Z}, hidden)
+        return multi_head(params, inputs["query"], inputs["key"], inputs["value"], mha_hidden(inputs), weights=True)
     return oracle
 
 

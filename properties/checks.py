@@ -57,14 +57,15 @@ def check_batch_independence(h: Harness, data):
 RECURRENT_BOUNDS = {name: (0.0, 1.0) for name in ("f", "i", "o", "r", "z", "y")} | \
     {name: (-1.0, 1.0) for name in ("h", "out", "Chat", "htilde", "n")}  # C, the cell state, is unbounded
 PROBABILITIES = ("y", "weights", "mean_weights")  # rows that a softmax makes: in [0, 1], summing to 1
-BOUNDS = {"attention": {"weights": (0.0, 1.0), "mean_weights": (0.0, 1.0)}, "pe": {"P": (-1.0, 1.0)}}
+BOUNDS = {"attention": {"weights": (0.0, 1.0), "mean_weights": (0.0, 1.0)}, "pe": {"P": (-1.0, 1.0)},
+          "transformer": {}, "classifier": {"out": (0.0, 1.0)}}
 
 
 def check_bounds(h: Harness, data):
     params, inputs = h.draw(data)
     actual, _, _ = evaluate(h, params, inputs)
     slack = tol.FLOOR_ULPS * tol.eps(h.run.dtype)  # (1 - z) h + z h̃ may round a hair past 1
-    bounds = RECURRENT_BOUNDS if h.component.recurrent else BOUNDS[h.component.family]
+    bounds = RECURRENT_BOUNDS if h.component.recurrent else BOUNDS.get(h.component.name, BOUNDS[h.component.family])
     for name, value in actual.items():
         if name not in bounds:
             continue
@@ -75,7 +76,7 @@ def check_bounds(h: Harness, data):
             raise SubjectFailure(f"[{h.output_eids.get(name, h.component.name)}] {h.where()}: output {name!r} "
                                  f"is {value[index]:.6g} at {list(index)}, outside [{low}, {high}] "
                                  f"beyond rounding ({slack:.3g})")
-    for name in PROBABILITIES:
+    for name in PROBABILITIES + (("out",) if h.component.name == "classifier" else ()):
         if name in actual:
             probability_rows(h, name, actual[name], inputs)
 

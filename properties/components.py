@@ -15,6 +15,7 @@ import numpy as np
 from spec import CATALOGUE, architectures, recurrent
 
 from . import attention as att
+from . import transformer as tf
 from .strategies import Shape, case, magnitude, size
 
 
@@ -192,8 +193,27 @@ def _attention_components():
     ]
 
 
+def _transformer_components():
+    return [
+        Component("layernorm", "transformer", ("layernorm",), ("out",), tf.draw_layernorm, tf.layernorm_oracle,
+                  {"out": "layernorm"}),
+        Component("ffn", "transformer", ("ffn",), ("out",), tf.draw_ffn, tf.ffn_oracle, {"out": "ffn"},
+                  variants=("ffn.gelu",)),
+        Component("encoder.layer", "transformer", ("self.qkv", "mha.head", "mha.output", "mask.key_padding",
+                                                   "layernorm", "ffn", "enc.attn", "enc.ffn"),
+                  ("out",), tf.draw_encoder_layer, tf.encoder_layer_oracle, {"Z": "enc.attn", "out": "enc.ffn"},
+                  variants=tf.ENCODER_VARIANTS),
+        Component("decoder.layer", "transformer", ("mask.causal", "mha.head", "mha.output", "layernorm", "ffn",
+                                                   "dec.self", "dec.cross", "dec.ffn"),
+                  ("out",), tf.draw_decoder_layer, tf.decoder_layer_oracle,
+                  {"A": "dec.self", "B": "dec.cross", "out": "dec.ffn"}, variants=tf.DECODER_VARIANTS),
+        Component("classifier", "transformer", ("classifier",), ("out",), tf.draw_classifier, tf.classifier_oracle,
+                  {"out": "classifier"}),
+    ]
+
+
 def _components():
-    found = _recurrent_components() + _attention_components()
+    found = _recurrent_components() + _attention_components() + _transformer_components()
     return {c.name: c for c in sorted(found, key=lambda c: c.name)}
 
 

@@ -20,7 +20,10 @@ LATEX_NAMES = {
     "Z_heads": r"\operatorname{Concat}(\mathrm{head}_1, \ldots, \mathrm{head}_h)", "O": r"\operatorname{MultiHead}",
     "O_self": r"\operatorname{MultiHead}(X, X, X)", "O_mask": r"\operatorname{MultiHead}(Y, Y, Y; M)",
     "O_cross": r"\operatorname{MultiHead}(A, E, E)", "O_pre": r"\operatorname{MultiHead}(\operatorname{LN}(X))",
-    "W_c": "W", "b_c": "b",
+    "O_mask_pre": r"\operatorname{MultiHead}(\operatorname{LN}(Y); M)",
+    "O_cross_pre": r"\operatorname{MultiHead}(\operatorname{LN}(A), E, E)",
+    "W_c": "W", "b_c": "b", "F_Z": r"\operatorname{FFN}(Z)", "F_B": r"\operatorname{FFN}(B)",
+    "F_Z_pre": r"\operatorname{FFN}(\operatorname{LN}(Z))", "F_B_pre": r"\operatorname{FFN}(\operatorname{LN}(B))",
 }
 
 

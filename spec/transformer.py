@@ -4,7 +4,8 @@
 Rows are positions: X is n×d_model (the encoder's input, X + P), Y is the decoder's (m×d_model,
 shift_right(targets) + P). A sublayer's multi-head output is an input here, named after what it
 attends: O_self = MultiHead(X, X, X) (mha.head and mha.output on X), O_mask = MultiHead(Y, Y, Y; M)
-with the causal mask, O_cross = MultiHead(A, E, E). Biases are 1×d rows added to every position.
+with the causal mask, O_cross = MultiHead(A, E, E); likewise F_Z = FFN(Z) and F_B = FFN(B). Biases
+are 1×d rows added to every position.
 "Eval mode" throughout: no dropout (a subject that drops is non-deterministic, not wrong).
 
 Variants: pre-LN (LN inside the residual branch: X + MultiHead(LN(X)), PyTorch's norm_first,
@@ -51,9 +52,10 @@ gamma_1, beta_1, gamma_2, beta_2, gamma_3, beta_3 = (row(f"{p}_{k}", d_model) fo
 O_self = MatrixSymbol("O_self", n, d_model)
 ENC_ATTN = define("enc.attn", "Self-attention's output is added to its input (residual), then normalised "
                   "(post-LN).", MatrixSymbol("Z", n, d_model), LayerNorm(X + O_self, gamma_1, beta_1))
+F_Z = MatrixSymbol("F_Z", n, d_model)  # FFN(Z), the ffn equation on Z
 ENC_FFN = define("enc.ffn", "The FFN's output is added to its input, then normalised; N such layers are "
                  "stacked, and the last one's E feeds every decoder.",
-                 MatrixSymbol("E", n, d_model), LayerNorm(Z + ffn(Z, n), gamma_2, beta_2))
+                 MatrixSymbol("E", n, d_model), LayerNorm(Z + F_Z, gamma_2, beta_2))
 
 # --- decoder layer -----------------------------------------------------------------------------
 Y, A, B_ = MatrixSymbol("Y", m, d_model), MatrixSymbol("A", m, d_model), MatrixSymbol("B", m, d_model)
@@ -62,8 +64,9 @@ DEC_SELF = define("dec.self", "Masked (causal) self-attention over the decoder's
                   A, LayerNorm(Y + O_mask, gamma_1, beta_1))
 DEC_CROSS = define("dec.cross", "Cross-attention: queries from A, keys and values from the encoder's output E "
                    "(no mask), residual, then LN.", B_, LayerNorm(A + O_cross, gamma_2, beta_2))
+F_B = MatrixSymbol("F_B", m, d_model)  # FFN(B)
 DEC_FFN = define("dec.ffn", "The FFN, residual, then LN; N decoders are stacked.",
-                 MatrixSymbol("D", m, d_model), LayerNorm(B_ + ffn(B_, m), gamma_3, beta_3))
+                 MatrixSymbol("D", m, d_model), LayerNorm(B_ + F_B, gamma_3, beta_3))
 
 # --- pre-LN variants: the sublayer reads LN(x), the residual adds the raw x -------------------
 O_pre = MatrixSymbol("O_pre", n, d_model)  # MultiHead of LN(X): the sublayer applied to the normalised input
@@ -71,7 +74,15 @@ PRE_LN_ATTN = define("enc.attn.pre_ln", "Variant (norm_first=True, GPT-2): Z = X
                      "is the attention of LN_1(X).", MatrixSymbol("Z", n, d_model), X + O_pre,
                      variant_of="enc.attn")
 PRE_LN_FFN = define("enc.ffn.pre_ln", "Variant (norm_first=True): E = Z + FFN(LN(Z)).", MatrixSymbol("E", n, d_model),
-                    Z + ffn(LayerNorm(Z, gamma_2, beta_2), n), variant_of="enc.ffn")
+                    Z + MatrixSymbol("F_Z_pre", n, d_model), variant_of="enc.ffn")
+
+O_mask_pre, O_cross_pre = MatrixSymbol("O_mask_pre", m, d_model), MatrixSymbol("O_cross_pre", m, d_model)
+PRE_LN_SELF = define("dec.self.pre_ln", "Variant (norm_first=True): A = Y + MultiHead(LN(Y), LN(Y), LN(Y); M).",
+                     A, Y + O_mask_pre, variant_of="dec.self")
+PRE_LN_CROSS = define("dec.cross.pre_ln", "Variant (norm_first=True): B = A + MultiHead(LN(A), E, E).",
+                      B_, A + O_cross_pre, variant_of="dec.cross")
+PRE_LN_DEC_FFN = define("dec.ffn.pre_ln", "Variant (norm_first=True): D = B + FFN(LN(B)).",
+                        MatrixSymbol("D", m, d_model), B_ + MatrixSymbol("F_B_pre", m, d_model), variant_of="dec.ffn")
 
 # --- classifier --------------------------------------------------------------------------------
 D = MatrixSymbol("D", m, d_model)

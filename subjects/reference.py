@@ -8,6 +8,7 @@ from __future__ import annotations
 from reference import (gru_cell, gru_cell_reset_after, lstm_cell, rnn_cell, rnn_output, seq2seq,
                        stacked)
 from reference import attention as ref_attention
+from reference import transformer as ref_transformer
 
 from .base import Subject
 
@@ -107,13 +108,40 @@ def _pe(add_positions):
     return build
 
 
+def _layernorm(params):
+    return lambda x: ref_transformer.layer_norm(x, params["gamma"], params["beta"])
+
+
+def _ffn(params):
+    return lambda z: ref_transformer.ffn(z, **params)
+
+
+def _encoder_layer(encoder_layer):
+    def build(params):
+        def fn(x, key_padding_mask):
+            return encoder_layer(x, params, mask=key_padding_mask[:, None, None, :])
+        return fn
+    return build
+
+
+def _decoder_layer(decoder_layer):
+    def build(params):
+        return lambda y, memory: decoder_layer(y, memory, params)
+    return build
+
+
+def _classifier(params):
+    return lambda d: ref_transformer.classifier(d, params["W_c"], params["b_c"])
+
+
 def mha_mask(attn_mask, key_padding_mask):
     """One additive mask (B, 1, n, m) for every head: the attention mask plus the key padding."""
     return attn_mask + key_padding_mask[:, None, None, :]
 
 
 ATTENTION = {"attention": ref_attention.attention, "multi_head": ref_attention.multi_head, "mha_mask": mha_mask,
-             "seq2seq_attention": ref_attention.seq2seq_attention, "add_positions": ref_attention.add_positions}
+             "seq2seq_attention": ref_attention.seq2seq_attention, "add_positions": ref_attention.add_positions,
+             "encoder_layer": ref_transformer.encoder_layer, "decoder_layer": ref_transformer.decoder_layer}
 
 
 def builders(cells=CELLS, output=_output, stacked=stacked, seq2seq=seq2seq, **attention):
@@ -129,6 +157,11 @@ def builders(cells=CELLS, output=_output, stacked=stacked, seq2seq=seq2seq, **at
         "mha": _mha(pieces["multi_head"], pieces["mha_mask"]),
         "attn.seq2seq": _seq2seq_attention(pieces["seq2seq_attention"]),
         "pe": _pe(pieces["add_positions"]),
+        "layernorm": _layernorm,
+        "ffn": _ffn,
+        "encoder.layer": _encoder_layer(pieces["encoder_layer"]),
+        "decoder.layer": _decoder_layer(pieces["decoder_layer"]),
+        "classifier": _classifier,
         "rnn.output": output,
         **{f"{kind}.cell": _cell(kind, cells) for kind in cells},
         **{f"{kind}.layers": _layers(kind, cells, stacked) for kind in cells},

@@ -1,0 +1,57 @@
+"""§4 The Transformer's layers, written as the article's equations (post-LN by default).
+
+Batch first, one row per position, weights acting on the right (z @ W_1). A layer's parameters:
+the multi-head weights of each attention ({W_Q, W_K, W_V, W_O}, per head, as reference.attention
+takes them), gamma_k / beta_k of its k-th LayerNorm, and W_1, b_1, W_2, b_2 of its FFN.
+"""
+import torch
+
+from .attention import multi_head
+
+EPSILON = 1e-5
+
+
+def layer_norm(x, gamma, beta, eps=EPSILON):
+    """layernorm: over the features, biased variance."""
+    mean = x.mean(-1, keepdim=True)
+    var = ((x - mean) ** 2).mean(-1, keepdim=True)
+    return gamma * (x - mean) / torch.sqrt(var + eps) + beta
+
+
+def ffn(z, W_1, b_1, W_2, b_2, activation=torch.relu):
+    """ffn: ReLU(z W_1 + b_1) W_2 + b_2."""
+    return activation(z @ W_1 + b_1) @ W_2 + b_2
+
+
+def causal_mask(length, dtype, device):
+    """mask.causal for a square decoder: -inf above the diagonal."""
+    hidden = torch.ones(length, length, dtype=torch.bool, device=device).triu(1)
+    return torch.zeros(length, length, dtype=dtype, device=device).masked_fill(hidden, float("-inf"))
+
+
+def sublayer(x, fn, gamma, beta, pre_ln=False):
+    """Residual around fn, with LN after (post-LN, the article) or on fn's input (pre-LN)."""
+    if pre_ln:
+        return x + fn(layer_norm(x, gamma, beta))
+    return layer_norm(x + fn(x), gamma, beta)
+
+
+def encoder_layer(x, p, mask=None, pre_ln=False, activation=torch.relu):
+    """enc.attn, enc.ffn: Z = LN(X + MultiHead(X, X, X)), E = LN(Z + FFN(Z)); mask: additive (B, 1, n, n)."""
+    z = sublayer(x, lambda t: multi_head(t, t, t, **p["attn"], mask=mask)[0], p["gamma_1"], p["beta_1"], pre_ln)
+    return sublayer(z, lambda t: ffn(t, p["W_1"], p["b_1"], p["W_2"], p["b_2"], activation), p["gamma_2"],
+                    p["beta_2"], pre_ln)
+
+
+def decoder_layer(y, memory, p, pre_ln=False, activation=torch.relu):
+    """dec.self, dec.cross, dec.ffn: causal self-attention, cross-attention to memory, FFN."""
+    mask = causal_mask(y.shape[1], y.dtype, y.device)
+    a = sublayer(y, lambda t: multi_head(t, t, t, **p["self_attn"], mask=mask)[0], p["gamma_1"], p["beta_1"], pre_ln)
+    b = sublayer(a, lambda t: multi_head(t, memory, memory, **p["cross_attn"])[0], p["gamma_2"], p["beta_2"], pre_ln)
+    return sublayer(b, lambda t: ffn(t, p["W_1"], p["b_1"], p["W_2"], p["b_2"], activation), p["gamma_3"],
+                    p["beta_3"], pre_ln)
+
+
+def classifier(d, W_c, b_c):
+    """classifier: softmax(D W + b) over the vocabulary."""
+    return torch.softmax(d @ W_c + b_c, dim=-1)
