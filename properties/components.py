@@ -220,8 +220,11 @@ def _components():
 COMPONENTS: dict[str, Component] = _components()
 
 
-def declared(variants) -> tuple[str, ...]:
-    """A subject's declaration for one component (None, an E-id, or several) as a tuple."""
+def declared(variants, options: dict | None = None) -> tuple[str, ...]:
+    """A subject's declaration for one component (None, an E-id, several, or a function of the
+    component's options returning one of those, for a knob that switches the variant) as a tuple."""
+    if callable(variants):
+        variants = variants(options or {})
     if variants is None:
         return ()
     return (variants,) if isinstance(variants, str) else tuple(variants)
@@ -235,7 +238,7 @@ def kind_for(component: Component, variants=None):
         if not names:
             return component.family
         if len(names) > 1 or names[0] not in recurrent.CELLS:
-            raise ValueError(f"unknown variant {variants!r} for {component.name}; known: "
+            raise ValueError(f"unknown variant {', '.join(map(repr, names))} for {component.name}; known: "
                              f"{', '.join(k for k in recurrent.CELLS if k != component.family)}")
         return names[0]
     unknown = [v for v in names if v not in component.variants]

@@ -72,9 +72,10 @@ class Harness:
 
     def __init__(self, run: Run, component: Component):
         self.run, self.component = run, component
-        self.variant = ", ".join(declared(run.subject.variants.get(component.name)))
-        self.kind = kind_for(component, run.subject.variants.get(component.name))
-        forms = [v for v in declared(run.subject.variants.get(component.name)) if v in MASK_FORMS]
+        names = declared(run.subject.variants.get(component.name), run.options)
+        self.variant = ", ".join(names)
+        self.kind = kind_for(component, names)
+        forms = [v for v in names if v in MASK_FORMS]
         self.mask_form = forms[0] if forms else "additive"
         self.oracle = component.oracle(self.kind)
         self.output_eids = {**component.output_eids, **cell_output_eids(self.kind)} \

@@ -67,9 +67,9 @@ def execute(run: Run, component: Component, check: Check, settings=None, seed=No
     subject = run.subject
     record = Record(subject.name, component.name, check.name, [], "pass", options=dict(run.options))
     try:
-        variant = subject.variants.get(component.name)
+        variant = declared(subject.variants.get(component.name), run.options)
         kind = kind_for(component, variant)
-        record.variant = ", ".join(declared(variant))
+        record.variant = ", ".join(variant)
     except ValueError as exc:
         record.status, record.message = "fail", f"subject {subject.name!r}: {exc}"
         return record, exc

@@ -44,24 +44,30 @@ def per_head_rows(W):
     return W.transpose(1, 2).reshape(h * d, d_in)
 
 
-def mha_module(params, batch_first=True, bias=False) -> nn.MultiheadAttention:
-    W_Q, W_K, W_V, W_O = params["W_Q"], params["W_K"], params["W_V"], params["W_O"]
-    heads, d_model = W_Q.shape[:2]
-    module = nn.MultiheadAttention(d_model, heads, bias=bias, kdim=W_K.shape[1], vdim=W_V.shape[1],
-                                   batch_first=batch_first, device=W_Q.device, dtype=W_Q.dtype)
+def load_mha(module: nn.MultiheadAttention, params) -> nn.MultiheadAttention:
+    """Copy the spec's per-head W_Q, W_K, W_V, W_O into a module; its biases, if any, become 0."""
     with torch.no_grad():
-        q, k, v = per_head_rows(W_Q), per_head_rows(W_K), per_head_rows(W_V)
+        q, k, v = per_head_rows(params["W_Q"]), per_head_rows(params["W_K"]), per_head_rows(params["W_V"])
         if module._qkv_same_embed_dim:
             module.in_proj_weight.copy_(torch.cat([q, k, v]))
         else:
             module.q_proj_weight.copy_(q)
             module.k_proj_weight.copy_(k)
             module.v_proj_weight.copy_(v)
-        module.out_proj.weight.copy_(W_O.T)
-        if bias:
+        module.out_proj.weight.copy_(params["W_O"].T)
+        if module.in_proj_bias is not None:
             module.in_proj_bias.zero_()
+        if module.out_proj.bias is not None:
             module.out_proj.bias.zero_()
-    return module.eval()
+    return module
+
+
+def mha_module(params, batch_first=True, bias=False) -> nn.MultiheadAttention:
+    W_Q, W_K, W_V = params["W_Q"], params["W_K"], params["W_V"]
+    heads, d_model = W_Q.shape[:2]
+    module = nn.MultiheadAttention(d_model, heads, bias=bias, kdim=W_K.shape[1], vdim=W_V.shape[1],
+                                   batch_first=batch_first, device=W_Q.device, dtype=W_Q.dtype)
+    return load_mha(module, params).eval()
 
 
 def mha_builder(params, mode="batch_first"):

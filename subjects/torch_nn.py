@@ -1,5 +1,6 @@
 """The built-in subject "torch": PyTorch's own recurrent modules, fed the spec's parameters
-(its attention modules: subjects/torch_attention.py).
+(its attention modules: subjects/torch_attention.py; its Transformer layers:
+subjects/torch_transformer.py).
 
 rnn.cell is nn.RNNCell (tanh) with weight_ih = W_xh, weight_hh = W_hh, bias_ih = b_h, bias_hh = 0;
 rnn.output is softmax(F.linear(h, W_y, b_y)). lstm.cell is nn.LSTMCell: each gate's W_g (on
@@ -21,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import torch_attention
+from . import torch_attention, torch_transformer
 from .base import Subject
 
 CELLS = {"rnn": nn.RNNCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}
@@ -164,8 +165,9 @@ for _kind in CELLS:
 SUBJECT = Subject(
     name="torch",
     version=torch.__version__,
-    builders={**BUILDERS, **torch_attention.BUILDERS},
+    builders={**BUILDERS, **torch_attention.BUILDERS, **torch_transformer.BUILDERS},
     variants={"gru.cell": "gru.reset_after", "gru.layers": "gru.reset_after",
-              "gru.seq2seq": "gru.reset_after", **torch_attention.VARIANTS},
-    options={**{f"{kind}.layers": {"batch_first": [True, False]} for kind in CELLS}, **torch_attention.OPTIONS},
+              "gru.seq2seq": "gru.reset_after", **torch_attention.VARIANTS, **torch_transformer.VARIANTS},
+    options={**{f"{kind}.layers": {"batch_first": [True, False]} for kind in CELLS}, **torch_attention.OPTIONS,
+             **torch_transformer.OPTIONS},
 )

@@ -1,0 +1,112 @@
+"""PyTorch's Transformer layers as subject "torch" (with subjects/torch_nn.py), fed the spec's
+parameters: nn.LayerNorm, a Linear-ReLU-Linear FFN, nn.TransformerEncoderLayer and
+nn.TransformerDecoderLayer (dropout 0, eval mode), and softmax(F.linear) as the classifier.
+
+A layer's attention weights load as in subjects/torch_attention.py (biases 0); linear1.weight is
+W_1 transposed (W_1 acts on the right in the spec), linear2.weight W_2 transposed; norm_k holds
+gamma_k and beta_k. Modes: post_ln (the article), pre_ln (norm_first=True: the variants
+*.pre_ln), gelu (activation="gelu": ffn.gelu), seq_first (batch_first=False), and, for the
+encoder, fast_path (eval under torch.no_grad(), which lets PyTorch run its fused encoder layer
+when the heads are even). The key padding mask is boolean, True where hidden (the variant
+mask.bool_true_masked); the decoder's causal mask is the square subsequent mask PyTorch makes.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .torch_attention import load_mha
+
+MODES = ["post_ln", "pre_ln", "gelu", "seq_first"]
+
+
+def load_ffn(linear1: nn.Linear, linear2: nn.Linear, params):
+    with torch.no_grad():
+        linear1.weight.copy_(params["W_1"].T)
+        linear1.bias.copy_(params["b_1"])
+        linear2.weight.copy_(params["W_2"].T)
+        linear2.bias.copy_(params["b_2"])
+
+
+def load_norm(norm: nn.LayerNorm, params, k):
+    with torch.no_grad():
+        norm.weight.copy_(params[f"gamma_{k}"])
+        norm.bias.copy_(params[f"beta_{k}"])
+
+
+def layer(cls, params, attention, mode):
+    W_Q = params[attention]["W_Q"]
+    heads, d_model, _ = W_Q.shape
+    module = cls(d_model, heads, dim_feedforward=params["W_1"].shape[1], dropout=0.0,
+                 activation="gelu" if mode == "gelu" else "relu", batch_first=mode != "seq_first",
+                 norm_first=mode == "pre_ln", device=W_Q.device, dtype=W_Q.dtype)
+    load_ffn(module.linear1, module.linear2, params)
+    return module.eval()
+
+
+def encoder_layer_builder(params, mode="post_ln"):
+    module = layer(nn.TransformerEncoderLayer, params, "attn", mode)
+    load_mha(module.self_attn, params["attn"])
+    load_norm(module.norm1, params, 1)
+    load_norm(module.norm2, params, 2)
+
+    def fn(x, key_padding_mask):
+        if mode == "seq_first":
+            return module(x.transpose(0, 1), src_key_padding_mask=key_padding_mask).transpose(0, 1)
+        if mode == "fast_path":
+            with torch.no_grad():
+                return module(x, src_key_padding_mask=key_padding_mask)
+        return module(x, src_key_padding_mask=key_padding_mask)
+    return fn
+
+
+def decoder_layer_builder(params, mode="post_ln"):
+    module = layer(nn.TransformerDecoderLayer, params, "self_attn", mode)
+    load_mha(module.self_attn, params["self_attn"])
+    load_mha(module.multihead_attn, params["cross_attn"])
+    for k in (1, 2, 3):
+        load_norm(getattr(module, f"norm{k}"), params, k)
+
+    def fn(y, memory):
+        causal = nn.Transformer.generate_square_subsequent_mask(y.shape[1], device=y.device, dtype=y.dtype)
+        if mode == "seq_first":
+            return module(y.transpose(0, 1), memory.transpose(0, 1), tgt_mask=causal,
+                          tgt_is_causal=True).transpose(0, 1)
+        return module(y, memory, tgt_mask=causal, tgt_is_causal=True)
+    return fn
+
+
+def ffn_builder(params):
+    d_model, d_ff = params["W_1"].shape
+    kw = {"device": params["W_1"].device, "dtype": params["W_1"].dtype}
+    module = nn.Sequential(nn.Linear(d_model, d_ff, **kw), nn.ReLU(), nn.Linear(d_ff, d_model, **kw))
+    load_ffn(module[0], module[2], params)
+    return lambda z: module(z)
+
+
+def layernorm_builder(params):
+    module = nn.LayerNorm(params["gamma"].shape[0], device=params["gamma"].device, dtype=params["gamma"].dtype)
+    load_norm(module, {"gamma_1": params["gamma"], "beta_1": params["beta"]}, 1)
+    return lambda x: module(x)
+
+
+def classifier_builder(params):
+    return lambda d: torch.softmax(F.linear(d, params["W_c"].T, params["b_c"]), dim=-1)
+
+
+def encoder_variants(options):
+    mode = options.get("mode", "post_ln")
+    return {"pre_ln": ("enc.attn.pre_ln", "enc.ffn.pre_ln"), "gelu": ("ffn.gelu",)}.get(mode, ()) + \
+        ("mask.bool_true_masked",)
+
+
+def decoder_variants(options):
+    mode = options.get("mode", "post_ln")
+    return {"pre_ln": ("dec.self.pre_ln", "dec.cross.pre_ln", "dec.ffn.pre_ln"), "gelu": ("ffn.gelu",)}.get(mode, ())
+
+
+BUILDERS = {"layernorm": layernorm_builder, "ffn": ffn_builder, "encoder.layer": encoder_layer_builder,
+            "decoder.layer": decoder_layer_builder, "classifier": classifier_builder}
+VARIANTS = {"encoder.layer": encoder_variants, "decoder.layer": decoder_variants}
+OPTIONS = {"encoder.layer": {"mode": MODES + ["fast_path"]}, "decoder.layer": {"mode": MODES}}
