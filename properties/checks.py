@@ -15,6 +15,7 @@ from spec.recurrent import CELLS, UPDATE_KEEPS_STATE
 
 from . import tolerance as tol
 from . import attention_checks as attn
+from . import transformer_checks as layer_checks
 from .attention import hidden_keys
 from .check import Check, all_eids, doubled, evaluate
 from .components import COMPONENTS, draw_layers_case
@@ -236,6 +237,17 @@ CHECKS = (
           attn.mask_eids, attn.check_fully_masked_row),
     Check("full_size", "At the article's 2048 positions × 512 columns, X = 0 gives P, which matches the spec "
           "and lies in [-1, 1].", attn.component_is("pe"), all_eids, attn.check_full_size),
+    Check("residual", "Every sublayer silenced through its parameters: the layer returns LN(… LN(x)) "
+          "(post-LN) or x (pre-LN).", attn.component_is("encoder.layer", "decoder.layer"),
+          lambda h: tuple(e for e in all_eids(h) if e.startswith(("enc.", "dec.")) or e == "layernorm"),
+          layer_checks.check_residual),
+    Check("causal", "Decoder output i is unchanged when inputs after i change; its Jacobian there is exactly 0.",
+          attn.component_is("decoder.layer"), lambda h: ("mask.causal", "dec.self"), layer_checks.check_causal_layer),
+    Check("memory_permutation", "Permuting the encoder's output positions leaves the decoder's output unchanged.",
+          attn.component_is("decoder.layer"), lambda h: ("dec.cross",), layer_checks.check_memory_permutation),
+    Check("padding_positions", "Appending padded positions leaves the encoder's outputs at the others unchanged.",
+          attn.component_is("encoder.layer"), lambda h: ("mask.key_padding", "enc.attn"),
+          layer_checks.check_padding_positions),
 )
 
 
