@@ -29,27 +29,34 @@ def causal_mask(length, dtype, device):
     return torch.zeros(length, length, dtype=dtype, device=device).masked_fill(hidden, float("-inf"))
 
 
-def sublayer(x, fn, gamma, beta, pre_ln=False):
+def sublayer(x, fn, gamma, beta, pre_ln=False, norm=layer_norm):
     """Residual around fn, with LN after (post-LN, the article) or on fn's input (pre-LN)."""
     if pre_ln:
-        return x + fn(layer_norm(x, gamma, beta))
-    return layer_norm(x + fn(x), gamma, beta)
+        return x + fn(norm(x, gamma, beta))
+    return norm(x + fn(x), gamma, beta)
 
 
-def encoder_layer(x, p, mask=None, pre_ln=False, activation=torch.relu):
+def encoder_layer(x, p, mask=None, pre_ln=False, activation=torch.relu, norm=layer_norm, block=sublayer):
     """enc.attn, enc.ffn: Z = LN(X + MultiHead(X, X, X)), E = LN(Z + FFN(Z)); mask: additive (B, 1, n, n)."""
-    z = sublayer(x, lambda t: multi_head(t, t, t, **p["attn"], mask=mask)[0], p["gamma_1"], p["beta_1"], pre_ln)
-    return sublayer(z, lambda t: ffn(t, p["W_1"], p["b_1"], p["W_2"], p["b_2"], activation), p["gamma_2"],
-                    p["beta_2"], pre_ln)
+    z = block(x, lambda t: multi_head(t, t, t, **p["attn"], mask=mask)[0], p["gamma_1"], p["beta_1"], pre_ln, norm)
+    return block(z, lambda t: ffn(t, p["W_1"], p["b_1"], p["W_2"], p["b_2"], activation), p["gamma_2"],
+                 p["beta_2"], pre_ln, norm)
 
 
-def decoder_layer(y, memory, p, pre_ln=False, activation=torch.relu):
-    """dec.self, dec.cross, dec.ffn: causal self-attention, cross-attention to memory, FFN."""
-    mask = causal_mask(y.shape[1], y.dtype, y.device)
-    a = sublayer(y, lambda t: multi_head(t, t, t, **p["self_attn"], mask=mask)[0], p["gamma_1"], p["beta_1"], pre_ln)
-    b = sublayer(a, lambda t: multi_head(t, memory, memory, **p["cross_attn"])[0], p["gamma_2"], p["beta_2"], pre_ln)
-    return sublayer(b, lambda t: ffn(t, p["W_1"], p["b_1"], p["W_2"], p["b_2"], activation), p["gamma_3"],
-                    p["beta_3"], pre_ln)
+def decoder_layer(y, memory, p, pre_ln=False, activation=torch.relu, norm=layer_norm, block=sublayer,
+                  self_mask=causal_mask, cross_source=None):
+    """dec.self, dec.cross, dec.ffn: causal self-attention, cross-attention to memory, FFN.
+
+    (self_mask and cross_source are what a bug turns: the mask of the self-attention, and where
+    cross-attention takes its keys and values, `cross_source(a, memory)`.)"""
+    mask = self_mask(y.shape[1], y.dtype, y.device)
+    a = block(y, lambda t: multi_head(t, t, t, **p["self_attn"], mask=mask)[0], p["gamma_1"], p["beta_1"], pre_ln,
+              norm)
+    source = (lambda t: memory) if cross_source is None else (lambda t: cross_source(t, memory))
+    b = block(a, lambda t: multi_head(t, source(t), source(t), **p["cross_attn"])[0], p["gamma_2"], p["beta_2"],
+              pre_ln, norm)
+    return block(b, lambda t: ffn(t, p["W_1"], p["b_1"], p["W_2"], p["b_2"], activation), p["gamma_3"],
+                 p["beta_3"], pre_ln, norm)
 
 
 def classifier(d, W_c, b_c):

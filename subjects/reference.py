@@ -108,12 +108,16 @@ def _pe(add_positions):
     return build
 
 
-def _layernorm(params):
-    return lambda x: ref_transformer.layer_norm(x, params["gamma"], params["beta"])
+def _layernorm(layer_norm):
+    def build(params):
+        return lambda x: layer_norm(x, params["gamma"], params["beta"])
+    return build
 
 
-def _ffn(params):
-    return lambda z: ref_transformer.ffn(z, **params)
+def _ffn(ffn):
+    def build(params):
+        return lambda z: ffn(z, **params)
+    return build
 
 
 def _encoder_layer(encoder_layer):
@@ -130,8 +134,10 @@ def _decoder_layer(decoder_layer):
     return build
 
 
-def _classifier(params):
-    return lambda d: ref_transformer.classifier(d, params["W_c"], params["b_c"])
+def _classifier(classifier):
+    def build(params):
+        return lambda d: classifier(d, params["W_c"], params["b_c"])
+    return build
 
 
 def mha_mask(attn_mask, key_padding_mask):
@@ -141,7 +147,8 @@ def mha_mask(attn_mask, key_padding_mask):
 
 ATTENTION = {"attention": ref_attention.attention, "multi_head": ref_attention.multi_head, "mha_mask": mha_mask,
              "seq2seq_attention": ref_attention.seq2seq_attention, "add_positions": ref_attention.add_positions,
-             "encoder_layer": ref_transformer.encoder_layer, "decoder_layer": ref_transformer.decoder_layer}
+             "encoder_layer": ref_transformer.encoder_layer, "decoder_layer": ref_transformer.decoder_layer,
+             "layer_norm": ref_transformer.layer_norm, "ffn": ref_transformer.ffn, "classifier": ref_transformer.classifier}
 
 
 def builders(cells=CELLS, output=_output, stacked=stacked, seq2seq=seq2seq, **attention):
@@ -157,11 +164,11 @@ def builders(cells=CELLS, output=_output, stacked=stacked, seq2seq=seq2seq, **at
         "mha": _mha(pieces["multi_head"], pieces["mha_mask"]),
         "attn.seq2seq": _seq2seq_attention(pieces["seq2seq_attention"]),
         "pe": _pe(pieces["add_positions"]),
-        "layernorm": _layernorm,
-        "ffn": _ffn,
+        "layernorm": _layernorm(pieces["layer_norm"]),
+        "ffn": _ffn(pieces["ffn"]),
         "encoder.layer": _encoder_layer(pieces["encoder_layer"]),
         "decoder.layer": _decoder_layer(pieces["decoder_layer"]),
-        "classifier": _classifier,
+        "classifier": _classifier(pieces["classifier"]),
         "rnn.output": output,
         **{f"{kind}.cell": _cell(kind, cells) for kind in cells},
         **{f"{kind}.layers": _layers(kind, cells, stacked) for kind in cells},

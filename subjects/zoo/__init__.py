@@ -5,5 +5,6 @@ shows what a user with that bug would see). `MUTANTS` lists them with the compon
 """
 from .attention import MUTANTS as ATTENTION
 from .recurrent import MUTANTS as RECURRENT
+from .transformer import MUTANTS as TRANSFORMER
 
-MUTANTS = {**RECURRENT, **ATTENTION}
+MUTANTS = {**RECURRENT, **ATTENTION, **TRANSFORMER}
