@@ -242,12 +242,19 @@ CHECKS = (
           lambda h: tuple(e for e in all_eids(h) if e.startswith(("enc.", "dec.")) or e == "layernorm"),
           layer_checks.check_residual),
     Check("causal", "Decoder output i is unchanged when inputs after i change; its Jacobian there is exactly 0.",
-          attn.component_is("decoder.layer"), lambda h: ("mask.causal", "dec.self"), layer_checks.check_causal_layer),
+          attn.component_is("decoder.layer", "decoder"), lambda h: ("mask.causal", "dec.self"),
+          layer_checks.check_causal_layer),
     Check("memory_permutation", "Permuting the encoder's output positions leaves the decoder's output unchanged.",
-          attn.component_is("decoder.layer"), lambda h: ("dec.cross",), layer_checks.check_memory_permutation),
+          attn.component_is("decoder.layer", "decoder"), lambda h: ("dec.cross",), layer_checks.check_memory_permutation),
     Check("padding_positions", "Appending padded positions leaves the encoder's outputs at the others unchanged.",
-          attn.component_is("encoder.layer"), lambda h: ("mask.key_padding", "enc.attn"),
+          attn.component_is("encoder.layer", "encoder"), lambda h: ("mask.key_padding", "enc.attn"),
           layer_checks.check_padding_positions),
+    Check("incremental_decoding", "Decoding one position at a time from the prefix equals the teacher-forced pass.",
+          attn.component_is("decoder"), lambda h: ("mask.causal", "transformer.decoder"),
+          layer_checks.check_incremental_decoding),
+    Check("stacked_layers", "A stack of N layers equals the subject's own layer applied N times.",
+          attn.component_is("encoder", "decoder"), lambda h: (f"transformer.{h.component.name}",),
+          layer_checks.check_stacked_layers, lambda c: (f"{c.name}.layer",)),
 )
 
 

@@ -209,6 +209,12 @@ def _transformer_components():
                   {"A": "dec.self", "B": "dec.cross", "out": "dec.ffn"}, variants=tf.DECODER_VARIANTS),
         Component("classifier", "transformer", ("classifier",), ("out",), tf.draw_classifier, tf.classifier_oracle,
                   {"out": "classifier"}),
+        Component("encoder", "transformer", ("enc.attn", "enc.ffn", "mask.key_padding", "transformer.encoder"),
+                  ("out",), tf.draw_stack(tf.draw_encoder_layer), tf.encoder_stack_oracle,
+                  {"out": "transformer.encoder"}, variants=tf.ENCODER_VARIANTS),
+        Component("decoder", "transformer", ("mask.causal", "dec.self", "dec.cross", "dec.ffn", "transformer.decoder"),
+                  ("out",), tf.draw_stack(tf.draw_decoder_layer), tf.decoder_stack_oracle,
+                  {"out": "transformer.decoder"}, variants=tf.DECODER_VARIANTS),
     ]
 
 

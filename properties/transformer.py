@@ -73,6 +73,21 @@ def draw_decoder_layer(data, kind):
     return case(data, params, {"y": Shape((B, m, d_model), bound), "memory": Shape((B, n, d_model), bound)})
 
 
+def draw_stack(draw_layer):
+    """N layers (1 to 3) of the same widths: the first layer's case, then N - 1 more parameter sets."""
+    def draw(data, kind):
+        layers = size(data, "N", high=3)
+        params, inputs = draw_layer(data, kind)
+        shapes = layer_shapes(params)
+        more = [case(data, shapes, {})[0] for _ in range(layers - 1)]
+        return {"layers": [params, *more]}, inputs
+    return draw
+
+
+def layer_shapes(params):
+    return {k: layer_shapes(v) if isinstance(v, dict) else Shape(v.shape, PARAM_BOUND) for k, v in params.items()}
+
+
 def draw_classifier(data, kind):
     B, m, d, V, bound = size(data, "B"), size(data, "m"), size(data, "d_model"), size(data, "V"), magnitude(data)
     return case(data, {"W_c": Shape((d, V), PARAM_BOUND), "b_c": Shape((V,), PARAM_BOUND)},
@@ -142,6 +157,28 @@ def decoder_layer_oracle(kind):
         a = sublayer("dec.self", y, p, kind, attending(p, "self_attn", causal))
         b = sublayer("dec.cross", a, p, kind, attending(p, "cross_attn", np.zeros((1, 1, m, n), dtype=bool), memory))
         return {"A": a, "B": b, "out": sublayer("dec.ffn", b, p, kind, feeding(p, kind))}
+    return oracle
+
+
+def encoder_stack_oracle(kind):
+    layer = encoder_layer_oracle(kind)
+
+    def oracle(params, inputs):
+        x = inputs["x"]
+        for p in params["layers"]:
+            x = layer(p, {**inputs, "x": x})["out"]
+        return {"out": x}
+    return oracle
+
+
+def decoder_stack_oracle(kind):
+    layer = decoder_layer_oracle(kind)
+
+    def oracle(params, inputs):
+        y = inputs["y"]
+        for p in params["layers"]:
+            y = layer(p, {**inputs, "y": y})["out"]
+        return {"out": y}
     return oracle
 
 

@@ -94,3 +94,35 @@ def check_padding_positions(h: Harness, data):
     grown, _, _ = evaluate(h, params, longer)
     h.compare({k: v[:, :x.shape[1]] for k, v in grown.items()}, actual, doubled(tols),
               what=f"its own output before {extra} padded position(s) were appended", eid="mask.key_padding")
+
+
+def check_incremental_decoding(h: Harness, data):
+    """Decoding position by position, each step fed the prefix so far, gives the teacher-forced outputs."""
+    params, inputs = h.draw(data)
+    full, _, tols = evaluate(h, params, inputs)
+    steps = []
+    for i in range(inputs["y"].shape[1]):
+        prefix, _, _ = evaluate(h, params, {**inputs, "y": inputs["y"][:, :i + 1]})
+        steps.append(prefix["out"][:, i])
+    h.compare({"out": np.stack(steps, 1)}, {"out": full["out"]}, doubled(tols),
+              what="its own outputs decoded one position at a time from the prefix", eid="transformer.decoder")
+
+
+def check_stacked_layers(h: Harness, data):
+    """A stack of N layers equals the subject's own layer applied N times."""
+    from dataclasses import replace
+
+    from .components import COMPONENTS
+    from .harness import option_sets
+    params, inputs = h.draw(data)
+    stacked, _, tols = evaluate(h, params, inputs)
+    component = COMPONENTS[f"{h.component.name}.layer"]
+    options = [o for o in option_sets(h.run.subject, component) if o == h.run.options] or \
+        option_sets(h.run.subject, component)[:1]
+    single = Harness(replace(h.run, options=options[0]), component)
+    name = "x" if h.component.name == "encoder" else "y"
+    value = inputs[name]
+    for p in params["layers"]:
+        value = evaluate(single, p, {**inputs, name: value})[0]["out"]
+    h.compare({"out": value}, {"out": stacked["out"]}, doubled(tols),
+              what="its own single layer applied once per layer", eid=f"transformer.{h.component.name}")

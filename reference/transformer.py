@@ -62,3 +62,17 @@ def decoder_layer(y, memory, p, pre_ln=False, activation=torch.relu, norm=layer_
 def classifier(d, W_c, b_c):
     """classifier: softmax(D W + b) over the vocabulary."""
     return torch.softmax(d @ W_c + b_c, dim=-1)
+
+
+def encoder(x, layers, mask=None, layer=encoder_layer):
+    """transformer.encoder: N encoder layers in sequence."""
+    for p in layers:
+        x = layer(x, p, mask=mask)
+    return x
+
+
+def decoder(y, memory, layers, layer=decoder_layer):
+    """transformer.decoder: N decoder layers in sequence, each attending to the same memory (the last encoder's output)."""
+    for p in layers:
+        y = layer(y, memory, p)
+    return y

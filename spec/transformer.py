@@ -13,9 +13,9 @@ GPT-2), GELU instead of ReLU in the FFN, and the classifier's W tied to the embe
 """
 from __future__ import annotations
 
-from sympy import MatrixSymbol, symbols
+from sympy import Eq, Function, IndexedBase, MatrixSymbol, symbols
 
-from .equation import define
+from .equation import compose, define
 from .functions import GELU, LayerNorm, ReLU, Rows
 from .functions import RowSoftmax as softmax
 
@@ -89,3 +89,23 @@ D = MatrixSymbol("D", m, d_model)
 W_c, b_c = MatrixSymbol("W_c", d_model, V), row("b_c", V)
 CLASSIFIER = define("classifier", "A linear layer and a softmax over the vocabulary give the next-token "
                     "probabilities at every position.", MatrixSymbol("p", m, V), softmax(D * W_c + Rows(b_c, m)))
+
+# --- stacks and the whole model (compositions of the layers above) ----------------------------
+l, i = symbols("l i", integer=True)
+E_l, E_below, D_l, D_below = (IndexedBase(s) for s in ("E^{(l)}", "E^{(l-1)}", "D^{(l)}", "D^{(l-1)}"))
+encode, decode, emb = Function(r"\mathrm{Encoder}_l"), Function(r"\mathrm{Decoder}_l"), Function(r"\mathrm{Emb}")
+tokens, targets, P = IndexedBase("x"), IndexedBase("t"), IndexedBase("P")
+E_N, D_N, prob = IndexedBase("E^{(N)}"), IndexedBase("D^{(N)}"), IndexedBase("p")
+
+ENCODER_STACK = compose("transformer.encoder", "N encoder layers in sequence, each reading the one below; "
+                        "E⁽⁰⁾ is the embedded source plus P.", Eq(E_l[i], encode(E_below, i)),
+                        Eq(IndexedBase("E^{(0)}")[i], emb(tokens[i]) + P[i]))
+SHIFT_RIGHT = compose("pe.shift_right", "The decoder reads the targets shifted right: ⟨bos⟩ (token 0) first, the "
+                      "last target dropped, so position i sees targets before i only.",
+                      Eq(IndexedBase("D^{(0)}")[i], emb(targets[i - 1]) + P[i]),
+                      Eq(IndexedBase("D^{(0)}")[0], emb(symbols(r"\langle{}bos\rangle")) + P[0]))
+DECODER_STACK = compose("transformer.decoder", "N decoder layers in sequence; every one attends to the LAST "
+                        "encoder's output E⁽ᴺ⁾.", Eq(D_l[i], decode(D_below, E_N, i)))
+MODEL = compose("transformer.model", "Token ids to next-token probabilities: embedding and P, the encoder stack, "
+                "the decoder stack on the right-shifted targets, the classifier.",
+                Eq(prob[i], Function(r"\mathrm{classifier}")(D_N[i])))

@@ -134,6 +134,21 @@ def _decoder_layer(decoder_layer):
     return build
 
 
+def _encoder(encoder_layer):
+    def build(params):
+        def fn(x, key_padding_mask):
+            return ref_transformer.encoder(x, params["layers"], mask=key_padding_mask[:, None, None, :],
+                                           layer=encoder_layer)
+        return fn
+    return build
+
+
+def _decoder(decoder_layer):
+    def build(params):
+        return lambda y, memory: ref_transformer.decoder(y, memory, params["layers"], layer=decoder_layer)
+    return build
+
+
 def _classifier(classifier):
     def build(params):
         return lambda d: classifier(d, params["W_c"], params["b_c"])
@@ -169,6 +184,8 @@ def builders(cells=CELLS, output=_output, stacked=stacked, seq2seq=seq2seq, **at
         "encoder.layer": _encoder_layer(pieces["encoder_layer"]),
         "decoder.layer": _decoder_layer(pieces["decoder_layer"]),
         "classifier": _classifier(pieces["classifier"]),
+        "encoder": _encoder(pieces["encoder_layer"]),
+        "decoder": _decoder(pieces["decoder_layer"]),
         "rnn.output": output,
         **{f"{kind}.cell": _cell(kind, cells) for kind in cells},
         **{f"{kind}.layers": _layers(kind, cells, stacked) for kind in cells},

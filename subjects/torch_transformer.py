@@ -45,12 +45,24 @@ def layer(cls, params, attention, mode):
     return module.eval()
 
 
-def encoder_layer_builder(params, mode="post_ln"):
+def encoder_layer_module(params, mode):
     module = layer(nn.TransformerEncoderLayer, params, "attn", mode)
     load_mha(module.self_attn, params["attn"])
     load_norm(module.norm1, params, 1)
     load_norm(module.norm2, params, 2)
+    return module
 
+
+def decoder_layer_module(params, mode):
+    module = layer(nn.TransformerDecoderLayer, params, "self_attn", mode)
+    load_mha(module.self_attn, params["self_attn"])
+    load_mha(module.multihead_attn, params["cross_attn"])
+    for k in (1, 2, 3):
+        load_norm(getattr(module, f"norm{k}"), params, k)
+    return module
+
+
+def encoding(module, mode):
     def fn(x, key_padding_mask):
         if mode == "seq_first":
             return module(x.transpose(0, 1), src_key_padding_mask=key_padding_mask).transpose(0, 1)
@@ -61,13 +73,7 @@ def encoder_layer_builder(params, mode="post_ln"):
     return fn
 
 
-def decoder_layer_builder(params, mode="post_ln"):
-    module = layer(nn.TransformerDecoderLayer, params, "self_attn", mode)
-    load_mha(module.self_attn, params["self_attn"])
-    load_mha(module.multihead_attn, params["cross_attn"])
-    for k in (1, 2, 3):
-        load_norm(getattr(module, f"norm{k}"), params, k)
-
+def decoding(module, mode):
     def fn(y, memory):
         causal = nn.Transformer.generate_square_subsequent_mask(y.shape[1], device=y.device, dtype=y.dtype)
         if mode == "seq_first":
@@ -75,6 +81,31 @@ def decoder_layer_builder(params, mode="post_ln"):
                           tgt_is_causal=True).transpose(0, 1)
         return module(y, memory, tgt_mask=causal, tgt_is_causal=True)
     return fn
+
+
+def encoder_layer_builder(params, mode="post_ln"):
+    return encoding(encoder_layer_module(params, mode), mode)
+
+
+def decoder_layer_builder(params, mode="post_ln"):
+    return decoding(decoder_layer_module(params, mode), mode)
+
+
+def encoder_builder(params, mode="post_ln"):
+    """nn.TransformerEncoder (no final norm): its deep-copied layers are loaded one by one."""
+    layers = params["layers"]
+    module = nn.TransformerEncoder(encoder_layer_module(layers[0], mode), len(layers), enable_nested_tensor=False)
+    for k, p in enumerate(layers):
+        module.layers[k] = encoder_layer_module(p, mode)
+    return encoding(module.eval(), mode)
+
+
+def decoder_builder(params, mode="post_ln"):
+    layers = params["layers"]
+    module = nn.TransformerDecoder(decoder_layer_module(layers[0], mode), len(layers))
+    for k, p in enumerate(layers):
+        module.layers[k] = decoder_layer_module(p, mode)
+    return decoding(module.eval(), mode)
 
 
 def ffn_builder(params):
@@ -107,6 +138,9 @@ def decoder_variants(options):
 
 
 BUILDERS = {"layernorm": layernorm_builder, "ffn": ffn_builder, "encoder.layer": encoder_layer_builder,
-            "decoder.layer": decoder_layer_builder, "classifier": classifier_builder}
-VARIANTS = {"encoder.layer": encoder_variants, "decoder.layer": decoder_variants}
-OPTIONS = {"encoder.layer": {"mode": MODES + ["fast_path"]}, "decoder.layer": {"mode": MODES}}
+            "decoder.layer": decoder_layer_builder, "classifier": classifier_builder, "encoder": encoder_builder,
+            "decoder": decoder_builder}
+VARIANTS = {"encoder.layer": encoder_variants, "decoder.layer": decoder_variants, "encoder": encoder_variants,
+            "decoder": decoder_variants}
+OPTIONS = {"encoder.layer": {"mode": MODES + ["fast_path"]}, "decoder.layer": {"mode": MODES},
+           "encoder": {"mode": MODES + ["fast_path"]}, "decoder": {"mode": MODES}}
