@@ -59,14 +59,15 @@ RECURRENT_BOUNDS = {name: (0.0, 1.0) for name in ("f", "i", "o", "r", "z", "y")}
     {name: (-1.0, 1.0) for name in ("h", "out", "Chat", "htilde", "n")}  # C, the cell state, is unbounded
 PROBABILITIES = ("y", "weights", "mean_weights")  # rows that a softmax makes: in [0, 1], summing to 1
 BOUNDS = {"attention": {"weights": (0.0, 1.0), "mean_weights": (0.0, 1.0)}, "pe": {"P": (-1.0, 1.0)},
-          "transformer": {}, "classifier": {"out": (0.0, 1.0)}}
+          "transformer": {}, "classifier": {"out": (0.0, 1.0)}, "transformer.model": {"out": (0.0, 1.0)}}
 
 
 def check_bounds(h: Harness, data):
     params, inputs = h.draw(data)
     actual, _, _ = evaluate(h, params, inputs)
     slack = tol.FLOOR_ULPS * tol.eps(h.run.dtype)  # (1 - z) h + z h̃ may round a hair past 1
-    bounds = RECURRENT_BOUNDS if h.component.recurrent else BOUNDS.get(h.component.name, BOUNDS[h.component.family])
+    bounds = RECURRENT_BOUNDS if h.component.recurrent else \
+        BOUNDS.get("transformer.model" if h.component.name == "transformer" else h.component.name, BOUNDS[h.component.family])
     for name, value in actual.items():
         if name not in bounds:
             continue
@@ -77,7 +78,7 @@ def check_bounds(h: Harness, data):
             raise SubjectFailure(f"[{h.output_eids.get(name, h.component.name)}] {h.where()}: output {name!r} "
                                  f"is {value[index]:.6g} at {list(index)}, outside [{low}, {high}] "
                                  f"beyond rounding ({slack:.3g})")
-    for name in PROBABILITIES + (("out",) if h.component.name == "classifier" else ()):
+    for name in PROBABILITIES + (("out",) if h.component.name in ("classifier", "transformer") else ()):
         if name in actual:
             probability_rows(h, name, actual[name], inputs)
 
@@ -250,8 +251,11 @@ CHECKS = (
           attn.component_is("encoder.layer", "encoder"), lambda h: ("mask.key_padding", "enc.attn"),
           layer_checks.check_padding_positions),
     Check("incremental_decoding", "Decoding one position at a time from the prefix equals the teacher-forced pass.",
-          attn.component_is("decoder"), lambda h: ("mask.causal", "transformer.decoder"),
+          attn.component_is("decoder", "transformer"), lambda h: ("mask.causal", "transformer.decoder"),
           layer_checks.check_incremental_decoding),
+    Check("causal_model", "With the right shift, the prediction at i ignores the targets at i and after; the "
+          "encoder ignores the targets.", attn.component_is("transformer"),
+          lambda h: ("pe.shift_right", "mask.causal", "transformer.model"), layer_checks.check_causal_model),
     Check("stacked_layers", "A stack of N layers equals the subject's own layer applied N times.",
           attn.component_is("encoder", "decoder"), lambda h: (f"transformer.{h.component.name}",),
           layer_checks.check_stacked_layers, lambda c: (f"{c.name}.layer",)),

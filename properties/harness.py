@@ -106,9 +106,11 @@ class Harness:
         return nested_map(on_values(lambda a: torch.from_numpy(a).to(self.run.dtype).double().numpy()), tree)
 
     def tensors(self, tree):
-        """Torch tensors on the run's device: values in its dtype, masks in the subject's declared form."""
-        return nested_map(lambda a: self.mask(a) if a.dtype == bool else torch.from_numpy(
-            np.ascontiguousarray(a)).to(device=self.run.device, dtype=self.run.dtype), tree)
+        """Torch tensors on the run's device: values in its dtype, token ids as int64, masks in the
+        subject's declared form."""
+        return nested_map(lambda a: self.mask(a) if a.dtype == bool else torch.from_numpy(a).to(self.run.device)
+                          if a.dtype.kind in "iu" else torch.from_numpy(np.ascontiguousarray(a)).to(
+                              device=self.run.device, dtype=self.run.dtype), tree)
 
     def mask(self, hidden: np.ndarray) -> torch.Tensor:
         """The spec's mask (True: hidden) in the subject's form: additive float (0 or -inf, the

@@ -9,6 +9,7 @@ and 1×d rows in the spec's.
 from __future__ import annotations
 
 import numpy as np
+from hypothesis import strategies as st
 
 from spec import transformer as spec
 from spec.oracle import compile_equation
@@ -86,6 +87,33 @@ def draw_stack(draw_layer):
 
 def layer_shapes(params):
     return {k: layer_shapes(v) if isinstance(v, dict) else Shape(v.shape, PARAM_BOUND) for k, v in params.items()}
+
+
+def token_ids(data, shape, vocabulary, label):
+    """Token ids in [0, vocabulary), one draw; shrinks towards token 0 (⟨bos⟩)."""
+    count = int(np.prod(shape))
+    raw = data.draw(st.binary(min_size=count, max_size=count), label=label)
+    return (np.frombuffer(raw, np.uint8).astype(np.int64) % vocabulary).reshape(shape)
+
+
+def draw_model(data, kind):
+    """Source and target token ids, the embeddings, N encoder and N decoder layers, the classifier."""
+    B, n, m, V = size(data, "B"), size(data, "n"), size(data, "m"), size(data, "V", low=2, high=6)
+    V_src = size(data, "V_src", low=2, high=6)
+    enc_layers, dec_layers = size(data, "N_enc", high=2), size(data, "N_dec", high=2)
+    h, d_k, d_model, d_ff = widths(data)
+    enc = {"attn": mha_params(h, d_model, d_k), **ffn_params(d_model, d_ff), **norms(2, d_model)}
+    dec = {"self_attn": mha_params(h, d_model, d_k), "cross_attn": mha_params(h, d_model, d_k),
+           **ffn_params(d_model, d_ff), **norms(3, d_model)}
+    bound = magnitude(data)
+    params = {"src_embedding": Shape((V_src, d_model), bound), "tgt_embedding": Shape((V, d_model), bound),
+              "encoder": {"layers": [enc] * enc_layers}, "decoder": {"layers": [dec] * dec_layers},
+              "W_c": Shape((d_model, V), PARAM_BOUND), "b_c": Shape((V,), PARAM_BOUND)}
+    if "stack.final_norm" in kind:
+        params |= {"encoder_norm": norms(1, d_model), "decoder_norm": norms(1, d_model)}
+    params = case(data, params, {})[0]
+    inputs = {"src": token_ids(data, (B, n), V_src, "src"), "tgt": token_ids(data, (B, m), V, "tgt")}
+    return params, inputs
 
 
 def draw_classifier(data, kind):
@@ -182,6 +210,36 @@ def decoder_stack_oracle(kind):
     return oracle
 
 
+def shift_right(tgt: np.ndarray) -> np.ndarray:
+    """pe.shift_right: ⟨bos⟩ (token 0) first, the last target dropped."""
+    return np.concatenate([np.zeros_like(tgt[:, :1]), tgt[:, :-1]], axis=1)
+
+
+def embedded(table, ids, kind):
+    """pe.input (or pe.scaled_input): the embeddings of ids plus P, in the table's dtype."""
+    from spec import positional
+    x = table[ids]
+    return compile_equation(positional.PE_SCALED if "pe.scaled_input" in kind else positional.PE_INPUT)(X=x)
+
+
+def model_oracle(kind):
+    encode, decode = encoder_stack_oracle(kind), decoder_stack_oracle(kind)
+    classify = compile_equation(spec.CLASSIFIER)
+
+    def oracle(params, inputs):
+        src, tgt = inputs["src"], inputs["tgt"]
+        x = embedded(params["src_embedding"], src, kind)
+        memory = encode(params["encoder"], {"x": x, "key_padding_mask": np.zeros(src.shape, bool)})["out"]
+        if "stack.final_norm" in kind:
+            memory = normalised(memory, rows(params["encoder_norm"]), 1)
+        y = embedded(params["tgt_embedding"], shift_right(tgt), kind)
+        out = decode(params["decoder"], {"y": y, "memory": memory})["out"]
+        if "stack.final_norm" in kind:
+            out = normalised(out, rows(params["decoder_norm"]), 1)
+        return {"out": classify(D=out, W_c=params["W_c"], b_c=params["b_c"][None, :]), "memory": memory}
+    return oracle
+
+
 def rows_of_layer(params: dict) -> dict:
     return {k: v if isinstance(v, dict) else rows({k: v})[k] for k, v in params.items()}
 
@@ -193,3 +251,5 @@ def classifier_oracle(kind):
 
 ENCODER_VARIANTS = ("enc.attn.pre_ln", "enc.ffn.pre_ln", "ffn.gelu") + att.MASK_FORMS
 DECODER_VARIANTS = ("dec.self.pre_ln", "dec.cross.pre_ln", "dec.ffn.pre_ln", "ffn.gelu")
+MODEL_VARIANTS = tuple(dict.fromkeys(v for v in ENCODER_VARIANTS + DECODER_VARIANTS if v not in att.MASK_FORMS)) + \
+    ("stack.final_norm", "pe.scaled_input")

@@ -100,12 +100,30 @@ def check_incremental_decoding(h: Harness, data):
     """Decoding position by position, each step fed the prefix so far, gives the teacher-forced outputs."""
     params, inputs = h.draw(data)
     full, _, tols = evaluate(h, params, inputs)
+    name = "tgt" if h.component.name == "transformer" else "y"
     steps = []
-    for i in range(inputs["y"].shape[1]):
-        prefix, _, _ = evaluate(h, params, {**inputs, "y": inputs["y"][:, :i + 1]})
+    for i in range(inputs[name].shape[1]):
+        prefix, _, _ = evaluate(h, params, {**inputs, name: inputs[name][:, :i + 1]})
         steps.append(prefix["out"][:, i])
     h.compare({"out": np.stack(steps, 1)}, {"out": full["out"]}, doubled(tols),
               what="its own outputs decoded one position at a time from the prefix", eid="transformer.decoder")
+
+
+def check_causal_model(h: Harness, data):
+    """With the right shift, the prediction at i depends on targets before i only: changing the
+    targets at i and after leaves outputs 0…i unchanged; the encoder's output ignores the targets."""
+    params, inputs = h.draw(data)
+    before, _, tols = evaluate(h, params, inputs)
+    tgt = inputs["tgt"]
+    i = data.draw(st.integers(0, tgt.shape[1] - 1), label="position")
+    vocabulary = params["tgt_embedding"].shape[0]
+    new = tf.token_ids(data, tgt.shape, vocabulary, "new targets")
+    changed = {**inputs, "tgt": np.where(np.arange(tgt.shape[1])[None, :] >= i, new, tgt)}
+    after, _, _ = evaluate(h, params, changed)
+    h.compare({k: v if k == "memory" else v[:, :i + 1] for k, v in after.items()},
+              {k: v if k == "memory" else v[:, :i + 1] for k, v in before.items()}, doubled(tols),
+              what=f"its own outputs 0…{i} before the targets at {i} and after changed (the right shift and the "
+                   f"causal mask hide them)", eid="pe.shift_right")
 
 
 def check_stacked_layers(h: Harness, data):

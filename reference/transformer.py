@@ -76,3 +76,19 @@ def decoder(y, memory, layers, layer=decoder_layer):
     for p in layers:
         y = layer(y, memory, p)
     return y
+
+
+def positions(n, d, dtype, device):
+    from .attention import positional_encoding
+    return positional_encoding(n, d, dtype, device)
+
+
+def model(src, tgt, p):
+    """transformer.model: token ids to next-token probabilities (post-LN, no final norm, the article's)."""
+    x = p["src_embedding"][src]
+    x = x + positions(x.shape[1], x.shape[2], x.dtype, x.device)                 # pe.input
+    memory = encoder(x, p["encoder"]["layers"])
+    shifted = torch.cat([torch.zeros_like(tgt[:, :1]), tgt[:, :-1]], dim=1)      # pe.shift_right, ⟨bos⟩ = 0
+    y = p["tgt_embedding"][shifted]
+    y = y + positions(y.shape[1], y.shape[2], y.dtype, y.device)
+    return classifier(decoder(y, memory, p["decoder"]["layers"]), p["W_c"], p["b_c"]), memory

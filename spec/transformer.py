@@ -109,3 +109,7 @@ DECODER_STACK = compose("transformer.decoder", "N decoder layers in sequence; ev
 MODEL = compose("transformer.model", "Token ids to next-token probabilities: embedding and P, the encoder stack, "
                 "the decoder stack on the right-shifted targets, the classifier.",
                 Eq(prob[i], Function(r"\mathrm{classifier}")(D_N[i])))
+FINAL_NORM = define("stack.final_norm", "Variant (nn.Transformer, pre-LN models): a last LayerNorm after each "
+                    "stack, E = LN(E⁽ᴺ⁾) and D = LN(D⁽ᴺ⁾).", MatrixSymbol("E", n, d_model),
+                    LayerNorm(MatrixSymbol("E_N", n, d_model), row("gamma_f", d_model), row("beta_f", d_model)),
+                    variant_of="transformer.model")

@@ -149,6 +149,15 @@ def _decoder(decoder_layer):
     return build
 
 
+def _model(model):
+    def build(params):
+        def fn(src, tgt):
+            out, memory = model(src, tgt, params)
+            return {"out": out, "memory": memory}
+        return fn
+    return build
+
+
 def _classifier(classifier):
     def build(params):
         return lambda d: classifier(d, params["W_c"], params["b_c"])
@@ -163,7 +172,8 @@ def mha_mask(attn_mask, key_padding_mask):
 ATTENTION = {"attention": ref_attention.attention, "multi_head": ref_attention.multi_head, "mha_mask": mha_mask,
              "seq2seq_attention": ref_attention.seq2seq_attention, "add_positions": ref_attention.add_positions,
              "encoder_layer": ref_transformer.encoder_layer, "decoder_layer": ref_transformer.decoder_layer,
-             "layer_norm": ref_transformer.layer_norm, "ffn": ref_transformer.ffn, "classifier": ref_transformer.classifier}
+             "layer_norm": ref_transformer.layer_norm, "ffn": ref_transformer.ffn, "classifier": ref_transformer.classifier,
+             "model": ref_transformer.model}
 
 
 def builders(cells=CELLS, output=_output, stacked=stacked, seq2seq=seq2seq, **attention):
@@ -186,6 +196,7 @@ def builders(cells=CELLS, output=_output, stacked=stacked, seq2seq=seq2seq, **at
         "classifier": _classifier(pieces["classifier"]),
         "encoder": _encoder(pieces["encoder_layer"]),
         "decoder": _decoder(pieces["decoder_layer"]),
+        "transformer": _model(pieces["model"]),
         "rnn.output": output,
         **{f"{kind}.cell": _cell(kind, cells) for kind in cells},
         **{f"{kind}.layers": _layers(kind, cells, stacked) for kind in cells},

@@ -12,6 +12,8 @@ mask.bool_true_masked); the decoder's causal mask is the square subsequent mask 
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -144,3 +146,65 @@ VARIANTS = {"encoder.layer": encoder_variants, "decoder.layer": decoder_variants
             "decoder": decoder_variants}
 OPTIONS = {"encoder.layer": {"mode": MODES + ["fast_path"]}, "decoder.layer": {"mode": MODES},
            "encoder": {"mode": MODES + ["fast_path"]}, "decoder": {"mode": MODES}}
+
+
+def tutorial_positions(n, d, dtype, device, work=None):
+    """P as PyTorch's Transformer tutorial computes it (exp-log frequencies), in `work` (default:
+    dtype). The tutorial itself works in float32: in a float64 run the suite reports that as a
+    precision shortfall (about 25 of 53 bits; tests/test_variants.py), so the adapter uses dtype."""
+    work = work or dtype
+    position = torch.arange(n, device=device, dtype=work).unsqueeze(1)
+    div_term = torch.exp(torch.arange(0, d, 2, device=device, dtype=work) * (-math.log(10000.0) / d))
+    P = torch.zeros(n, d, device=device, dtype=work)
+    P[:, 0::2] = torch.sin(position * div_term)
+    P[:, 1::2] = torch.cos(position * div_term)[:, : d // 2]
+    return P.to(dtype)
+
+
+def pe_builder(params):
+    def fn(x):
+        P = tutorial_positions(x.shape[1], x.shape[2], x.dtype, x.device)
+        return {"out": x + P, "P": P}
+    return fn
+
+
+def model_builder(params, mode="post_ln"):
+    """nn.Transformer (with its final LayerNorms: stack.final_norm), the embeddings scaled by √d_model
+    and the tutorial's P added (pe.scaled_input), ⟨bos⟩ = 0 shifted in, softmax(F.linear) on top."""
+    enc, dec = params["encoder"]["layers"], params["decoder"]["layers"]
+    W_Q = enc[0]["attn"]["W_Q"]
+    heads, d_model, _ = W_Q.shape
+    module = nn.Transformer(d_model, heads, len(enc), len(dec), dim_feedforward=enc[0]["W_1"].shape[1], dropout=0.0,
+                            activation="gelu" if mode == "gelu" else "relu", batch_first=True,
+                            norm_first=mode == "pre_ln", device=W_Q.device, dtype=W_Q.dtype)
+    for k, p in enumerate(enc):
+        module.encoder.layers[k] = encoder_layer_module(p, mode)
+    for k, p in enumerate(dec):
+        module.decoder.layers[k] = decoder_layer_module(p, mode)
+    load_norm(module.encoder.norm, params["encoder_norm"], 1)
+    load_norm(module.decoder.norm, params["decoder_norm"], 1)
+    module.eval()
+
+    def embed(table, ids):
+        x = table[ids] * math.sqrt(d_model)
+        return x + tutorial_positions(x.shape[1], d_model, x.dtype, x.device)
+
+    def fn(src, tgt):
+        shifted = torch.cat([torch.zeros_like(tgt[:, :1]), tgt[:, :-1]], dim=1)
+        causal = nn.Transformer.generate_square_subsequent_mask(tgt.shape[1], device=tgt.device, dtype=W_Q.dtype)
+        out = module(embed(params["src_embedding"], src), embed(params["tgt_embedding"], shifted), tgt_mask=causal,
+                     tgt_is_causal=True)
+        return {"out": torch.softmax(F.linear(out, params["W_c"].T, params["b_c"]), dim=-1)}
+    return fn
+
+
+def model_variants(options):
+    mode = options.get("mode", "post_ln")
+    layers = {"pre_ln": ("enc.attn.pre_ln", "enc.ffn.pre_ln", "dec.self.pre_ln", "dec.cross.pre_ln", "dec.ffn.pre_ln"),
+              "gelu": ("ffn.gelu",)}.get(mode, ())
+    return layers + ("stack.final_norm", "pe.scaled_input")
+
+
+BUILDERS |= {"pe": pe_builder, "transformer": model_builder}
+VARIANTS |= {"transformer": model_variants}
+OPTIONS |= {"transformer": {"mode": ["post_ln", "pre_ln", "gelu"]}}

@@ -119,3 +119,17 @@ def test_other_named_variants_pass_as_themselves_and_fail_as_the_article(compone
     assert passed.status == "pass" and variant in passed.eids, passed.message
     [failed] = records_of(Subject("undeclared", {component: build}), [component])
     assert failed.status == "fail"
+
+
+def test_pytorch_tutorials_float32_positions_are_a_precision_finding_in_float64():
+    """The tutorial's PositionalEncoding computes P in float32: reported as precision, not as a wrong equation."""
+    from subjects import Subject
+    from subjects.torch_transformer import tutorial_positions
+
+    def build(params):
+        def fn(x):
+            P = tutorial_positions(x.shape[1], x.shape[2], x.dtype, x.device, work=torch.float32)
+            return {"out": x + P, "P": P}
+        return fn
+    [record] = records_of(Subject("tutorial", {"pe": build}), ["pe"])
+    assert record.status == "fail" and "precision: the error is what rounding in torch.float32 gives" in record.message
