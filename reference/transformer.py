@@ -6,7 +6,7 @@ takes them), gamma_k / beta_k of its k-th LayerNorm, and W_1, b_1, W_2, b_2 of i
 """
 import torch
 
-from .attention import multi_head
+from .attention import attention, multi_head
 
 EPSILON = 1e-5
 
@@ -44,14 +44,14 @@ def encoder_layer(x, p, mask=None, pre_ln=False, activation=torch.relu, norm=lay
 
 
 def decoder_layer(y, memory, p, pre_ln=False, activation=torch.relu, norm=layer_norm, block=sublayer,
-                  self_mask=causal_mask, cross_source=None):
+                  self_mask=causal_mask, cross_source=None, attend=attention):
     """dec.self, dec.cross, dec.ffn: causal self-attention, cross-attention to memory, FFN.
 
-    (self_mask and cross_source are what a bug turns: the mask of the self-attention, and where
-    cross-attention takes its keys and values, `cross_source(a, memory)`.)"""
+    (self_mask, cross_source and attend are what a bug turns: the mask of the self-attention, where
+    cross-attention takes its keys and values, `cross_source(a, memory)`, and self-attention itself.)"""
     mask = self_mask(y.shape[1], y.dtype, y.device)
-    a = block(y, lambda t: multi_head(t, t, t, **p["self_attn"], mask=mask)[0], p["gamma_1"], p["beta_1"], pre_ln,
-              norm)
+    a = block(y, lambda t: multi_head(t, t, t, **p["self_attn"], mask=mask, attend=attend)[0], p["gamma_1"],
+              p["beta_1"], pre_ln, norm)
     source = (lambda t: memory) if cross_source is None else (lambda t: cross_source(t, memory))
     b = block(a, lambda t: multi_head(t, source(t), source(t), **p["cross_attn"])[0], p["gamma_2"], p["beta_2"],
               pre_ln, norm)

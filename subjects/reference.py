@@ -134,11 +134,10 @@ def _decoder_layer(decoder_layer):
     return build
 
 
-def _encoder(encoder_layer):
+def _encoder(encoder, encoder_layer):
     def build(params):
         def fn(x, key_padding_mask):
-            return ref_transformer.encoder(x, params["layers"], mask=key_padding_mask[:, None, None, :],
-                                           layer=encoder_layer)
+            return encoder(x, params["layers"], mask=key_padding_mask[:, None, None, :], layer=encoder_layer)
         return fn
     return build
 
@@ -173,7 +172,7 @@ ATTENTION = {"attention": ref_attention.attention, "multi_head": ref_attention.m
              "seq2seq_attention": ref_attention.seq2seq_attention, "add_positions": ref_attention.add_positions,
              "encoder_layer": ref_transformer.encoder_layer, "decoder_layer": ref_transformer.decoder_layer,
              "layer_norm": ref_transformer.layer_norm, "ffn": ref_transformer.ffn, "classifier": ref_transformer.classifier,
-             "model": ref_transformer.model}
+             "model": ref_transformer.model, "encoder": ref_transformer.encoder}
 
 
 def builders(cells=CELLS, output=_output, stacked=stacked, seq2seq=seq2seq, **attention):
@@ -194,7 +193,7 @@ def builders(cells=CELLS, output=_output, stacked=stacked, seq2seq=seq2seq, **at
         "encoder.layer": _encoder_layer(pieces["encoder_layer"]),
         "decoder.layer": _decoder_layer(pieces["decoder_layer"]),
         "classifier": _classifier(pieces["classifier"]),
-        "encoder": _encoder(pieces["encoder_layer"]),
+        "encoder": _encoder(pieces["encoder"], pieces["encoder_layer"]),
         "decoder": _decoder(pieces["decoder_layer"]),
         "transformer": _model(pieces["model"]),
         "rnn.output": output,

@@ -39,6 +39,9 @@ WITNESS = {
     "causal": "dec_self_attention_unmasked",
     "memory_permutation": "dec_cross_masked_causally",
     "padding_positions": "enc_key_padding_ignored",
+    "incremental_decoding": "dec_scaled_by_length",
+    "causal_model": "model_right_shift_missing",
+    "stacked_layers": "enc_stack_reuses_first_layer",
 }
 
 

@@ -105,3 +105,43 @@ MUTANTS = {m.subject.name.removeprefix("zoo."): m for m in (
     mutant("classifier_softmax_over_sequence", "classifier softmax over the sequence axis", ("classifier",),
            classifier=classifier_over_sequence),
 )}
+
+
+def model_without_shift(src, tgt, p):
+    """The decoder reads the targets themselves: target i leaks into its own prediction."""
+    return ref.model(src, torch.cat([tgt[:, 1:], tgt[:, -1:]], dim=1), p)
+
+
+def model_decoders_read_first_encoder(src, tgt, p):
+    x = p["src_embedding"][src]
+    x = x + ref.positions(x.shape[1], x.shape[2], x.dtype, x.device)
+    first = ref.encoder_layer(x, p["encoder"]["layers"][0])
+    memory = ref.encoder(first, p["encoder"]["layers"][1:])
+    shifted = torch.cat([torch.zeros_like(tgt[:, :1]), tgt[:, :-1]], dim=1)
+    y = p["tgt_embedding"][shifted]
+    y = y + ref.positions(y.shape[1], y.shape[2], y.dtype, y.device)
+    out = ref.decoder(y, first, p["decoder"]["layers"])  # every decoder reads the first encoder's output
+    return ref.classifier(out, p["W_c"], p["b_c"]), memory
+
+
+def scaled_by_length(q, k, v, mask=None, causal=False):
+    """Self-attention scores divided by √(sequence length) instead of √d_k."""
+    weights = torch.softmax(q @ k.transpose(-1, -2) / k.shape[-2] ** 0.5 + (0 if mask is None else mask), dim=-1)
+    return weights @ v, weights
+
+
+def encoder_reusing_first_layer(x, layers, mask=None, layer=ref.encoder_layer):
+    """Every layer of the stack runs with the first layer's parameters."""
+    return ref.encoder(x, [layers[0]] * len(layers), mask, layer)
+
+
+MUTANTS |= {m.subject.name.removeprefix("zoo."): m for m in (
+    mutant("enc_stack_reuses_first_layer", "every encoder layer runs with the first layer's weights", ("encoder",),
+           encoder=encoder_reusing_first_layer),
+    mutant("dec_scaled_by_length", "decoder self-attention scaled by √(sequence length), not √d_k", ("decoder",),
+           decoder_layer=partial(ref.decoder_layer, attend=scaled_by_length)),
+    mutant("model_right_shift_missing", "no right shift: the target at i leaks into its own prediction",
+           ("transformer",), model=model_without_shift),
+    mutant("model_decoders_read_first_encoder", "every decoder reads the first encoder's output, not the last",
+           ("transformer",), model=model_decoders_read_first_encoder),
+)}
