@@ -13,6 +13,7 @@ mask.bool_true_masked); the decoder's causal mask is the square subsequent mask 
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -174,9 +175,11 @@ def model_builder(params, mode="post_ln"):
     enc, dec = params["encoder"]["layers"], params["decoder"]["layers"]
     W_Q = enc[0]["attn"]["W_Q"]
     heads, d_model, _ = W_Q.shape
-    module = nn.Transformer(d_model, heads, len(enc), len(dec), dim_feedforward=enc[0]["W_1"].shape[1], dropout=0.0,
-                            activation="gelu" if mode == "gelu" else "relu", batch_first=True,
-                            norm_first=mode == "pre_ln", device=W_Q.device, dtype=W_Q.dtype)
+    with warnings.catch_warnings():  # "enable_nested_tensor is True, but …": a note on speed, not on values
+        warnings.simplefilter("ignore", UserWarning)
+        module = nn.Transformer(d_model, heads, len(enc), len(dec), dim_feedforward=enc[0]["W_1"].shape[1],
+                                dropout=0.0, activation="gelu" if mode == "gelu" else "relu", batch_first=True,
+                                norm_first=mode == "pre_ln", device=W_Q.device, dtype=W_Q.dtype)
     for k, p in enumerate(enc):
         module.encoder.layers[k] = encoder_layer_module(p, mode)
     for k, p in enumerate(dec):
