@@ -111,6 +111,8 @@ def draw_model(data, kind):
               "W_c": Shape((d_model, V), PARAM_BOUND), "b_c": Shape((V,), PARAM_BOUND)}
     if "stack.final_norm" in kind:
         params |= {"encoder_norm": norms(1, d_model), "decoder_norm": norms(1, d_model)}
+    if "classifier.tied" in kind:
+        del params["W_c"]  # the target embedding serves
     params = case(data, params, {})[0]
     inputs = {"src": token_ids(data, (B, n), V_src, "src"), "tgt": token_ids(data, (B, m), V, "tgt")}
     return params, inputs
@@ -224,7 +226,8 @@ def embedded(table, ids, kind):
 
 def model_oracle(kind):
     encode, decode = encoder_stack_oracle(kind), decoder_stack_oracle(kind)
-    classify = compile_equation(spec.CLASSIFIER)
+    tied = "classifier.tied" in kind
+    classify = compile_equation(spec.TIED if tied else spec.CLASSIFIER)
 
     def oracle(params, inputs):
         src, tgt = inputs["src"], inputs["tgt"]
@@ -236,7 +239,8 @@ def model_oracle(kind):
         out = decode(params["decoder"], {"y": y, "memory": memory})["out"]
         if "stack.final_norm" in kind:
             out = normalised(out, rows(params["decoder_norm"]), 1)
-        return {"out": classify(D=out, W_c=params["W_c"], b_c=params["b_c"][None, :]), "memory": memory}
+        weights = {"Emb": params["tgt_embedding"]} if tied else {"W_c": params["W_c"]}
+        return {"out": classify(D=out, b_c=params["b_c"][None, :], **weights), "memory": memory}
     return oracle
 
 
@@ -252,4 +256,4 @@ def classifier_oracle(kind):
 ENCODER_VARIANTS = ("enc.attn.pre_ln", "enc.ffn.pre_ln", "ffn.gelu") + att.MASK_FORMS
 DECODER_VARIANTS = ("dec.self.pre_ln", "dec.cross.pre_ln", "dec.ffn.pre_ln", "ffn.gelu")
 MODEL_VARIANTS = tuple(dict.fromkeys(v for v in ENCODER_VARIANTS + DECODER_VARIANTS if v not in att.MASK_FORMS)) + \
-    ("stack.final_norm", "pe.scaled_input")
+    ("stack.final_norm", "pe.scaled_input", "classifier.tied")

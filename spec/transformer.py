@@ -89,6 +89,10 @@ D = MatrixSymbol("D", m, d_model)
 W_c, b_c = MatrixSymbol("W_c", d_model, V), row("b_c", V)
 CLASSIFIER = define("classifier", "A linear layer and a softmax over the vocabulary give the next-token "
                     "probabilities at every position.", MatrixSymbol("p", m, V), softmax(D * W_c + Rows(b_c, m)))
+Emb = MatrixSymbol("Emb", V, d_model)  # the target embedding table, one row per token
+TIED = define("classifier.tied", "Variant (the original paper, GPT-2): the classifier's weights are the target "
+              "embedding, transposed.", MatrixSymbol("p", m, V), softmax(D * Emb.T + Rows(b_c, m)),
+              variant_of="classifier")
 
 # --- stacks and the whole model (compositions of the layers above) ----------------------------
 l, i = symbols("l i", integer=True)

@@ -133,3 +133,22 @@ def test_pytorch_tutorials_float32_positions_are_a_precision_finding_in_float64(
         return fn
     [record] = records_of(Subject("tutorial", {"pe": build}), ["pe"])
     assert record.status == "fail" and "precision: the error is what rounding in torch.float32 gives" in record.message
+
+
+def tied_model(params):
+    """The reference model with the classifier's weights tied to the target embedding."""
+    from reference import transformer as ref
+
+    def fn(src, tgt):
+        out, memory = ref.model(src, tgt, {**params, "W_c": params["tgt_embedding"].T})
+        return {"out": out, "memory": memory}
+    return fn
+
+
+@pytest.mark.parametrize("declared, status", [("classifier.tied", "pass"), (None, "fail")])
+def test_tied_classifier_passes_as_its_variant_only(declared, status):
+    from subjects import Subject
+    subject = Subject("tied", {"transformer": tied_model}, variants={"transformer": declared} if declared else {})
+    [record] = records_of(subject, ["transformer"])
+    assert record.status == status, record.message
+    assert ("classifier.tied" in record.eids) == bool(declared)

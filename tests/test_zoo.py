@@ -54,3 +54,10 @@ def test_check_alone_catches_its_witness(check, name):
     mutant = MUTANTS[name]
     record = first_failure(mutant.subject, mutant.components, settings.get_profile("ci"), checks=[check])
     assert record is not None and record.check == check, f"{check} alone does not catch {name} ({mutant.bug})"
+
+
+@pytest.mark.parametrize("name", ["dec_dropout_left_on", "rnn_dropout_left_on"])
+def test_dropout_left_on_is_reported_as_non_determinism_not_as_a_wrong_equation(name):
+    mutant = MUTANTS[name]
+    record = first_failure(mutant.subject, mutant.components, settings.get_profile("ci"), checks=["oracle"])
+    assert record is not None and "the subject is not deterministic" in record.message, record and record.message
