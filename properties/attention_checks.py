@@ -9,12 +9,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-import torch
 from hypothesis import strategies as st
 
 from . import attention as att
 from . import tolerance as tol
-from .check import across, all_eids, doubled, evaluate
+from .check import across, all_eids, doubled, evaluate, first_nonzero, row_gradients
 from .components import COMPONENTS
 from .harness import Harness, SubjectFailure, option_sets
 from .strategies import Shape, case, magnitude, size
@@ -108,37 +107,24 @@ def jacobian_is_zero(h: Harness, fn, inputs, hidden, i: int):
     """∂ out[:, i] / ∂ (hidden keys and values, other queries) is exactly 0 under autograd."""
     __tracebackhide__ = True
     query, keys = QUERIES[h.component.name], KEYS[h.component.name]
-    given = h.tensors(inputs)
-    for name in (query, *keys):
-        given[name].requires_grad_(True)
-    try:
-        out = fn(**given)
-        out = out["out"] if isinstance(out, dict) else out
-    except Exception as exc:
-        raise SubjectFailure(f"{h.where()}: the subject raised {type(exc).__name__} with inputs that require "
-                             f"grad: {exc}") from exc
-    if not (isinstance(out, torch.Tensor) and out.requires_grad):
-        h.observations.add("no autograd graph: the Jacobian part of hidden_keys_ignored is not checked")
+    grads = row_gradients(h, fn, inputs, (query, *keys), i, "hidden_keys_ignored")
+    if grads is None:
         return
-    cotangent = torch.randn(out[:, i].shape, generator=torch.Generator().manual_seed(0),
-                            dtype=torch.float64).to(out.dtype).to(out.device)
-    grads = torch.autograd.grad(out[:, i], [given[name] for name in (query, *keys)], cotangent, allow_unused=True)
     others = np.arange(inputs[query].shape[1]) != i
     # a query with no key visible has NaN weights, and autograd's 0·NaN spreads from it to every
     # key and value of its batch row: only batch rows where every query sees a key are checked
     defined = ~hidden.all(axis=-1).any(axis=-1)[:, None, None]
-    for name, grad in zip((query, *keys), grads):
+    for name, grad in grads.items():
         if grad is None:
             continue
-        grad = grad.detach().to("cpu", torch.float64).numpy()
         where = defined & (others[None, :, None] if name == query else hidden[:, i, :, None])
-        leaked = where & (grad != 0)
-        if leaked.any():
-            b, j, c = (int(x) for x in np.argwhere(leaked)[0])
+        index = first_nonzero(grad, np.broadcast_to(where, grad.shape))
+        if index is not None:
+            b, j, c = index
             what = f"query {j}" if name == query else f"key {j}, hidden from query {i}"
-            raise SubjectFailure(f"[{mask_eid(h)}] "
-                                 f"{h.where()}: the gradient of output row {i} with respect to {name}[{b}, {j}, {c}] "
-                                 f"({what}) is {grad[b, j, c]:.6g}, not exactly 0 (a random cotangent, autograd)")
+            raise SubjectFailure(f"[{mask_eid(h)}] {h.where()}: the gradient of output row {i} with respect to "
+                                 f"{name}[{b}, {j}, {c}] ({what}) is {grad[b, j, c]:.6g}, not exactly 0 "
+                                 f"(a random cotangent, autograd)")
 
 
 def check_padding_appended(h: Harness, data):

@@ -4,9 +4,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+import numpy as np
+import torch
+
 from . import tolerance as tol
 from .components import Component, eids_for
-from .harness import Harness
+from .harness import Harness, SubjectFailure
 
 
 @dataclass(frozen=True)
@@ -42,3 +45,32 @@ def across(first: tol.Tolerance, second: tol.Tolerance, oracle_gap: float) -> to
     projection, are not exactly the values the other case implies)."""
     return tol.Tolerance(first.atol + second.atol + oracle_gap, max(first.baseline_error, second.baseline_error),
                          max(first.sensitivity, second.sensitivity), first.floor, first.dtype)
+
+
+def row_gradients(h: Harness, fn, inputs: dict, names: tuple, i: int, check: str) -> dict | None:
+    """The gradient of output row i (a random cotangent) with respect to each named input, as float64
+    arrays (None for an input it does not use); None if the subject's output has no autograd graph
+    (noted as an observation of `check`)."""
+    __tracebackhide__ = True
+    given = h.tensors(inputs)
+    for name in names:
+        given[name].requires_grad_(True)
+    try:
+        out = fn(**given)
+        out = out["out"] if isinstance(out, dict) else out
+    except Exception as exc:
+        raise SubjectFailure(f"{h.where()}: the subject raised {type(exc).__name__} with inputs that require "
+                             f"grad: {exc}") from exc
+    if not (isinstance(out, torch.Tensor) and out.requires_grad):
+        h.observations.add(f"no autograd graph: the Jacobian part of {check} is not checked")
+        return None
+    cotangent = torch.randn(out[:, i].shape, generator=torch.Generator().manual_seed(0),
+                            dtype=torch.float64).to(out.dtype).to(out.device)
+    grads = torch.autograd.grad(out[:, i], [given[name] for name in names], cotangent, allow_unused=True)
+    return {name: None if g is None else g.detach().to("cpu", torch.float64).numpy() for name, g in zip(names, grads)}
+
+
+def first_nonzero(grad: np.ndarray, where: np.ndarray):
+    """The first index where `where` holds and the gradient is not exactly 0, or None."""
+    leaked = where & (grad != 0)
+    return tuple(int(x) for x in np.argwhere(leaked)[0]) if leaked.any() else None

@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 from hypothesis import strategies as st
 
 from . import transformer as tf
-from .check import doubled, evaluate
+from .check import doubled, evaluate, first_nonzero, row_gradients
 from .harness import Harness, SubjectFailure
 from .strategies import Shape, case, magnitude, size
 
@@ -50,26 +49,15 @@ def check_causal_layer(h: Harness, data):
     h.compare({k: v[:, :i + 1] for k, v in after.items()}, {k: v[:, :i + 1] for k, v in before.items()},
               doubled(tols), what=f"its own outputs 0…{i} before the inputs after position {i} changed",
               eid="mask.causal")
-    given = h.tensors(inputs)
-    given["y"].requires_grad_(True)
-    try:
-        out = fn(**given)
-        out = out["out"] if isinstance(out, dict) else out
-    except Exception as exc:
-        raise SubjectFailure(f"{h.where()}: the subject raised {type(exc).__name__} with inputs that require "
-                             f"grad: {exc}") from exc
-    if not (isinstance(out, torch.Tensor) and out.requires_grad):
-        h.observations.add("no autograd graph: the Jacobian part of causal is not checked")
+    grads = row_gradients(h, fn, inputs, ("y",), i, "causal")
+    if grads is None or grads["y"] is None:
         return
-    cotangent = torch.randn(out[:, i].shape, generator=torch.Generator().manual_seed(0),
-                            dtype=torch.float64).to(out.dtype).to(out.device)
-    (grad,) = torch.autograd.grad(out[:, i], [given["y"]], cotangent)
-    grad = grad.detach().to("cpu", torch.float64).numpy()
-    leaked = later[None, :, None] & (grad != 0)
-    if leaked.any():
-        b, j, c = (int(x) for x in np.argwhere(leaked)[0])
+    index = first_nonzero(grads["y"], np.broadcast_to(later[None, :, None], grads["y"].shape))
+    if index is not None:
+        b, j, c = index
         raise SubjectFailure(f"[mask.causal] {h.where()}: the gradient of output {i} with respect to y[{b}, {j}, {c}] "
-                             f"(a later position) is {grad[b, j, c]:.6g}, not exactly 0 (a random cotangent, autograd)")
+                             f"(a later position) is {grads['y'][index]:.6g}, not exactly 0 (a random cotangent, "
+                             f"autograd)")
 
 
 def check_memory_permutation(h: Harness, data):
