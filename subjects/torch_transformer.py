@@ -178,8 +178,9 @@ def model_builder(params, mode="post_ln"):
     with warnings.catch_warnings():  # "enable_nested_tensor is True, but …": a note on speed, not on values
         warnings.simplefilter("ignore", UserWarning)
         module = nn.Transformer(d_model, heads, len(enc), len(dec), dim_feedforward=enc[0]["W_1"].shape[1],
-                                dropout=0.0, activation="gelu" if mode == "gelu" else "relu", batch_first=True,
-                                norm_first=mode == "pre_ln", device=W_Q.device, dtype=W_Q.dtype)
+                                dropout=0.0, activation="gelu" if mode == "gelu" else "relu",
+                                batch_first=mode != "seq_first", norm_first=mode == "pre_ln", device=W_Q.device,
+                                dtype=W_Q.dtype)
     for k, p in enumerate(enc):
         module.encoder.layers[k] = encoder_layer_module(p, mode)
     for k, p in enumerate(dec):
@@ -195,8 +196,11 @@ def model_builder(params, mode="post_ln"):
     def fn(src, tgt):
         shifted = torch.cat([torch.zeros_like(tgt[:, :1]), tgt[:, :-1]], dim=1)
         causal = nn.Transformer.generate_square_subsequent_mask(tgt.shape[1], device=tgt.device, dtype=W_Q.dtype)
-        out = module(embed(params["src_embedding"], src), embed(params["tgt_embedding"], shifted), tgt_mask=causal,
-                     tgt_is_causal=True)
+        x, y = embed(params["src_embedding"], src), embed(params["tgt_embedding"], shifted)
+        if mode == "seq_first":
+            out = module(x.transpose(0, 1), y.transpose(0, 1), tgt_mask=causal, tgt_is_causal=True).transpose(0, 1)
+        else:
+            out = module(x, y, tgt_mask=causal, tgt_is_causal=True)
         return {"out": torch.softmax(F.linear(out, params["W_c"].T, params["b_c"]), dim=-1)}
     return fn
 
@@ -210,4 +214,4 @@ def model_variants(options):
 
 BUILDERS |= {"pe": pe_builder, "transformer": model_builder}
 VARIANTS |= {"transformer": model_variants}
-OPTIONS |= {"transformer": {"mode": ["post_ln", "pre_ln", "gelu"]}}
+OPTIONS |= {"transformer": {"mode": MODES}}
