@@ -69,8 +69,9 @@ def check_batch_independence(h: Harness, data):
 RECURRENT_BOUNDS = {name: (0.0, 1.0) for name in ("f", "i", "o", "r", "z", "y")} | \
     {name: (-1.0, 1.0) for name in ("h", "out", "Chat", "htilde", "n")}  # C, the cell state, is unbounded
 PROBABILITIES = ("y", "weights", "mean_weights")  # rows that a softmax makes: in [0, 1], summing to 1
-BOUNDS = {"attention": {"weights": (0.0, 1.0), "mean_weights": (0.0, 1.0)}, "pe": {"P": (-1.0, 1.0)},
-          "transformer": {}, "classifier": {"out": (0.0, 1.0)}, "transformer.model": {"out": (0.0, 1.0)}}
+FAMILY_BOUNDS = {"attention": {"weights": (0.0, 1.0), "mean_weights": (0.0, 1.0)}, "pe": {"P": (-1.0, 1.0)},
+                 "transformer": {}}
+PROBABILITY_OUTPUTS = {"classifier": ("out",), "transformer": ("out",)}  # components whose "out" is a softmax
 
 
 def check_bounds(h: Harness, data):
@@ -78,7 +79,7 @@ def check_bounds(h: Harness, data):
     actual, _, _ = evaluate(h, params, inputs)
     slack = tol.FLOOR_ULPS * tol.eps(h.run.dtype)  # (1 - z) h + z h̃ may round a hair past 1
     bounds = RECURRENT_BOUNDS if h.component.recurrent else \
-        BOUNDS.get("transformer.model" if h.component.name == "transformer" else h.component.name, BOUNDS[h.component.family])
+        FAMILY_BOUNDS[h.component.family] | {name: (0.0, 1.0) for name in PROBABILITY_OUTPUTS.get(h.component.name, ())}
     for name, value in actual.items():
         if name not in bounds:
             continue
@@ -89,7 +90,7 @@ def check_bounds(h: Harness, data):
             raise SubjectFailure(f"[{h.output_eids.get(name, h.component.name)}] {h.where()}: output {name!r} "
                                  f"is {value[index]:.6g} at {list(index)}, outside [{low}, {high}] "
                                  f"beyond rounding ({slack:.3g})")
-    for name in PROBABILITIES + (("out",) if h.component.name in ("classifier", "transformer") else ()):
+    for name in PROBABILITIES + PROBABILITY_OUTPUTS.get(h.component.name, ()):
         if name in actual:
             probability_rows(h, name, actual[name], inputs)
 
