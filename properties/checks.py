@@ -254,6 +254,9 @@ CHECKS = (
           "(post-LN) or x (pre-LN).", attn.component_is("encoder.layer", "decoder.layer"),
           lambda h: tuple(e for e in all_eids(h) if e.startswith(("enc.", "dec.")) or e == "layernorm"),
           layer_checks.check_residual),
+    Check("residual_sum", "LN made the identity (γ = 1, β = 0, standardised input), one sublayer on: the layer "
+          "returns x + sublayer(x).", attn.component_is("encoder.layer", "decoder.layer"),
+          lambda h: tuple(e for e in all_eids(h) if e.startswith(("enc.", "dec."))), layer_checks.check_residual_sum),
     Check("causal", "Decoder output i is unchanged when inputs after i change; its Jacobian there is exactly 0.",
           attn.component_is("decoder.layer", "decoder"), lambda h: ("mask.causal", "dec.self"),
           layer_checks.check_causal_layer),

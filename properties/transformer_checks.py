@@ -4,6 +4,9 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
+from spec.functions import LayerNorm
+
+from . import tolerance as tol
 from . import transformer as tf
 from .check import doubled, evaluate, first_nonzero, row_gradients
 from .harness import Harness, SubjectFailure
@@ -32,6 +35,66 @@ def check_residual(h: Harness, data):
     h.compare({"out": actual["out"]}, {"out": expected}, tols,
               what=f"{'x' if pre_ln(h) else 'LN(… LN(x))'}: every sublayer silenced, only the residual path is left",
               eid=h.output_eids["out"])
+
+
+# layer -> its blocks in order: (E-id, the sublayer's parameters: an attention's key or "ffn")
+BLOCKS = {"encoder.layer": (("enc.attn", "attn"), ("enc.ffn", "ffn")),
+          "decoder.layer": (("dec.self", "self_attn"), ("dec.cross", "cross_attn"), ("dec.ffn", "ffn"))}
+
+
+def standardised(data, shape, same_row: bool) -> np.ndarray:
+    """Rows of mean 0 and (biased) variance 1 - ε, so that LN with γ = 1, β = 0 returns them
+    unchanged; with same_row, one row per sequence, repeated at every position."""
+    B, n, d = shape
+    raw = case(data, {}, {"x": Shape((B, 1 if same_row else n, d), 1.0)})[1]["x"] + 3 * np.arange(d)  # features never all equal
+    centred = raw - raw.mean(-1, keepdims=True)
+    rows = centred * np.sqrt((1 - float(LayerNorm.EPSILON)) / (centred**2).mean(-1, keepdims=True))
+    return np.broadcast_to(rows, shape).copy()
+
+
+def check_residual_sum(h: Harness, data):
+    """LN made the identity (γ = 1, β = 0, standardised input) and one block's sublayer made
+    s(x) = x(Π - I), Π a permutation of the features, every other block silenced: the layer
+    returns x + s(x) = xΠ, post-LN or pre-LN. The attention sublayer gives x(Π - I) when every
+    position holds the same row (W_V = I, W_O = Π - I); the FFN does with W_1 = [I, -I], b_1 = 0,
+    W_2 = [Π - I; I - Π], b_2 = 0, since ReLU(a) - ReLU(-a) = a (and GELU(a) - GELU(-a) = a)."""
+    params, inputs = h.draw(data)
+    name = LAYERS[h.component.name][0]
+    eid, active = data.draw(st.sampled_from(BLOCKS[h.component.name]), label="active block")
+    heads, _, d_k = params[LAYERS[h.component.name][1][0]]["W_Q"].shape
+    d_k = 2 if heads * d_k == 1 else d_k  # one feature has no standardised row
+    d = heads * d_k
+    shift = data.draw(st.integers(1, d - 1), label="feature shift")
+    perm = np.roll(np.eye(d), shift, axis=1)  # Π: a cyclic shift of the features, never I
+    B, n = inputs[name].shape[:2]
+    new = {}
+    for _, key in (b for b in BLOCKS[h.component.name] if b[1] != "ffn"):
+        drawn = case(data, {"W_Q": Shape((heads, d, d_k), tf.PARAM_BOUND), "W_K": Shape((heads, d, d_k), tf.PARAM_BOUND)},
+                     {})[0]
+        identity = np.eye(d).reshape(d, heads, d_k).transpose(1, 0, 2)
+        out = perm - np.eye(d) if key == active else np.zeros((d, d))
+        new[key] = {**drawn, "W_V": identity, "W_O": out}
+    split = perm - np.eye(d) if active == "ffn" else np.zeros((d, d))
+    new |= {"W_1": np.concatenate([np.eye(d), -np.eye(d)], 1), "b_1": np.zeros(2 * d),
+            "W_2": np.concatenate([split, -split], 0), "b_2": np.zeros(d)}
+    new |= {f"{p}_{k}": np.full(d, 1.0 if p == "gamma" else 0.0) for k in range(1, LAYERS[h.component.name][2] + 1)
+            for p in ("gamma", "beta")}
+    x = standardised(data, (B, n, d), same_row=active != "ffn")
+    sized = {name: x}
+    if "memory" in inputs:  # cross-attention reads the same rows from the encoder
+        memory_shape = (B, inputs["memory"].shape[1], d)
+        sized["memory"] = np.broadcast_to(x[:, :1], memory_shape).copy() if active == "cross_attn" else \
+            standardised(data, memory_shape, same_row=False)
+    params, inputs = h.round(new), {**inputs, **h.round(sized)}
+    actual, reference, tols = evaluate(h, params, inputs)
+    x = inputs[name]
+    expected = np.where(np.isnan(reference["out"]), np.nan, x @ perm)
+    gap = tol.max_abs_diff(expected, reference["out"])  # x rounded to the dtype is standardised only so far
+    bound = {"out": tol.Tolerance(tols["out"].atol + gap, tols["out"].baseline_error, tols["out"].sensitivity,
+                                  tols["out"].floor, tols["out"].dtype)}
+    variant = f"{eid}.pre_ln" if f"{eid}.pre_ln" in h.kind else eid
+    h.compare({"out": actual["out"]}, {"out": expected}, bound, eid=variant,
+              what=f"x + sublayer(x): LN the identity (γ = 1, β = 0, standardised x), only the {eid} sublayer on")
 
 
 def check_causal_layer(h: Harness, data):

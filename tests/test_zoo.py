@@ -36,6 +36,7 @@ WITNESS = {
     "fully_masked_row": "attn_raises_on_fully_masked_rows",
     "full_size": "pe_table_wraps_at_1024",
     "residual": "enc_ffn_residual_dropped",
+    "residual_sum": "enc_ffn_residual_twice",
     "causal": "dec_self_attention_unmasked",
     "memory_permutation": "dec_cross_masked_causally",
     "padding_positions": "enc_key_padding_ignored",

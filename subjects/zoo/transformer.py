@@ -42,6 +42,13 @@ def encoder_without_ffn_residual(x, p, mask=None, **kw):
     return ref.layer_norm(ref.ffn(z, p["W_1"], p["b_1"], p["W_2"], p["b_2"]), p["gamma_2"], p["beta_2"])
 
 
+def encoder_ffn_residual_twice(x, p, mask=None, **kw):
+    """LN(2z + FFN(z)): the residual added twice (one `z +` too many); with the FFN silenced only ε
+    tells LN(2z) from LN(z)."""
+    z = ref.sublayer(x, lambda t: ref.multi_head(t, t, t, **p["attn"], mask=mask)[0], p["gamma_1"], p["beta_1"])
+    return ref.layer_norm(2 * z + ref.ffn(z, p["W_1"], p["b_1"], p["W_2"], p["b_2"]), p["gamma_2"], p["beta_2"])
+
+
 def decoder_without_self_residual(y, memory, p, **kw):
     def block(x, fn, gamma, beta, pre_ln=False, norm=ref.layer_norm):
         return norm(fn(x), gamma, beta) if x is y else ref.sublayer(x, fn, gamma, beta, pre_ln, norm)
@@ -83,6 +90,8 @@ MUTANTS = {m.subject.name.removeprefix("zoo."): m for m in (
            ("decoder.layer",), decoder_layer=partial(ref.decoder_layer, cross_source=lambda a, memory: a)),
     mutant("enc_ffn_residual_dropped", "the encoder's FFN block without its residual", ("encoder.layer",),
            encoder_layer=encoder_without_ffn_residual),
+    mutant("enc_ffn_residual_twice", "the encoder's FFN block adds its residual twice", ("encoder.layer",),
+           encoder_layer=encoder_ffn_residual_twice),
     mutant("dec_self_residual_dropped", "the decoder's self-attention block without its residual",
            ("decoder.layer",), decoder_layer=decoder_without_self_residual),
     mutant("pre_ln_declared_post_ln", "pre-LN layers declared as the article's post-LN", LAYERS,
