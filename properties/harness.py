@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from spec.oracle import rounding
 from subjects import Subject
 
 from . import tolerance as tol
@@ -192,8 +193,9 @@ class Harness:
         baseline = self.oracle(nested_map(on_values(lambda a: a.astype(cast)), params),
                                nested_map(on_values(lambda a: a.astype(cast)), inputs))
         rng = np.random.default_rng(0)
-        perturbed = self.oracle(nested_map(on_values(lambda a: tol.perturb(a, dtype, rng)), params),
-                                nested_map(on_values(lambda a: tol.perturb(a, dtype, rng)), inputs))
+        with rounding(lambda a: tol.perturb(a, dtype, rng)):  # and every equation's inputs inside
+            perturbed = self.oracle(nested_map(on_values(lambda a: tol.perturb(a, dtype, rng)), params),
+                                    nested_map(on_values(lambda a: tol.perturb(a, dtype, rng)), inputs))
         return {name: tol.tolerance(ref, baseline[name], perturbed[name], dtype)
                 for name, ref in reference.items()}
 

@@ -9,6 +9,8 @@ gives the float64 oracle and a same-precision baseline.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import cache
 
 import numpy as np
@@ -58,6 +60,20 @@ def shape_checker(eq: Equation):
     return check
 
 
+_ROUNDING: ContextVar = ContextVar("rounding", default=None)
+
+
+@contextmanager
+def rounding(fn):
+    """Within it, every compiled equation first applies fn to each of its float inputs: how
+    properties/tolerance.py stands one rounding of every intermediate value of a composition."""
+    token = _ROUNDING.set(fn)
+    try:
+        yield
+    finally:
+        _ROUNDING.reset(token)
+
+
 @cache
 def compile_equation(eq: Equation):
     """The right-hand side of `eq` as a NumPy function of named arrays (cached per equation)."""
@@ -70,6 +86,9 @@ def compile_equation(eq: Equation):
 
     def evaluate(**arrays):
         dims = check(arrays)
+        rounded = _ROUNDING.get()
+        if rounded is not None:
+            arrays = {k: rounded(v) if np.asarray(v).dtype.kind == "f" else v for k, v in arrays.items()}
         return fn(*(arrays[n] for n in names), *dims)
 
     evaluate.__doc__ = f"{eq.eid}: {eq.statement}"

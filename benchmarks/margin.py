@@ -1,0 +1,54 @@
+"""Silence on correct code, measured: how close a correct subject's error comes to its tolerance.
+
+For random cases of the oracle check, the ratio max|subject - oracle| / tolerance over every
+output (a false alarm is a ratio above 1). Prints, per component and option set, the largest
+ratio seen and how many cases came above 1/4 and 1/2.
+
+    python benchmarks/margin.py --subject torch --dtype bfloat16 --examples 500 decoder encoder
+"""
+import argparse
+
+import numpy as np
+import torch
+from hypothesis import HealthCheck, Phase, given, seed, settings
+from hypothesis import strategies as st
+
+from properties import tolerance as tol
+from properties.components import COMPONENTS
+from properties.harness import Harness, Run, option_sets
+from subjects import load_subject
+
+parser = argparse.ArgumentParser()
+parser.add_argument("components", nargs="+")
+parser.add_argument("--subject", default="torch")
+parser.add_argument("--dtype", default="float32")
+parser.add_argument("--examples", type=int, default=200)
+parser.add_argument("--seed", type=int, default=0)
+args = parser.parse_args()
+subject, dtype = load_subject(args.subject), getattr(torch, args.dtype)
+
+print(f"{'component':<16} {'options':<18} {'cases':>6} {'max ratio':>10} {'> 1/4':>6} {'> 1/2':>6}  worst case")
+for name in args.components:
+    component = COMPONENTS[name]
+    for options in option_sets(subject, component):
+        h = Harness(Run(subject, torch.device("cpu"), dtype, options), component)
+        ratios, worst = [], [0.0, ""]
+
+        @settings(max_examples=args.examples, deadline=None, database=None, phases=[Phase.generate],
+                  suppress_health_check=list(HealthCheck))
+        @given(st.data())
+        def sample(data):
+            params, inputs = h.draw(data)
+            reference = h.reference(params, inputs)
+            actual = h.call(h.build(params), inputs, reference)
+            bounds = h.tolerances(params, inputs, reference)
+            ratio = max(tol.max_abs_diff(actual[k], reference[k]) / bounds[k].atol for k in actual)
+            ratios.append(ratio)
+            if ratio > worst[0]:
+                shapes = {k: v.shape for k, v in inputs.items()}
+                worst[:] = [ratio, f"{shapes} {bounds['out'].describe().split(' [')[0]}"]
+
+        seed(args.seed)(sample)()
+        r = np.array(ratios)
+        opts = ",".join(f"{k}={v}" for k, v in options.items())
+        print(f"{name:<16} {opts:<18} {len(r):>6} {r.max():>10.3f} {(r > .25).sum():>6} {(r > .5).sum():>6}  {worst[1]}")
