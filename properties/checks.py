@@ -262,8 +262,10 @@ CHECKS = (
           layer_checks.check_causal_layer),
     Check("memory_permutation", "Permuting the encoder's output positions leaves the decoder's output unchanged.",
           attn.component_is("decoder.layer", "decoder"), lambda h: ("dec.cross",), layer_checks.check_memory_permutation),
-    Check("padding_positions", "Appending padded positions leaves the encoder's outputs at the others unchanged.",
-          attn.component_is("encoder.layer", "encoder"), lambda h: ("mask.key_padding", "enc.attn"),
+    Check("padding_positions", "Appending padded positions (source tokens, for the model) leaves the outputs at the "
+          "others unchanged.",
+          attn.component_is("encoder.layer", "encoder", "transformer"),
+          lambda h: ("mask.key_padding", "enc.attn") + (("dec.cross",) if h.component.name == "transformer" else ()),
           layer_checks.check_padding_positions),
     Check("incremental_decoding", "Decoding one position at a time from the prefix equals the teacher-forced pass.",
           attn.component_is("decoder", "transformer"), lambda h: ("mask.causal", "transformer.decoder"),

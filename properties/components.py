@@ -215,8 +215,9 @@ def _transformer_components():
         Component("decoder", "transformer", ("mask.causal", "dec.self", "dec.cross", "dec.ffn", "transformer.decoder"),
                   ("out",), tf.draw_stack(tf.draw_decoder_layer), tf.decoder_stack_oracle,
                   {"out": "transformer.decoder"}, variants=tf.DECODER_VARIANTS),
-        Component("transformer", "transformer", ("pe.input", "pe.shift_right", "transformer.encoder",
-                                                 "transformer.decoder", "classifier", "transformer.model"),
+        Component("transformer", "transformer", ("pe.input", "pe.shift_right", "mask.key_padding",
+                                                 "transformer.encoder", "transformer.decoder", "classifier",
+                                                 "transformer.model"),
                   ("out",), tf.draw_model, tf.model_oracle, {"out": "transformer.model", "memory": "transformer.encoder"},
                   variants=tf.MODEL_VARIANTS, replaces={"stack.final_norm": ()}),
     ]

@@ -114,7 +114,8 @@ def draw_model(data, kind):
     if "classifier.tied" in kind:
         del params["W_c"]  # the target embedding serves
     params = case(data, params, {})[0]
-    inputs = {"src": token_ids(data, (B, n), V_src, "src"), "tgt": token_ids(data, (B, m), V, "tgt")}
+    inputs = {"src": token_ids(data, (B, n), V_src, "src"), "tgt": token_ids(data, (B, m), V, "tgt"),
+              "src_key_padding_mask": att.mask(data, (B, n), "src_key_padding_mask")}
     return params, inputs
 
 
@@ -182,10 +183,12 @@ def encoder_layer_oracle(kind):
 def decoder_layer_oracle(kind):
     def oracle(params, inputs):
         p, y, memory = rows_of_layer(params), inputs["y"], inputs["memory"]
-        m, n = y.shape[1], memory.shape[1]
+        (B, m), n = y.shape[:2], memory.shape[1]
         causal = np.triu(np.ones((m, m), dtype=bool), 1)[None, None]
+        padding = inputs.get("memory_key_padding_mask", np.zeros((B, n), dtype=bool))
         a = sublayer("dec.self", y, p, kind, attending(p, "self_attn", causal))
-        b = sublayer("dec.cross", a, p, kind, attending(p, "cross_attn", np.zeros((1, 1, m, n), dtype=bool), memory))
+        b = sublayer("dec.cross", a, p, kind,
+                     attending(p, "cross_attn", np.broadcast_to(padding[:, None, None, :], (B, 1, m, n)), memory))
         return {"A": a, "B": b, "out": sublayer("dec.ffn", b, p, kind, feeding(p, kind))}
     return oracle
 
@@ -232,11 +235,12 @@ def model_oracle(kind):
     def oracle(params, inputs):
         src, tgt = inputs["src"], inputs["tgt"]
         x = embedded(params["src_embedding"], src, kind)
-        memory = encode(params["encoder"], {"x": x, "key_padding_mask": np.zeros(src.shape, bool)})["out"]
+        padding = inputs["src_key_padding_mask"]
+        memory = encode(params["encoder"], {"x": x, "key_padding_mask": padding})["out"]
         if "stack.final_norm" in kind:
             memory = normalised(memory, rows(params["encoder_norm"]), 1)
         y = embedded(params["tgt_embedding"], shift_right(tgt), kind)
-        out = decode(params["decoder"], {"y": y, "memory": memory})["out"]
+        out = decode(params["decoder"], {"y": y, "memory": memory, "memory_key_padding_mask": padding})["out"]
         if "stack.final_norm" in kind:
             out = normalised(out, rows(params["decoder_norm"]), 1)
         weights = {"Emb": params["tgt_embedding"]} if tied else {"W_c": params["W_c"]}
@@ -255,5 +259,5 @@ def classifier_oracle(kind):
 
 ENCODER_VARIANTS = ("enc.attn.pre_ln", "enc.ffn.pre_ln", "ffn.gelu") + att.MASK_FORMS
 DECODER_VARIANTS = ("dec.self.pre_ln", "dec.cross.pre_ln", "dec.ffn.pre_ln", "ffn.gelu")
-MODEL_VARIANTS = tuple(dict.fromkeys(v for v in ENCODER_VARIANTS + DECODER_VARIANTS if v not in att.MASK_FORMS)) + \
+MODEL_VARIANTS = tuple(dict.fromkeys(ENCODER_VARIANTS + DECODER_VARIANTS)) + \
     ("stack.final_norm", "pe.scaled_input", "classifier.tied")

@@ -133,17 +133,28 @@ def check_memory_permutation(h: Harness, data):
               eid="dec.cross")
 
 
+# component -> (the padded sequence, its key padding mask, the outputs along it: None for all)
+PADDED = {"encoder.layer": ("x", "key_padding_mask", None), "encoder": ("x", "key_padding_mask", None),
+          "transformer": ("src", "src_key_padding_mask", ("memory",))}
+
+
 def check_padding_positions(h: Harness, data):
-    """Positions appended as key padding change nothing at the original positions."""
+    """Positions appended as key padding change nothing at the original positions (for the model:
+    source tokens, hidden from the encoder and from cross-attention)."""
     params, inputs = h.draw(data)
     actual, _, tols = evaluate(h, params, inputs)
-    x = inputs["x"]
+    name, mask, along = PADDED[h.component.name]
+    x = inputs[name]
+    B, n = x.shape[:2]
     extra = size(data, "appended positions", high=3)
-    new = h.round(case(data, {}, {"x": Shape((x.shape[0], extra, x.shape[2]), magnitude(data))})[1])["x"]
-    longer = {"x": np.concatenate([x, new], 1),
-              "key_padding_mask": np.concatenate([inputs["key_padding_mask"], np.ones((x.shape[0], extra), bool)], 1)}
+    if name == "src":
+        new = tf.token_ids(data, (B, extra), params["src_embedding"].shape[0], "appended tokens")
+    else:
+        new = h.round(case(data, {}, {"x": Shape((B, extra, x.shape[2]), magnitude(data))})[1])["x"]
+    longer = {**inputs, name: np.concatenate([x, new], 1),
+              mask: np.concatenate([inputs[mask], np.ones((B, extra), bool)], 1)}
     grown, _, _ = evaluate(h, params, longer)
-    h.compare({k: v[:, :x.shape[1]] for k, v in grown.items()}, actual, doubled(tols),
+    h.compare({k: v[:, :n] if along is None or k in along else v for k, v in grown.items()}, actual, doubled(tols),
               what=f"its own output before {extra} padded position(s) were appended", eid="mask.key_padding")
 
 

@@ -44,8 +44,9 @@ def encoder_layer(x, p, mask=None, pre_ln=False, activation=torch.relu, norm=lay
 
 
 def decoder_layer(y, memory, p, pre_ln=False, activation=torch.relu, norm=layer_norm, block=sublayer,
-                  self_mask=causal_mask, cross_source=None, attend=attention):
-    """dec.self, dec.cross, dec.ffn: causal self-attention, cross-attention to memory, FFN.
+                  self_mask=causal_mask, cross_source=None, attend=attention, memory_mask=None):
+    """dec.self, dec.cross, dec.ffn: causal self-attention, cross-attention to memory, FFN;
+    memory_mask: additive (B, 1, 1, n), the source's key padding, for cross-attention.
 
     (self_mask, cross_source and attend are what a bug turns: the mask of the self-attention, where
     cross-attention takes its keys and values, `cross_source(a, memory)`, and self-attention itself.)"""
@@ -53,8 +54,8 @@ def decoder_layer(y, memory, p, pre_ln=False, activation=torch.relu, norm=layer_
     a = block(y, lambda t: multi_head(t, t, t, **p["self_attn"], mask=mask, attend=attend)[0], p["gamma_1"],
               p["beta_1"], pre_ln, norm)
     source = (lambda t: memory) if cross_source is None else (lambda t: cross_source(t, memory))
-    b = block(a, lambda t: multi_head(t, source(t), source(t), **p["cross_attn"])[0], p["gamma_2"], p["beta_2"],
-              pre_ln, norm)
+    b = block(a, lambda t: multi_head(t, source(t), source(t), **p["cross_attn"], mask=memory_mask)[0], p["gamma_2"],
+              p["beta_2"], pre_ln, norm)
     return block(b, lambda t: ffn(t, p["W_1"], p["b_1"], p["W_2"], p["b_2"], activation), p["gamma_3"],
                  p["beta_3"], pre_ln, norm)
 
@@ -71,10 +72,10 @@ def encoder(x, layers, mask=None, layer=encoder_layer):
     return x
 
 
-def decoder(y, memory, layers, layer=decoder_layer):
+def decoder(y, memory, layers, layer=decoder_layer, memory_mask=None):
     """transformer.decoder: N decoder layers in sequence, each attending to the same memory (the last encoder's output)."""
     for p in layers:
-        y = layer(y, memory, p)
+        y = layer(y, memory, p) if memory_mask is None else layer(y, memory, p, memory_mask=memory_mask)
     return y
 
 
@@ -83,12 +84,13 @@ def positions(n, d, dtype, device):
     return positional_encoding(n, d, dtype, device)
 
 
-def model(src, tgt, p):
-    """transformer.model: token ids to next-token probabilities (post-LN, no final norm, the article's)."""
+def model(src, tgt, p, src_mask=None):
+    """transformer.model: token ids to next-token probabilities (post-LN, no final norm, the article's);
+    src_mask: additive (B, 1, 1, n), the source's key padding, for the encoder and cross-attention."""
     x = p["src_embedding"][src]
     x = x + positions(x.shape[1], x.shape[2], x.dtype, x.device)                 # pe.input
-    memory = encoder(x, p["encoder"]["layers"])
+    memory = encoder(x, p["encoder"]["layers"], mask=src_mask)
     shifted = torch.cat([torch.zeros_like(tgt[:, :1]), tgt[:, :-1]], dim=1)      # pe.shift_right, ⟨bos⟩ = 0
     y = p["tgt_embedding"][shifted]
     y = y + positions(y.shape[1], y.shape[2], y.dtype, y.device)
-    return classifier(decoder(y, memory, p["decoder"]["layers"]), p["W_c"], p["b_c"]), memory
+    return classifier(decoder(y, memory, p["decoder"]["layers"], memory_mask=src_mask), p["W_c"], p["b_c"]), memory

@@ -41,6 +41,20 @@ Components of §3–4 (n queries, m keys; d_k, d_v head widths; h heads, d_model
     attn.seq2seq      {}                         S (B,n,d_h) decoder states, H (B,m,d_h) encoder states
                                                   -> context (B,n,d_h) [, weights (B,n,m), scores (B,n,m)]
     pe                {}                         x (B,n,d) -> out = x + P (B,n,d) [, P (n,d)]
+    layernorm         {gamma (d,), beta (d,)}    x (B,n,d) -> out (B,n,d)
+    ffn               {W_1 (d,d_ff), b_1 (d_ff,), W_2 (d_ff,d), b_2 (d,)}   z (B,n,d) -> out (B,n,d)
+    encoder.layer     {attn: mha weights, the FFN's, gamma_k, beta_k (k = 1, 2)}
+                      x (B,n,d), key_padding_mask (B,n) -> out (B,n,d) [, Z (B,n,d)]
+    decoder.layer     {self_attn, cross_attn: mha weights, the FFN's, gamma_k, beta_k (k = 1…3)}
+                      y (B,m,d), memory (B,n,d) -> out (B,m,d) [, A, B (B,m,d)]
+    encoder, decoder  {layers: [a layer's parameters, …]}   the layer's inputs -> out
+    classifier        {W_c (d,V), b_c (V,)}      d (B,m,d) -> out (B,m,V), probabilities
+    transformer       {src_embedding (V_src,d), tgt_embedding (V,d), encoder, decoder, W_c, b_c
+                       [, encoder_norm, decoder_norm: {gamma_1, beta_1} with stack.final_norm]}
+                      src (B,n), tgt (B,m) int64 token ids, src_key_padding_mask (B,n)
+                      -> out (B,m,V) next-token probabilities [, memory (B,n,d)]
+                      The subject shifts tgt right itself (⟨bos⟩ = token 0); the source padding
+                      hides keys from the encoder and from cross-attention.
 
 W_Q[h] acts on the right (X W_Q[h]), as in the original paper. A mask comes in the form the
 subject declares: by default the article's additive float mask (0, or -inf where the key is

@@ -150,8 +150,8 @@ def _decoder(decoder_layer):
 
 def _model(model):
     def build(params):
-        def fn(src, tgt):
-            out, memory = model(src, tgt, params)
+        def fn(src, tgt, src_key_padding_mask):
+            out, memory = model(src, tgt, params, src_mask=src_key_padding_mask[:, None, None, :])
             return {"out": out, "memory": memory}
         return fn
     return build

@@ -193,14 +193,16 @@ def model_builder(params, mode="post_ln"):
         x = table[ids] * math.sqrt(d_model)
         return x + tutorial_positions(x.shape[1], d_model, x.dtype, x.device)
 
-    def fn(src, tgt):
+    def fn(src, tgt, src_key_padding_mask):
         shifted = torch.cat([torch.zeros_like(tgt[:, :1]), tgt[:, :-1]], dim=1)
         causal = nn.Transformer.generate_square_subsequent_mask(tgt.shape[1], device=tgt.device, dtype=W_Q.dtype)
         x, y = embed(params["src_embedding"], src), embed(params["tgt_embedding"], shifted)
         if mode == "seq_first":
-            out = module(x.transpose(0, 1), y.transpose(0, 1), tgt_mask=causal, tgt_is_causal=True).transpose(0, 1)
-        else:
-            out = module(x, y, tgt_mask=causal, tgt_is_causal=True)
+            x, y = x.transpose(0, 1), y.transpose(0, 1)
+        out = module(x, y, tgt_mask=causal, tgt_is_causal=True, src_key_padding_mask=src_key_padding_mask,
+                     memory_key_padding_mask=src_key_padding_mask)
+        if mode == "seq_first":
+            out = out.transpose(0, 1)
         return {"out": torch.softmax(F.linear(out, params["W_c"].T, params["b_c"]), dim=-1)}
     return fn
 
@@ -209,7 +211,7 @@ def model_variants(options):
     mode = options.get("mode", "post_ln")
     layers = {"pre_ln": ("enc.attn.pre_ln", "enc.ffn.pre_ln", "dec.self.pre_ln", "dec.cross.pre_ln", "dec.ffn.pre_ln"),
               "gelu": ("ffn.gelu",)}.get(mode, ())
-    return layers + ("stack.final_norm", "pe.scaled_input")
+    return layers + ("stack.final_norm", "pe.scaled_input", "mask.bool_true_masked")
 
 
 BUILDERS |= {"pe": pe_builder, "transformer": model_builder}

@@ -139,8 +139,9 @@ def tied_model(params):
     """The reference model with the classifier's weights tied to the target embedding."""
     from reference import transformer as ref
 
-    def fn(src, tgt):
-        out, memory = ref.model(src, tgt, {**params, "W_c": params["tgt_embedding"].T})
+    def fn(src, tgt, src_key_padding_mask):
+        out, memory = ref.model(src, tgt, {**params, "W_c": params["tgt_embedding"].T},
+                                src_mask=src_key_padding_mask[:, None, None, :])
         return {"out": out, "memory": memory}
     return fn
 

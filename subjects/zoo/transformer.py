@@ -116,20 +116,30 @@ MUTANTS = {m.subject.name.removeprefix("zoo."): m for m in (
 )}
 
 
-def model_without_shift(src, tgt, p):
+def model_without_shift(src, tgt, p, src_mask=None):
     """The decoder reads the targets themselves: target i leaks into its own prediction."""
-    return ref.model(src, torch.cat([tgt[:, 1:], tgt[:, -1:]], dim=1), p)
+    return ref.model(src, torch.cat([tgt[:, 1:], tgt[:, -1:]], dim=1), p, src_mask)
 
 
-def model_decoders_read_first_encoder(src, tgt, p):
-    x = p["src_embedding"][src]
-    x = x + ref.positions(x.shape[1], x.shape[2], x.dtype, x.device)
-    first = ref.encoder_layer(x, p["encoder"]["layers"][0])
-    memory = ref.encoder(first, p["encoder"]["layers"][1:])
+def model_memory_padding_ignored(src, tgt, p, src_mask=None):
+    """The source padding reaches the encoder but not cross-attention (nn.Transformer called
+    without memory_key_padding_mask)."""
+    _, memory = ref.model(src, tgt, p, src_mask)
     shifted = torch.cat([torch.zeros_like(tgt[:, :1]), tgt[:, :-1]], dim=1)
     y = p["tgt_embedding"][shifted]
     y = y + ref.positions(y.shape[1], y.shape[2], y.dtype, y.device)
-    out = ref.decoder(y, first, p["decoder"]["layers"])  # every decoder reads the first encoder's output
+    return ref.classifier(ref.decoder(y, memory, p["decoder"]["layers"]), p["W_c"], p["b_c"]), memory
+
+
+def model_decoders_read_first_encoder(src, tgt, p, src_mask=None):
+    x = p["src_embedding"][src]
+    x = x + ref.positions(x.shape[1], x.shape[2], x.dtype, x.device)
+    first = ref.encoder_layer(x, p["encoder"]["layers"][0], mask=src_mask)
+    memory = ref.encoder(first, p["encoder"]["layers"][1:], mask=src_mask)
+    shifted = torch.cat([torch.zeros_like(tgt[:, :1]), tgt[:, :-1]], dim=1)
+    y = p["tgt_embedding"][shifted]
+    y = y + ref.positions(y.shape[1], y.shape[2], y.dtype, y.device)
+    out = ref.decoder(y, first, p["decoder"]["layers"], memory_mask=src_mask)  # the first encoder's output
     return ref.classifier(out, p["W_c"], p["b_c"]), memory
 
 
@@ -153,4 +163,6 @@ MUTANTS |= {m.subject.name.removeprefix("zoo."): m for m in (
            ("transformer",), model=model_without_shift),
     mutant("model_decoders_read_first_encoder", "every decoder reads the first encoder's output, not the last",
            ("transformer",), model=model_decoders_read_first_encoder),
+    mutant("model_memory_padding_ignored", "cross-attention ignores the source's key padding (no "
+           "memory_key_padding_mask)", ("transformer",), model=model_memory_padding_ignored),
 )}
