@@ -129,7 +129,8 @@ def main():
         "decoder layer": (lambda: tf.decoder_layer_oracle(())(dec, {"y": x, "memory": memory})["out"],
                           lambda: numpy_decoder_layer(dec, x, memory),
                           lambda: dec_module(torch.from_numpy(x), torch.from_numpy(memory))),
-        "model": (lambda: tf.model_oracle(())(model, {"src": src, "tgt": tgt})["out"], lambda: numpy_model(model, src, tgt),
+        "model": (lambda: tf.model_oracle(())(model, {"src": src, "tgt": tgt, "src_key_padding_mask": no_padding})["out"],
+                  lambda: numpy_model(model, src, tgt),
                   torch_model),
     }
     print(f"batch {B}, seq {T}, d_model {D}, {HEADS} heads, d_ff {FF}, {LAYERS}+{LAYERS} layers, float64, 1 thread; "
