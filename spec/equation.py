@@ -5,6 +5,7 @@ are plain identifiers (`h_prev`, `Chat`); `LATEX_NAMES` says how the article wri
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -111,6 +112,7 @@ class Composition:
 
 
 CATALOGUE: dict[str, Equation | Composition] = {}
+DEFINED_IN: dict[str, str] = {}  # E-id -> the spec module that defines it (the article's section)
 
 
 def define(eid: str, statement: str, lhs, rhs, variant_of: str | None = None) -> Equation:
@@ -118,7 +120,7 @@ def define(eid: str, statement: str, lhs, rhs, variant_of: str | None = None) ->
     if eid in CATALOGUE:
         raise ValueError(f"E-id {eid!r} defined twice")
     eq = Equation(eid, statement, lhs, rhs, variant_of)
-    CATALOGUE[eid] = eq
+    CATALOGUE[eid], DEFINED_IN[eid] = eq, sys._getframe(1).f_globals["__name__"]
     return eq
 
 
@@ -127,5 +129,5 @@ def compose(eid: str, statement: str, *relations) -> Composition:
     if eid in CATALOGUE:
         raise ValueError(f"E-id {eid!r} defined twice")
     comp = Composition(eid, statement, relations)
-    CATALOGUE[eid] = comp
+    CATALOGUE[eid], DEFINED_IN[eid] = comp, sys._getframe(1).f_globals["__name__"]
     return comp

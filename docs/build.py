@@ -1,0 +1,63 @@
+"""Build the documentation site from spec/: `python -m docs [--out site] [--report R.json …] [--long]`.
+
+Offline; every equation, figure and diagram is generated from the spec's objects and oracles.
+"""
+from __future__ import annotations
+
+import argparse
+import pathlib
+import re
+
+from spec import CATALOGUE, Equation
+
+from . import catalogue, conformance, diagrams, figures, pages, source
+
+SECTION_FIGURES = {  # page -> figure functions, in the order shown
+    "recurrent-cells": (figures.gates, figures.gradient_norms),
+    "attention": (figures.positional_encoding, figures.causal_attention, figures.rnn_against_attention),
+}
+LONG = (16, 64, 256, 1024, 4096, 8192)  # --long: the timing figure up to 8192 positions
+
+
+def build(out: pathlib.Path, reports=(), long: bool = False, subjects=None) -> list[pathlib.Path]:
+    """Write the site into `out`; return the pages written."""
+    from subjects import load_subject
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "figures").mkdir(exist_ok=True)
+    (out / "style.css").write_text(pages.STYLE)
+    subjects = [load_subject("torch")] if subjects is None else subjects
+    diagram_files = {eid: f"figures/{diagrams.draw(eq, out / 'figures')}" for eid, eq in CATALOGUE.items()
+                     if isinstance(eq, Equation)}
+    refs = catalogue.reference_code()
+    shown = {}
+    for page, functions in SECTION_FIGURES.items():
+        shown[page] = []
+        for make in functions:
+            kwargs = {"lengths": LONG} if long and make is figures.rnn_against_attention else {}
+            name, caption = make(out / "figures", **kwargs)
+            shown[page].append((f"figures/{name}", caption))
+    written = []
+    for page, _, _, _ in catalogue.SECTIONS:
+        written.append(out / f"{page}.html")
+        written[-1].write_text(pages.section_page(page, refs, subjects, diagram_files, shown.get(page, [])))
+    written.append(out / "index.html")
+    written[-1].write_text(pages.index_page(shown["attention"][:1]))
+    written.append(out / "conformance.html")
+    written[-1].write_text(conformance.page([pathlib.Path(r) for r in reports]))
+    for path in sorted({m for p in written for m in re.findall(r'href="(source/[^"#]+)\.html', p.read_text())}):
+        source.write(path.removeprefix("source/"), out)
+    return written
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m docs", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="site", help="where to write the site (default: site/)")
+    parser.add_argument("--report", action="append", default=[], help="an --nlpspec-report JSON file (repeatable)")
+    parser.add_argument("--long", action="store_true", help="time RNN against self-attention up to 8192 positions")
+    args = parser.parse_args(argv)
+    written = build(pathlib.Path(args.out), args.report, args.long)
+    print(f"wrote {len(written)} pages to {args.out}/ (entry: {args.out}/index.html)")
+
+
+if __name__ == "__main__":
+    main()

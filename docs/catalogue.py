@@ -1,0 +1,134 @@
+"""What the site says of each E-id beyond its equation, all found in the code, not kept by hand:
+its section (the spec module that defines it), the reference functions that implement it (their
+docstrings name it), the components and checks that test it, and who implements its variants
+(the subjects' declared variants, and the libraries below)."""
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+import re
+from dataclasses import dataclass
+
+import reference
+from properties.checks import CHECKS
+from properties.components import COMPONENTS
+from spec import CATALOGUE
+from spec.equation import DEFINED_IN
+
+# (page, title, the spec modules it shows, one sentence of the article's argument)
+SECTIONS = (
+    ("recurrent-cells", "1. Recurrent cells", ("spec.recurrent",),
+     "A cell reads the input and its previous state and writes a new state; the LSTM and the GRU add "
+     "gates so that the state can carry information, and gradients, across many steps."),
+    ("rnn-architectures", "2. RNN architectures", ("spec.architectures",),
+     "Cells chained over a sequence: many-to-many, many-to-one, stacked, bidirectional, and the "
+     "encoder-decoder (seq2seq)."),
+    ("attention", "3. Attention", ("spec.attention", "spec.positional"),
+     "Every position reads every other in one parallel step, weighted by a softmax of scaled dot "
+     "products; masks hide what a position may not see, and sinusoids tell positions apart."),
+    ("transformer", "4. Transformer", ("spec.transformer",),
+     "Attention and a position-wise feed-forward network, each wrapped in a residual connection and "
+     "a LayerNorm, stacked into an encoder and a decoder that predicts the next token."),
+)
+
+# Libraries known to implement a named variant, beyond the subjects this suite ships.
+ELSEWHERE = {
+    "gru.reset_after": "cuDNN; Keras GRU(reset_after=True), the TensorFlow 2 default",
+    "mask.bool_true_masked": "PyTorch nn.MultiheadAttention and nn.Transformer (key_padding_mask, boolean attn_mask)",
+    "mask.bool_true_attends": "PyTorch F.scaled_dot_product_attention (boolean attn_mask); Hugging Face attention_mask "
+                              "(1 = attend)",
+    "mask.causal_lower_right": "FlashAttention 2.1 and later (causal=True with n ≠ m); "
+                               "torch.nn.attention.bias.causal_lower_right",
+    "attn.unscaled": "T5, which folds 1/√d_k into its initialisation",
+    "pe.concat": "Marian (tensor2tensor and fairseq use the same layout with another frequency spacing)",
+    "pe.scaled_input": "the original Transformer paper (embeddings times √d_model); fairseq's embed_scale",
+    "ffn.gelu": "BERT (the exact erf form); nn.Transformer(activation='gelu')",
+    "enc.attn.pre_ln": "GPT-2; nn.Transformer(norm_first=True)",
+    "enc.ffn.pre_ln": "GPT-2; nn.Transformer(norm_first=True)",
+    "dec.self.pre_ln": "GPT-2; nn.Transformer(norm_first=True)",
+    "dec.cross.pre_ln": "nn.Transformer(norm_first=True)",
+    "dec.ffn.pre_ln": "GPT-2; nn.Transformer(norm_first=True)",
+    "stack.final_norm": "nn.Transformer (its encoder and decoder norms); GPT-2's ln_f",
+    "classifier.tied": "the original Transformer paper; GPT-2 (lm_head tied to the token embedding)",
+}
+
+
+@dataclass(frozen=True)
+class Code:
+    """A function, and where its source is: path relative to the repository, first line."""
+
+    name: str
+    path: str
+    line: int
+
+
+def section_of(eid: str) -> str:
+    module = DEFINED_IN[eid]
+    return next(page for page, _, modules, _ in SECTIONS if module in modules)
+
+
+def entries(page: str) -> list[str]:
+    modules = next(m for p, _, m, _ in SECTIONS if p == page)
+    return [eid for eid in CATALOGUE if DEFINED_IN[eid] in modules]
+
+
+def code(fn) -> Code:
+    path = inspect.getsourcefile(fn)
+    root = path[:path.rindex("/" + fn.__module__.split(".")[0] + "/") + 1]
+    return Code(fn.__qualname__, path.removeprefix(root), inspect.getsourcelines(fn)[1])
+
+
+def _names(eid: str, text: str) -> bool:
+    return re.search(r"(?<![\w.])" + re.escape(eid) + r"(?![\w])", text) is not None
+
+
+def reference_code() -> dict[str, list[Code]]:
+    """E-id -> the reference functions whose docstrings name it."""
+    found: dict[str, list[Code]] = {}
+    for info in pkgutil.iter_modules(reference.__path__):
+        module = importlib.import_module(f"reference.{info.name}")
+        for _, fn in inspect.getmembers(module, inspect.isfunction):
+            if fn.__module__ == module.__name__:
+                for eid in CATALOGUE:
+                    if _names(eid, inspect.getdoc(fn) or ""):
+                        found.setdefault(eid, []).append(code(fn))
+    return found
+
+
+def components_of(eid: str) -> list[str]:
+    """The components whose checks bear on the E-id, as the article's equation or a named variant."""
+    from spec.recurrent import CELLS
+
+    def bears(c) -> bool:
+        cells = [eq.eid for kind, eqs in CELLS.items() if kind.startswith(c.family + ".") for eq in eqs] \
+            if c.recurrent else []  # a recurrent component's variants are other cells of its family
+        return eid in c.eids or eid in c.variants or eid in cells
+    return [c.name for c in COMPONENTS.values() if bears(c)]
+
+
+def checks_of(component: str) -> list:
+    return [check for check in CHECKS if check.applies(COMPONENTS[component])]
+
+
+def variants_of(eid: str) -> list[str]:
+    return [v for v, entry in CATALOGUE.items() if getattr(entry, "variant_of", None) == eid]
+
+
+def implemented_by(eid: str, subjects) -> list[str]:
+    """Where each given subject declares the variant: 'torch: mha (mode=fast_path)', …"""
+    from properties.components import declared
+    from properties.harness import option_sets
+    found = []
+    for subject in subjects:
+        for name, component in COMPONENTS.items():
+            if name not in subject.builders:
+                continue
+            modes = [o for o in option_sets(subject, component)
+                     if eid in declared(subject.variants.get(name), o)]
+            if modes:
+                every = len(modes) == len(option_sets(subject, component))
+                options = "" if every else " (" + ", ".join(
+                    ",".join(f"{k}={v}" for k, v in o.items()) for o in modes) + ")"
+                found.append(f"{subject.name}: {name}{options}")
+    return found

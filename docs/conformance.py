@@ -1,0 +1,50 @@
+"""The conformance page: component × subject, from one or more `--nlpspec-report` JSON files."""
+from __future__ import annotations
+
+import html
+import json
+import pathlib
+
+from properties.components import COMPONENTS
+from properties.summary import RANK
+
+from .pages import layout, link_to
+
+
+def verdict(records: list[dict]) -> tuple[str, str]:
+    """(css class, text) of one cell: the worst status of the component's checks, the failing
+    checks named, and the named variant a subject declared."""
+    worst = min(records, key=lambda r: RANK[r["status"]])["status"]
+    text = worst
+    if worst in ("fail", "xfail", "stale"):
+        text += " (" + ", ".join(sorted({r["check"] for r in records if r["status"] == worst})) + ")"
+    variants = sorted({r["variant"] for r in records if r["variant"]})
+    if variants and worst == "pass":
+        return "variant", "variant " + "; ".join(variants) + ": pass"
+    return {"xfail": "fail", "stale": "fail"}.get(worst, worst), text
+
+
+def page(reports: list[pathlib.Path]) -> str:
+    runs = [json.loads(path.read_text()) for path in reports]
+    if not runs:
+        body = ("<p>No report was given. Run <code>pytest --subject NAME --nlpspec-report NAME.json</code> for each "
+                "subject, then build the site with <code>--report NAME.json</code> (repeatable).</p>")
+        return layout("Conformance", body)
+    head = "".join(f"<th>{html.escape(r['subject'])} {html.escape(str(r.get('version', '')))}<br>"
+                   f"<small>{html.escape(r['device'])}, {html.escape(r['dtype'])}</small></th>" for r in runs)
+    rows = []
+    for name, component in COMPONENTS.items():
+        cells = []
+        for run in runs:
+            records = [r for r in run["records"] if r["component"] == name]
+            if not records:
+                cells.append('<td class="skip">not run</td>')
+                continue
+            css, text = verdict(records)
+            target = component.output_eids.get("out") or component.eids[0]
+            cells.append(f'<td class="{css}"><a href="{link_to(target)}">{html.escape(text)}</a></td>')
+        rows.append(f"<tr><th><code>{name}</code></th>{''.join(cells)}</tr>")
+    body = (f"<p>From {len(runs)} report(s). Each cell is the worst status over the component's checks; it links "
+            f"to the equation the component's output is defined by.</p>"
+            f"<table><tr><th>component</th>{head}</tr>{''.join(rows)}</table>")
+    return layout("Conformance", body)

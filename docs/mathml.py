@@ -1,0 +1,90 @@
+"""MathML of a spec entry, printed by sympy's presentation printer from the very objects the
+oracle compiles.
+
+Where the article has its own notation (the spec's symbol names in `LATEX_NAMES`, the LaTeX heads
+of the spec's functions, LaTeX-named symbols of the compositions), that piece is converted from
+the same LaTeX the page shows beside it (latex2mathml), so the two cannot say different things;
+the structure around it (sums, products, fractions, powers) is sympy's MathML.
+"""
+from __future__ import annotations
+
+from xml.dom import minidom
+
+import latex2mathml.converter
+import sympy as sp
+from sympy.printing.mathml import MathMLPresentationPrinter
+
+from spec.equation import LATEX_NAMES, ArticleLatexPrinter, Composition, Equation
+
+PLAIN = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+
+
+class _Placeholders:
+    """Stands in for the LaTeX printer inside a spec function's `_latex`: each argument becomes a
+    marker, later swapped for the argument's own MathML."""
+
+    def __init__(self):
+        self.args = []
+
+    def _print(self, arg):
+        self.args.append(arg)
+        return rf"\text{{ARG{len(self.args) - 1}}}"
+
+
+class ArticleMathMLPrinter(MathMLPresentationPrinter):
+    """sympy's presentation MathML, in the article's notation."""
+
+    def from_latex(self, tex: str, args=()):
+        """An mrow converted from LaTeX, with markers ARGk replaced by the MathML of args[k]."""
+        math = minidom.parseString(latex2mathml.converter.convert(tex)).documentElement
+        row = self.dom.createElement("mrow")
+        for child in list(math.childNodes):
+            row.appendChild(self.dom.importNode(child, True))
+        for marker in list(row.getElementsByTagName("mtext")):
+            text = marker.firstChild.data if marker.firstChild else ""
+            if text.startswith("ARG") and text[3:].isdigit():
+                marker.parentNode.replaceChild(self._print(args[int(text[3:])]), marker)
+        return row
+
+    def _print_MatrixSymbol(self, sym):
+        if sym.name in LATEX_NAMES:
+            return self.from_latex(LATEX_NAMES[sym.name])
+        return self.from_latex(ArticleLatexPrinter()._print(sym))
+
+    def _print_Symbol(self, sym, style="plain"):
+        if set(sym.name) <= PLAIN:
+            return super()._print_Symbol(sym, style)
+        return self.from_latex(sym.name)  # a composition's LaTeX-named symbol (D^{(N)}, …)
+
+    def _print_Function(self, expr):
+        name = expr.func.__name__
+        if set(name) <= PLAIN:
+            return super()._print_Function(expr)
+        return self.from_latex(name + r"\left(" + ", ".join(rf"\text{{ARG{k}}}" for k in range(len(expr.args)))
+                               + r"\right)", expr.args)
+
+    def _print_OneMatrix(self, expr):
+        return self.from_latex(r"\mathbf{1}")
+
+    def _print_Basic(self, expr):
+        """A spec function (σ, softmax, LN, the masks): its own `_latex`, the arguments as MathML."""
+        if hasattr(type(expr), "_latex"):
+            stand_in = _Placeholders()
+            return self.from_latex(expr._latex(stand_in), stand_in.args)
+        return super()._print_Basic(expr)
+
+
+def mathml(entry: Equation | Composition) -> str:
+    """The entry as one block <math> element."""
+    if isinstance(entry, Equation):
+        relations = [sp.Eq(lhs, rhs, evaluate=False) for lhs, rhs in zip(entry.targets, entry.expressions)]
+    else:
+        relations = list(entry.relations)
+    printer = ArticleMathMLPrinter({"order": "none"})
+    parts = []
+    for k, relation in enumerate(relations):
+        if k:
+            parts.append('<mo separator="true">,</mo><mspace width="1em"/>')
+        parts.append(printer._print(relation).toxml())
+    return ('<math xmlns="http://www.w3.org/1998/Math/MathML" display="block"><mrow>' + "".join(parts)
+            + "</mrow></math>")

@@ -1,0 +1,132 @@
+"""The site's HTML: one page per article section, one <section id="E-id"> per equation.
+
+Plain HTML and CSS, no script: the equations are MathML, which browsers render natively.
+"""
+from __future__ import annotations
+
+import html
+
+from spec import CATALOGUE, Equation
+
+from . import catalogue
+from .mathml import ArticleMathMLPrinter, mathml
+from .source import page_name
+
+STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 0 auto; padding: 0 1rem 4rem; line-height: 1.5; }
+header { padding: 0.75rem 0; border-bottom: 1px solid #ccc; margin-bottom: 1rem; }
+header a { margin-right: 0.8rem; }
+section.entry { border-top: 1px solid #ddd; padding-top: 0.5rem; margin-top: 1.5rem; }
+.equation { overflow-x: auto; font-size: 1.2rem; padding: 0.5rem 0; }
+pre { background: #f6f6f6; padding: 0.5rem; overflow-x: auto; }
+pre.source { line-height: 1.35; }
+.line { display: block; white-space: pre; }
+.line:target { background: #fff3b0; }
+.line a { color: #999; text-decoration: none; }
+table { border-collapse: collapse; }
+td, th { border: 1px solid #ddd; padding: 0.2rem 0.5rem; text-align: left; vertical-align: top; }
+figure { margin: 1rem 0; }
+figure img { max-width: 100%; border: 1px solid #eee; }
+.pass { background: #e3f6e3; } .fail { background: #fbe0e0; } .skip { background: #eee; } .variant { background: #e4eefb; }
+"""
+
+
+def layout(title: str, body: str, depth: int = 0) -> str:
+    up = "../" * depth
+    nav = " ".join(f'<a href="{up}{page}.html">{html.escape(name)}</a>' for page, name, _, _ in catalogue.SECTIONS)
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)} · nlpspec</title>
+<link rel="stylesheet" href="{up}style.css"></head>
+<body><header><a href="{up}index.html"><b>nlpspec</b></a> {nav} <a href="{up}conformance.html">Conformance</a></header>
+<main>
+<h1>{html.escape(title)}</h1>
+{body}
+</main></body></html>
+"""
+
+
+def link_to(eid: str, depth: int = 0) -> str:
+    return f'{"../" * depth}{catalogue.section_of(eid)}.html#{eid}'
+
+
+def code_link(code: catalogue.Code) -> str:
+    return f'<a href="{page_name(code.path)}#L{code.line}"><code>{html.escape(code.name)}</code></a>'
+
+
+def symbols_table(eq: Equation) -> str:
+    printer = ArticleMathMLPrinter()
+    rows = []
+    for sym in (*eq.targets, *eq.inputs):
+        rows.append(f"<tr><td><math>{printer._print(sym).toxml()}</math></td><td><code>{html.escape(sym.name)}</code>"
+                    f"</td><td>{html.escape(' × '.join(str(d) for d in sym.shape))}</td></tr>")
+    return ('<table class="symbols"><tr><th>symbol</th><th>in the spec</th><th>shape</th></tr>'
+            + "".join(rows) + "</table>")
+
+
+def entry(eid: str, refs: dict, subjects, diagrams: dict) -> str:
+    """The section of one E-id."""
+    item = CATALOGUE[eid]
+    parts = [f'<section class="entry" id="{eid}">', f"<h2><code>{eid}</code></h2>"]
+    base = getattr(item, "variant_of", None)
+    if base:
+        parts.append(f'<p>A named variant of <a href="{link_to(base)}"><code>{base}</code></a>.</p>')
+    parts.append(f"<p>{html.escape(item.statement)}</p>")
+    parts.append(f'<div class="equation">{mathml(item)}</div>')
+    parts.append(f"<details open><summary>LaTeX, from the same SymPy object</summary><pre>{html.escape(item.latex)}"
+                 f"</pre></details>")
+    if isinstance(item, Equation):
+        parts.append(symbols_table(item))
+    variants = catalogue.variants_of(eid)
+    if variants:
+        parts.append("<p>Named variants: " + ", ".join(f'<a href="{link_to(v)}"><code>{v}</code></a>' for v in variants)
+                     + "</p>")
+    users = catalogue.implemented_by(eid, subjects)
+    if base or eid in catalogue.ELSEWHERE or users:
+        known = [html.escape(u) for u in users] + ([html.escape(catalogue.ELSEWHERE[eid])] if eid in catalogue.ELSEWHERE
+                                                   else [])
+        parts.append("<p>Implemented by: " + ("; ".join(known) if known else "no library known to this suite") + "</p>")
+    code = refs.get(eid, [])
+    parts.append("<p>Reference code: " + (", ".join(code_link(c) for c in code) if code else
+                                          "none in <code>reference/</code> (a variant it does not implement)") + "</p>")
+    checks = []
+    for component in catalogue.components_of(eid):
+        names = ", ".join(code_link(catalogue.code(check.body)).replace(
+            f"<code>{check.body.__qualname__}</code>", f"<code>{check.name}</code>")
+            for check in catalogue.checks_of(component))
+        checks.append(f"<li><code>{component}</code>: {names}</li>")
+    parts.append(f"<p>Checked by (<code>pytest -k {html.escape(catalogue.components_of(eid)[0])}</code>):</p><ul>"
+                 + "".join(checks) + "</ul>")
+    if eid in diagrams:
+        parts.append(f'<figure><img src="{diagrams[eid]}" alt="dataflow of {eid}" loading="lazy">'
+                     f"<figcaption>Dataflow of <code>{eid}</code>, drawn from its SymPy expression: inputs at the "
+                     f"bottom, the result at the top.</figcaption></figure>")
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def figure(path: str, caption: str) -> str:
+    return f'<figure><img src="{path}" alt="{html.escape(caption)}"><figcaption>{html.escape(caption)}</figcaption></figure>'
+
+
+def section_page(page: str, refs: dict, subjects, diagrams: dict, figures: list) -> str:
+    _, title, _, summary = next(s for s in catalogue.SECTIONS if s[0] == page)
+    eids = catalogue.entries(page)
+    body = [f"<p>{html.escape(summary)}</p>", "<p>Equations: " + ", ".join(
+        f'<a href="#{e}"><code>{e}</code></a>' for e in eids) + "</p>"]
+    body += [figure(path, caption) for path, caption in figures]
+    body += [entry(eid, refs, subjects, diagrams) for eid in eids]
+    return layout(title, "\n".join(body))
+
+
+def index_page(figures: list) -> str:
+    sections = "".join(f'<li><a href="{page}.html">{html.escape(title)}</a>: {len(catalogue.entries(page))} '
+                       f"equations</li>" for page, title, _, _ in catalogue.SECTIONS)
+    body = f"""<p>The equations of "Beautifully Illustrated: NLP Models from RNN to Transformer", each
+encoded in SymPy in <code>spec/</code>. Every equation on these pages is printed from the same
+SymPy object that the test suite compiles into its float64 oracle, so the page cannot say one
+thing while the tests check another. Every figure is computed from those oracles when the site
+is built.</p>
+<ul>{sections}<li><a href="conformance.html">Conformance</a>: which subject passes which component</li></ul>
+{"".join(figure(path, caption) for path, caption in figures)}
+"""
+    return layout("nlpspec: the article, from its executable specification", body)
