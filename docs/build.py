@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import pathlib
 import re
+import shutil
 
 from spec import CATALOGUE, Equation
 
@@ -54,8 +55,13 @@ def main(argv=None):
     parser.add_argument("--out", default="site", help="where to write the site (default: site/)")
     parser.add_argument("--report", action="append", default=[], help="an --nlpspec-report JSON file (repeatable)")
     parser.add_argument("--long", action="store_true", help="time RNN against self-attention up to 8192 positions")
+    parser.add_argument("--readme", action="store_true", help="also copy the positional-encoding figure to "
+                        "docs/positional_encoding.png, the copy README shows")
     args = parser.parse_args(argv)
-    written = build(pathlib.Path(args.out), args.report, args.long)
+    out = pathlib.Path(args.out)
+    written = build(out, args.report, args.long)
+    if args.readme:
+        shutil.copyfile(out / "figures" / "positional_encoding.png", pathlib.Path(__file__).parent / "positional_encoding.png")
     print(f"wrote {len(written)} pages to {args.out}/ (entry: {args.out}/index.html)")
 
 

@@ -1,0 +1,72 @@
+"""The documentation site (python -m docs): complete, and every link and figure in place."""
+import re
+from collections import Counter
+
+import pytest
+
+from spec import CATALOGUE
+
+pytestmark = [pytest.mark.selftest, pytest.mark.xdist_group("site")]
+
+
+def html_files(root):
+    return sorted(root.rglob("*.html"))
+
+
+def test_every_eid_has_exactly_one_section(site):
+    root, pages = site
+    found = Counter(eid for page in pages for eid in re.findall(r'<section class="entry" id="([^"]+)"', page.read_text()))
+    assert set(found) == set(CATALOGUE), f"missing: {set(CATALOGUE) - set(found)}, unknown: {set(found) - set(CATALOGUE)}"
+    assert [eid for eid, n in found.items() if n != 1] == []
+
+
+def test_sections_follow_the_article(site):
+    root, pages = site
+    nav = re.findall(r'<a href="([a-z-]+)\.html">\d\. ', pages[0].read_text())
+    assert nav == ["recurrent-cells", "rnn-architectures", "attention", "transformer"]
+
+
+def test_every_equation_is_mathml_with_its_latex(site):
+    root, pages = site
+    for page in pages[:4]:
+        text = page.read_text()
+        for eid, body in re.findall(r'<section class="entry" id="([^"]+)">(.*?)</section>', text, re.S):
+            assert '<math xmlns="http://www.w3.org/1998/Math/MathML" display="block">' in body, eid
+            assert "ARG" not in re.sub(r"<pre>.*?</pre>", "", body, flags=re.S), f"{eid}: a placeholder left in the MathML"
+            latex = re.search(r"<pre>(.*?)</pre>", body, re.S).group(1)
+            assert latex.strip(), eid
+
+
+def test_every_figure_is_produced_and_not_empty(site):
+    root, pages = site
+    sources = {src for page in pages for src in re.findall(r'<img src="([^"]+)"', page.read_text())}
+    assert {"figures/positional_encoding.png", "figures/causal_attention.png", "figures/gates.png",
+            "figures/gradient_norms.png", "figures/rnn_against_attention.png"} <= sources
+    assert sum(s.startswith("figures/dataflow_") for s in sources) == sum(hasattr(e, "targets") for e in CATALOGUE.values())
+    for src in sources:
+        assert (root / src).stat().st_size > 1000, f"{src} is (nearly) empty"
+
+
+def test_every_internal_link_resolves(site):
+    root, _ = site
+    ids = {}
+    for page in html_files(root):
+        for target in re.findall(r'(?:href|src)="([^"]+)"', page.read_text()):
+            if target.startswith(("http:", "https:", "mailto:")):
+                continue
+            path, _, anchor = target.partition("#")
+            file = (page.parent / path).resolve() if path else page
+            assert file.exists(), f"{page.relative_to(root)} links to {target}: no such file"
+            if anchor:
+                if file not in ids:
+                    ids[file] = set(re.findall(r'id="([^"]+)"', file.read_text()))
+                assert anchor in ids[file], f"{page.relative_to(root)} links to {target}: no such anchor"
+
+
+def test_conformance_page_shows_each_subject(site):
+    root, _ = site
+    text = (root / "conformance.html").read_text()
+    assert "<th>reference" in text and "<th>torch" in text
+    row = re.search(r"<tr><th><code>layernorm</code></th>(.*?)</tr>", text).group(1)
+    assert row.count('class="pass"') == 2, row
+    assert 'href="transformer.html#layernorm"' in row
