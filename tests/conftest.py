@@ -1,20 +1,21 @@
 """The documentation site, built once per test session for the tests that read it
-(tests/test_site.py, tests/test_site_browser.py, in one xdist group)."""
+(tests/test_site.py, tests/test_site_browser.py): the first pytest-xdist worker to ask builds it
+under a file lock, the others read it (pytest-xdist's recipe for a once-only session fixture)."""
 import json
 
 import pytest
 import torch
+from filelock import FileLock
 from hypothesis import settings
 
 from docs.build import build
+from docs.catalogue import SECTIONS
 from properties.runner import check_subject
 from subjects import load_subject
 
 
-@pytest.fixture(scope="session")
-def site(tmp_path_factory):
+def build_site(out):
     """The site as `python -m docs` writes it, with a conformance page from two small reports."""
-    out = tmp_path_factory.mktemp("site")
     reports = []
     for name in ("reference", "torch"):
         subject = load_subject(name)
@@ -24,5 +25,16 @@ def site(tmp_path_factory):
         path.write_text(json.dumps({"subject": name, "version": subject.version, "device": "cpu", "dtype": "float64",
                                     "records": [r.as_dict() for r in records]}))
         reports.append(path)
-    pages = build(out, reports)
-    return out, pages
+    build(out, reports)
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory, worker_id):
+    """(the site's folder, its pages: the sections in order, then index and conformance)."""
+    shared = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
+    out = shared / "site" / "pages"
+    with FileLock(str(shared / "site.lock")):
+        if not (out / "conformance.html").exists():
+            out.mkdir(parents=True, exist_ok=True)
+            build_site(out)
+    return out, [out / f"{page}.html" for page, _, _, _ in SECTIONS] + [out / "index.html", out / "conformance.html"]

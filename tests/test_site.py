@@ -6,7 +6,7 @@ import pytest
 
 from spec import CATALOGUE
 
-pytestmark = [pytest.mark.selftest, pytest.mark.xdist_group("site")]
+pytestmark = pytest.mark.selftest
 
 
 def html_files(root):

@@ -11,7 +11,7 @@ import shutil
 
 import pytest
 
-pytestmark = [pytest.mark.selftest, pytest.mark.xdist_group("site")]
+pytestmark = pytest.mark.selftest
 
 SCREENSHOTS = pathlib.Path(__file__).resolve().parent.parent / "artefacts" / "screenshots"
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
