@@ -87,7 +87,7 @@ def entry(eid: str, refs: dict, subjects, diagrams: dict) -> str:
         parts.append("<p>Implemented by: " + ("; ".join(known) if known else "no library known to this suite") + "</p>")
     code = refs.get(eid, [])
     parts.append("<p>Reference code: " + (", ".join(code_link(c) for c in code) if code else
-                                          "none in <code>reference/</code> (a variant it does not implement)") + "</p>")
+                                          "none: <code>reference/</code> does not implement this variant") + "</p>")
     checks = []
     for component in catalogue.components_of(eid):
         names = ", ".join(code_link(catalogue.code(check.body)).replace(

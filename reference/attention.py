@@ -11,7 +11,10 @@ import torch
 
 
 def attention(q, k, v, mask=None, causal=False):
-    """self.attention / mask.given / mask.causal: softmax(Q K^T / √d_k + M) V; returns (out, weights)."""
+    """self.attention / mask.given / mask.causal: softmax(Q K^T / √d_k + M) V; returns (out, weights).
+
+    M is additive (0, or -inf where hidden): a given mask, or key padding (mask.key_padding) as a
+    (B, 1, 1, m) row broadcast over the queries."""
     scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
     if causal:  # query i sees keys j <= i, counted from the first of each (upper left)
         n, m = scores.shape[-2:]
@@ -42,7 +45,7 @@ def stack_heads(W):
 
 def multi_head(query, key, value, W_Q, W_K, W_V, W_O, mask=None, attend=attention, split=split_heads,
                merge=merge_heads):
-    """mha.head and mha.output: every head at once; returns (out, per-head weights (B, h, n, m))."""
+    """self.qkv, mha.head and mha.output: every head at once; returns (out, per-head weights (B, h, n, m))."""
     h = W_Q.shape[0]
     q = split(query @ stack_heads(W_Q), h)
     k = split(key @ stack_heads(W_K), h)

@@ -9,7 +9,8 @@ from .cells import rnn_output
 
 
 def unroll(cell, params, x, state):
-    """seq.many_to_many: h_t = cell(h_{t-1}, x_t) at every t; returns h (B, T, H) and the last state."""
+    """seq.many_to_many: h_t = cell(h_{t-1}, x_t) at every t; returns h (B, T, H) and the last state
+    (seq.many_to_one: h_T)."""
     hs = []
     for t in range(x.shape[1]):
         out = cell(x[:, t], **{f"{k}_prev": v for k, v in state.items()}, **params)

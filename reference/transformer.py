@@ -19,7 +19,7 @@ def layer_norm(x, gamma, beta, eps=EPSILON):
 
 
 def ffn(z, W_1, b_1, W_2, b_2, activation=torch.relu):
-    """ffn: ReLU(z W_1 + b_1) W_2 + b_2."""
+    """ffn: ReLU(z W_1 + b_1) W_2 + b_2 (ffn.gelu: activation=F.gelu)."""
     return activation(z @ W_1 + b_1) @ W_2 + b_2
 
 
@@ -30,7 +30,8 @@ def causal_mask(length, dtype, device):
 
 
 def sublayer(x, fn, gamma, beta, pre_ln=False, norm=layer_norm):
-    """Residual around fn, with LN after (post-LN, the article) or on fn's input (pre-LN)."""
+    """Residual around fn, with LN after (post-LN, the article) or on fn's input (pre-LN: the variants
+    enc.attn.pre_ln, enc.ffn.pre_ln, dec.self.pre_ln, dec.cross.pre_ln, dec.ffn.pre_ln)."""
     if pre_ln:
         return x + fn(norm(x, gamma, beta))
     return norm(x + fn(x), gamma, beta)
@@ -85,7 +86,8 @@ def positions(n, d, dtype, device):
 
 
 def model(src, tgt, p, src_mask=None):
-    """transformer.model: token ids to next-token probabilities (post-LN, no final norm, the article's);
+    """transformer.model: token ids to next-token probabilities (post-LN, no final norm, the article's),
+    the targets shifted right behind ⟨bos⟩ = token 0 (pe.shift_right);
     src_mask: additive (B, 1, 1, n), the source's key padding, for the encoder and cross-attention."""
     x = p["src_embedding"][src]
     x = x + positions(x.shape[1], x.shape[2], x.dtype, x.device)                 # pe.input

@@ -70,3 +70,10 @@ def test_conformance_page_shows_each_subject(site):
     row = re.search(r"<tr><th><code>layernorm</code></th>(.*?)</tr>", text).group(1)
     assert row.count('class="pass"') == 2, row
     assert 'href="transformer.html#layernorm"' in row
+
+
+def test_every_equation_of_the_article_has_reference_code_that_names_it():
+    from docs.catalogue import reference_code
+    found = reference_code()
+    missing = [eid for eid, entry in CATALOGUE.items() if not getattr(entry, "variant_of", None) and eid not in found]
+    assert missing == [], "no reference function's docstring names these E-ids"
