@@ -63,6 +63,12 @@ class ArticleMathMLPrinter(MathMLPresentationPrinter):
         return self.from_latex(name + r"\left(" + ", ".join(rf"\text{{ARG{k}}}" for k in range(len(expr.args)))
                                + r"\right)", expr.args)
 
+    def _print_HadamardProduct(self, expr):
+        """f_t ⊙ C_{t-1}, as the article (and the LaTeX beside it) writes the elementwise product."""
+        tex = r" \odot ".join(rf"\left(\text{{ARG{k}}}\right)" if a.is_MatAdd else rf"\text{{ARG{k}}}"
+                               for k, a in enumerate(expr.args))
+        return self.from_latex(tex, expr.args)
+
     def _print_OneMatrix(self, expr):
         return self.from_latex(r"\mathbf{1}")
 
