@@ -63,6 +63,20 @@ def symbols_table(eq: Equation) -> str:
             + "".join(rows) + "</table>")
 
 
+def sequences_table(comp) -> str:
+    """A composition's symbols: each indexed by the positions its relations name."""
+    import sympy as sp
+    printer, indices = ArticleMathMLPrinter(), {}
+    for relation in comp.relations:
+        for item in relation.atoms(sp.Indexed):
+            indices.setdefault(item.base, set()).update(str(s) for i in item.indices for s in i.free_symbols)
+    rows = "".join(f"<tr><td><math>{printer._print(base.label).toxml()}</math></td><td>entries indexed by "
+                   f"{', '.join(sorted(found)) or 'a constant'}</td></tr>"
+                   for base, found in sorted(indices.items(), key=lambda kv: str(kv[0])))
+    return f'<table class="symbols"><tr><th>symbol</th><th>shape</th></tr>{rows}</table>' \
+        "<p>Each entry has the shape the equations this one composes give it.</p>"
+
+
 def entry(eid: str, refs: dict, subjects, diagrams: dict) -> str:
     """The section of one E-id."""
     item = CATALOGUE[eid]
@@ -74,8 +88,7 @@ def entry(eid: str, refs: dict, subjects, diagrams: dict) -> str:
     parts.append(f'<div class="equation">{mathml(item)}</div>')
     parts.append(f"<details open><summary>LaTeX, from the same SymPy object</summary><pre>{html.escape(item.latex)}"
                  f"</pre></details>")
-    if isinstance(item, Equation):
-        parts.append(symbols_table(item))
+    parts.append(symbols_table(item) if isinstance(item, Equation) else sequences_table(item))
     variants = catalogue.variants_of(eid)
     if variants:
         parts.append("<p>Named variants: " + ", ".join(f'<a href="{link_to(v)}"><code>{v}</code></a>' for v in variants)
