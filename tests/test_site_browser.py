@@ -53,23 +53,44 @@ return {
 """
 
 
+def problems(browser, url: str, screenshot: pathlib.Path | None = None, needs_math: bool = True) -> list[str]:
+    """What is wrong with a page in the browser: console errors, MathML not laid out as math,
+    figures that did not load."""
+    browser.get_log("browser")  # drop what earlier pages logged
+    browser.get(url)
+    browser.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        document.querySelectorAll('img[loading=lazy]').forEach(i => i.loading = 'eager');
+        Promise.all([...document.images].map(i => i.complete ? null : new Promise(r => { i.onload = i.onerror = r; })))
+               .then(() => done());""")
+    if screenshot is not None:
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(screenshot))
+    found = [f"console: {entry['message']}" for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
+    layout = browser.execute_script(LAYOUT)
+    if needs_math and not layout["math"]:
+        found.append("no MathML on the page")
+    found += [f"MathML in #{where} not laid out as math (display {display}, {w}×{h})"
+              for where, display, w, h in layout["math"] if "math" not in display or w <= 0 or h <= 0]
+    found += [f"figure {src} did not load" for src, complete, width in layout["images"] if not (complete and width > 0)]
+    return found
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_page_renders_in_chromium(site, browser, page):
     root, _ = site
-    browser.get((root / f"{page}.html").as_uri())
-    browser.execute_script("document.querySelectorAll('img[loading=lazy]').forEach(i => i.loading = 'eager');")
-    browser.execute_async_script("""
-        const done = arguments[arguments.length - 1];
-        Promise.all([...document.images].map(i => i.complete ? null : new Promise(r => { i.onload = i.onerror = r; })))
-               .then(() => done());""")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    browser.save_screenshot(str(SCREENSHOTS / f"{page}.png"))
-    errors = [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"]
-    assert errors == [], f"{page}.html: console errors"
-    found = browser.execute_script(LAYOUT)
-    if page not in ("index", "conformance"):
-        assert found["math"], f"{page}.html has no MathML"
-    flat = [(where, display, w, h) for where, display, w, h in found["math"] if "math" not in display or w <= 0 or h <= 0]
-    assert flat == [], f"{page}.html: MathML not laid out as math (where, display, width, height)"
-    broken = [src for src, complete, width in found["images"] if not (complete and width > 0)]
-    assert broken == [], f"{page}.html: figures that did not load"
+    found = problems(browser, (root / f"{page}.html").as_uri(), SCREENSHOTS / f"{page}.png",
+                     needs_math=page not in ("index", "conformance"))
+    assert found == [], f"{page}.html"
+
+
+def test_the_browser_check_sees_a_broken_page(browser, tmp_path):
+    page = tmp_path / "broken.html"
+    page.write_text('<!doctype html><html><head><meta charset="utf-8"><title>broken</title></head><body>'
+                    '<section id="e"><math style="display:none"><mi>x</mi></math></section>'
+                    '<img src="missing.png"><script>undefined_function()</script></body></html>')
+    found = problems(browser, page.as_uri())
+    assert any("missing.png" in p and p.startswith("console") for p in found), found
+    assert any("undefined_function" in p for p in found), found
+    assert any(p.startswith("MathML in #e") for p in found), found
+    assert "figure missing.png did not load" in found, found
