@@ -6,7 +6,7 @@ import json
 import pathlib
 
 from properties.components import COMPONENTS
-from properties.summary import RANK
+from properties.summary import ORDER, RANK
 
 from .pages import layout, link_to
 
@@ -33,7 +33,8 @@ def page(reports: list[pathlib.Path]) -> str:
     head = "".join(f"<th>{html.escape(r['subject'])} {html.escape(str(r.get('version', '')))}<br>"
                    f"<small>{html.escape(r['device'])}, {html.escape(r['dtype'])}</small></th>" for r in runs)
     rows = []
-    for name, component in COMPONENTS.items():
+    in_article_order = sorted(COMPONENTS.items(), key=lambda kv: (min(ORDER.get(e, 999) for e in kv[1].eids), kv[0]))
+    for name, component in in_article_order:
         cells = []
         for run in runs:
             records = [r for r in run["records"] if r["component"] == name]
