@@ -199,12 +199,13 @@ class Harness:
         return {name: tol.tolerance(ref, baseline[name], perturbed[name], dtype)
                 for name, ref in reference.items()}
 
-    def lower_precision(self, case, name: str, error: float, reference: np.ndarray):
+    def lower_precision(self, case, name: str, value: np.ndarray, reference: np.ndarray):
         """The lower dtype whose rounding explains a failing output of the oracle check, or None."""
+        error, relative = tol.max_abs_diff(value, reference), tol.max_relative_diff(value, reference)
         for lower in tol.LOWER.get(self.run.dtype, ()):
             cast = tol.NUMPY_DTYPES[lower]
             params, inputs = (nested_map(on_values(lambda a: a.astype(cast)), part) for part in case)
-            if tol.explained_by(error, reference, self.oracle(params, inputs)[name], lower):
+            if tol.explained_by(error, relative, reference, self.oracle(params, inputs)[name], lower):
                 return lower
         return None
 
@@ -235,7 +236,7 @@ class Harness:
             scale = tol.scale_of(expected)
             eid = eid or self.output_eids.get(name, self.component.name)
             variant = f" (variant {self.variant})" if self.variant else ""
-            lower = self.lower_precision(case, name, error, expected) if case is not None else None
+            lower = self.lower_precision(case, name, value, expected) if case is not None else None
             if lower is not None:
                 kind = (f"precision: the error is what rounding in {lower} gives, too large for {self.run.dtype}: "
                         f"about {bound.bits_reached(error, scale):.0f} correct bits of "
