@@ -16,6 +16,7 @@ from spec.oracle import rounding
 from subjects import Subject
 
 from . import tolerance as tol
+from .rounding import Rounded, rounded_arithmetic
 from .attention import MASK_FORMS
 from .components import Component, cell_output_eids, declared, kind_for
 
@@ -193,10 +194,12 @@ class Harness:
         baseline = self.oracle(nested_map(on_values(lambda a: a.astype(cast)), params),
                                nested_map(on_values(lambda a: a.astype(cast)), inputs))
         rng = np.random.default_rng(0)
-        with rounding(lambda a: tol.perturb(a, dtype, rng)):  # and every equation's inputs inside
-            perturbed = self.oracle(nested_map(on_values(lambda a: tol.perturb(a, dtype, rng)), params),
-                                    nested_map(on_values(lambda a: tol.perturb(a, dtype, rng)), inputs))
-        return {name: tol.tolerance(ref, baseline[name], perturbed[name], dtype)
+
+        def rounded(a):  # one rounding of an input, then rounded arithmetic on it
+            return tol.perturb(a, dtype, rng).view(Rounded)
+        with rounding(rounded), rounded_arithmetic(tol.eps(dtype), rng):  # every equation's inputs, every result
+            perturbed = self.oracle(nested_map(on_values(rounded), params), nested_map(on_values(rounded), inputs))
+        return {name: tol.tolerance(ref, baseline[name], np.asarray(perturbed[name]), dtype)
                 for name, ref in reference.items()}
 
     def lower_precision(self, case, name: str, value: np.ndarray, reference: np.ndarray):
