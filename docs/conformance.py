@@ -6,22 +6,18 @@ import json
 import pathlib
 
 from properties.components import COMPONENTS
-from properties.summary import ORDER, RANK
+from properties.summary import ORDER, RANK, verdict
 
 from .pages import layout, link_to
 
 
-def verdict(records: list[dict]) -> tuple[str, str]:
-    """(css class, text) of one cell: the worst status of the component's checks, the failing
-    checks named, and the named variant a subject declared."""
-    worst = min(records, key=lambda r: RANK[r["status"]])["status"]
-    text = worst
-    if worst in ("fail", "xfail", "stale"):
-        text += " (" + ", ".join(sorted({r["check"] for r in records if r["status"] == worst})) + ")"
-    variants = sorted({r["variant"] for r in records if r["variant"]})
-    if variants and worst == "pass":
-        return "variant", "variant " + "; ".join(variants) + ": pass"
-    return {"xfail": "fail", "stale": "fail"}.get(worst, worst), text
+def cell(records: list[dict]) -> tuple[str, str]:
+    """(css class, text) of one cell: the summary's verdict (properties/summary.py) over the
+    component's checks, coloured by its worst status."""
+    status = min(records, key=lambda r: RANK[r["status"]])["status"]
+    if status == "pass" and any(r["variant"] for r in records):
+        status = "variant"
+    return {"xfail": "fail", "stale": "fail"}.get(status, status), verdict(records)
 
 
 def page(reports: list[pathlib.Path]) -> str:
@@ -41,7 +37,7 @@ def page(reports: list[pathlib.Path]) -> str:
             if not records:
                 cells.append('<td class="skip">not run</td>')
                 continue
-            css, text = verdict(records)
+            css, text = cell(records)
             target = component.output_eids.get("out") or component.eids[0]
             cells.append(f'<td class="{css}"><a href="{link_to(target)}">{html.escape(text)}</a></td>')
         rows.append(f"<tr><th><code>{name}</code></th>{''.join(cells)}</tr>")

@@ -2,6 +2,7 @@
 (tests/test_site.py, tests/test_site_browser.py): the first pytest-xdist worker to ask builds it
 under a file lock, the others read it (pytest-xdist's recipe for a once-only session fixture)."""
 import json
+import os
 
 import pytest
 import torch
@@ -29,9 +30,11 @@ def build_site(out):
 
 
 @pytest.fixture(scope="session")
-def site(tmp_path_factory, worker_id):
+def site(tmp_path_factory):
     """(the site's folder, its pages: the sections in order, then index and conformance)."""
-    shared = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
+    # under xdist each worker's basetemp is a folder of the run's; without it (-p no:xdist) it is the run's
+    in_worker = bool(os.environ.get("PYTEST_XDIST_WORKER"))
+    shared = tmp_path_factory.getbasetemp().parent if in_worker else tmp_path_factory.getbasetemp()
     out = shared / "site" / "pages"
     with FileLock(str(shared / "site.lock")):
         if not (out / "conformance.html").exists():

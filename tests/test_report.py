@@ -36,3 +36,22 @@ def test_summary_and_json_name_the_variant_and_the_failure(tmp_path):
     assert "reproduce: pytest 'tests/test_conformance.py::test_conformance[rnn.cell-oracle]'" in done.stdout
     [record] = report["records"]
     assert record["status"] == "fail" and record["message"].startswith("[rnn.cell]")
+
+
+def record(check, status, variant, options):
+    return {"component": "decoder.layer", "check": check, "eids": ["dec.self"], "status": status,
+            "variant": variant, "options": options, "message": ""}
+
+
+def test_summary_keeps_each_variant_apart():
+    """A mode that runs a variant (torch's gelu) must not relabel the modes that run the article's
+    equation (post_ln), nor hide a failure of one mode behind another's pass."""
+    from properties.summary import table
+    rows = table([record("oracle", "pass", "", {"mode": "post_ln"}),
+                  record("oracle", "pass", "", {"mode": "seq_first"}),
+                  record("oracle", "pass", "ffn.gelu", {"mode": "gelu"}),
+                  record("causal", "fail", "ffn.gelu", {"mode": "gelu"})])
+    assert rows == [("decoder.layer", "dec.self",
+                     "pass [mode=post_ln, seq_first]; variant ffn.gelu: fail (causal) [mode=gelu]")]
+    assert table([record("oracle", "pass", "dec.self.pre_ln", {"mode": "pre_ln"})]) == [
+        ("decoder.layer", "dec.self", "variant dec.self.pre_ln: pass")]
