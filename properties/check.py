@@ -55,8 +55,26 @@ def row_gradients(h: Harness, fn, inputs: dict, names: tuple, i: int, check: str
     given = h.tensors(inputs)
     for name in names:
         given[name].requires_grad_(True)
+    return _gradients(h, lambda: fn(**given), {name: given[name] for name in names}, i, check)
+
+
+def parameter_gradient(h: Harness, params: dict, inputs: dict, path: str, i: int, check: str) -> np.ndarray | None:
+    """The gradient of output row i (a random cotangent) with respect to the parameter at `path`,
+    the very tensor the builder was given; None if the output does not reach it through autograd
+    (an adapter that copies its parameters into a module of its own; noted as an observation)."""
+    __tracebackhide__ = True
+    fn = h.build(params)
+    tensor = next(t for p, t, _ in h.params if p == path)
+    tensor.requires_grad_(True)
+    given = h.tensors(inputs)
+    grads = _gradients(h, lambda: fn(**given), {path: tensor}, i, check)
+    return None if grads is None else grads[path]
+
+
+def _gradients(h: Harness, call, wrt: dict, i: int, check: str) -> dict | None:
+    __tracebackhide__ = True
     try:
-        out = fn(**given)
+        out = call()
         out = out["out"] if isinstance(out, dict) else out
     except Exception as exc:
         raise SubjectFailure(f"{h.where()}: the subject raised {type(exc).__name__} with inputs that require "
@@ -66,8 +84,10 @@ def row_gradients(h: Harness, fn, inputs: dict, names: tuple, i: int, check: str
         return None
     cotangent = torch.randn(out[:, i].shape, generator=torch.Generator().manual_seed(0),
                             dtype=torch.float64).to(out.dtype).to(out.device)
-    grads = torch.autograd.grad(out[:, i], [given[name] for name in names], cotangent, allow_unused=True)
-    return {name: None if g is None else g.detach().to("cpu", torch.float64).numpy() for name, g in zip(names, grads)}
+    grads = torch.autograd.grad(out[:, i], list(wrt.values()), cotangent, allow_unused=True)
+    if all(g is None for g in grads):
+        h.observations.add(f"no autograd graph to {', '.join(wrt)}: the Jacobian part of {check} is not checked")
+    return {name: None if g is None else g.detach().to("cpu", torch.float64).numpy() for name, g in zip(wrt, grads)}
 
 
 def first_nonzero(grad: np.ndarray, where: np.ndarray):

@@ -270,8 +270,8 @@ CHECKS = (
     Check("incremental_decoding", "Decoding one position at a time from the prefix equals the teacher-forced pass.",
           attn.component_is("decoder", "transformer"), lambda h: ("mask.causal", "transformer.decoder"),
           layer_checks.check_incremental_decoding),
-    Check("causal_model", "With the right shift, the prediction at i ignores the targets at i and after; the "
-          "encoder ignores the targets.", attn.component_is("transformer"),
+    Check("causal_model", "With the right shift, the prediction at i ignores the targets at i and after (their "
+          "embeddings' Jacobian is exactly 0); the encoder ignores the targets.", attn.component_is("transformer"),
           lambda h: ("pe.shift_right", "mask.causal", "transformer.model"), layer_checks.check_causal_model),
     Check("stacked_layers", "A stack of N layers equals the subject's own layer applied N times.",
           attn.component_is("encoder", "decoder"), lambda h: (f"transformer.{h.component.name}",),

@@ -8,7 +8,7 @@ from spec.functions import LayerNorm
 
 from . import tolerance as tol
 from . import transformer as tf
-from .check import doubled, evaluate, first_nonzero, row_gradients
+from .check import doubled, evaluate, first_nonzero, parameter_gradient, row_gradients
 from .harness import Harness, SubjectFailure
 from .strategies import Shape, case, magnitude, size
 
@@ -173,9 +173,11 @@ def check_incremental_decoding(h: Harness, data):
 
 def check_causal_model(h: Harness, data):
     """With the right shift, the prediction at i depends on targets before i only: changing the
-    targets at i and after leaves outputs 0…i unchanged; the encoder's output ignores the targets."""
+    targets at i and after leaves outputs 0…i unchanged, the encoder's output ignores the targets,
+    and the autograd gradient of prediction i with respect to the target embedding of a token that
+    appears only at i and after is exactly 0."""
     params, inputs = h.draw(data)
-    before, _, tols = evaluate(h, params, inputs)
+    before, reference, tols = evaluate(h, params, inputs)
     tgt = inputs["tgt"]
     i = data.draw(st.integers(0, tgt.shape[1] - 1), label="position")
     vocabulary = params["tgt_embedding"].shape[0]
@@ -186,6 +188,27 @@ def check_causal_model(h: Harness, data):
               {k: v if k == "memory" else v[:, :i + 1] for k, v in before.items()}, doubled(tols),
               what=f"its own outputs 0…{i} before the targets at {i} and after changed (the right shift and the "
                    f"causal mask hide them)", eid="pe.shift_right")
+    # the Jacobian, on the sequences whose prediction i is defined (a wholly padded source has none,
+    # and its NaN would reach every row of the shared embedding table)
+    defined = ~np.isnan(reference["out"][:, i]).any(-1)
+    if not defined.any():
+        return
+    inputs, tgt = {k: v[defined] for k, v in inputs.items()}, tgt[defined]
+    grad = parameter_gradient(h, params, inputs, "tgt_embedding", i, "causal_model")
+    if grad is None:
+        return
+    # prediction i reads the decoder's positions 0…i: ⟨bos⟩ (token 0) and the targets before i
+    seen = np.zeros(vocabulary, bool)
+    seen[0] = True
+    seen[tgt[:, :i]] = True
+    later = np.zeros(vocabulary, bool)
+    later[tgt[:, i:]] = True
+    index = first_nonzero(grad, (later & ~seen)[:, None])
+    if index is not None:
+        token, c = index
+        raise SubjectFailure(f"[pe.shift_right] {h.where()}: the gradient of prediction {i} with respect to the "
+                             f"embedding of token {token}, which appears only at targets {i} and after, is "
+                             f"{grad[index]:.6g} at feature {c}, not exactly 0 (a random cotangent, autograd)")
 
 
 def check_stacked_layers(h: Harness, data):

@@ -62,3 +62,17 @@ def test_dropout_left_on_is_reported_as_non_determinism_not_as_a_wrong_equation(
     mutant = MUTANTS[name]
     record = first_failure(mutant.subject, mutant.components, settings.get_profile("ci"), checks=["oracle"])
     assert record is not None and "the subject is not deterministic" in record.message, record and record.message
+
+
+# The autograd half of a check: a forward that is right and a backward that leaks (a fused kernel
+# whose hand-written backward ignores the mask) is caught by the Jacobian, and by nothing else.
+JACOBIAN_WITNESS = {"hidden_keys_ignored": "attn_backward_unmasked", "causal": "dec_backward_unmasked",
+                    "causal_model": "model_backward_unshifted"}
+
+
+@pytest.mark.parametrize("check, name", sorted(JACOBIAN_WITNESS.items()))
+def test_jacobian_part_catches_a_backward_leak(check, name):
+    mutant = MUTANTS[name]
+    record = first_failure(mutant.subject, mutant.components, settings.get_profile("ci"), checks=[check])
+    assert record is not None and "not exactly 0 (a random cotangent, autograd)" in record.message, \
+        record and record.message

@@ -35,6 +35,18 @@ def attend(q, k, v, mask=None, causal=False, scale=None, dim=-1, hide=None, afte
     return weights @ v, weights
 
 
+def with_gradient_of(value, leak):
+    """`value` forward, with `leak`'s gradient added in the backward pass: a kernel whose forward is
+    right and whose hand-written backward is not."""
+    return value + (leak - leak.detach())
+
+
+def backward_unmasked(q, k, v, mask=None, causal=False):
+    """The mask applied in the forward pass only: the backward runs through the unmasked softmax."""
+    out, weights = ref.attention(q, k, v, mask, causal)
+    return with_gradient_of(out, ref.attention(q, k, v)[0]), weights
+
+
 def everywhere(fn):
     """A broken attention used by every attention component, MHA included."""
     return {"attention": fn, "multi_head": partial(ref.multi_head, attend=fn)}
@@ -134,6 +146,8 @@ MUTANTS = {m.subject.name.removeprefix("zoo."): m for m in (
            ("attention", "attention.causal", "mha"), **everywhere(partial(attend, after_softmax=True))),
     mutant("attn_raises_on_fully_masked_rows", "raises when a query has no key visible", ("attention",),
            attention=raises_on_fully_masked_rows),
+    mutant("attn_backward_unmasked", "the mask applied in the forward pass only: gradients reach hidden keys",
+           ("attention", "attention.causal"), attention=backward_unmasked),
     mutant("causal_diagonal_masked", "causal mask hides the diagonal (j >= i)", ("attention.causal",),
            attention=partial(attend, hide=triu_from(0))),
     mutant("causal_one_ahead", "causal mask lets query i see key i + 1", ("attention.causal",),

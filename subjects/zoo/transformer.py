@@ -7,6 +7,7 @@ import torch
 
 from reference import transformer as ref
 
+from .attention import backward_unmasked, with_gradient_of
 from .mutant import mutant
 
 LAYERS = ("encoder.layer", "decoder.layer")
@@ -143,6 +144,15 @@ def model_decoders_read_first_encoder(src, tgt, p, src_mask=None):
     return ref.classifier(out, p["W_c"], p["b_c"]), memory
 
 
+def model_backward_unshifted(src, tgt, p, src_mask=None):
+    """The right shift in the forward pass only: the backward reads the unshifted targets, so target
+    i's embedding gets a gradient from its own prediction."""
+    out, memory = ref.model(src, tgt, p, src_mask)
+    leak = ref.classifier(ref.decoder(p["tgt_embedding"][tgt], memory, p["decoder"]["layers"], memory_mask=src_mask),
+                          p["W_c"], p["b_c"])
+    return with_gradient_of(out, leak), memory
+
+
 def scaled_by_length(q, k, v, mask=None, causal=False):
     """Self-attention scores divided by √(sequence length) instead of √d_k."""
     weights = torch.softmax(q @ k.transpose(-1, -2) / k.shape[-2] ** 0.5 + (0 if mask is None else mask), dim=-1)
@@ -159,6 +169,11 @@ MUTANTS |= {m.subject.name.removeprefix("zoo."): m for m in (
            encoder=encoder_reusing_first_layer),
     mutant("dec_scaled_by_length", "decoder self-attention scaled by √(sequence length), not √d_k", ("decoder",),
            decoder_layer=partial(ref.decoder_layer, attend=scaled_by_length)),
+    mutant("dec_backward_unmasked", "decoder self-attention masked in the forward pass only: gradients reach "
+           "later positions", ("decoder.layer", "decoder"), decoder_layer=partial(ref.decoder_layer,
+                                                                                  attend=backward_unmasked)),
+    mutant("model_backward_unshifted", "the right shift in the forward pass only: a target's embedding gets a "
+           "gradient from its own prediction", ("transformer",), model=model_backward_unshifted),
     mutant("model_right_shift_missing", "no right shift: the target at i leaks into its own prediction",
            ("transformer",), model=model_without_shift),
     mutant("model_decoders_read_first_encoder", "every decoder reads the first encoder's output, not the last",
