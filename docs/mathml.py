@@ -69,6 +69,26 @@ class ArticleMathMLPrinter(MathMLPresentationPrinter):
                                for k, a in enumerate(expr.args))
         return self.from_latex(tex, expr.args)
 
+    def _print_Piecewise(self, expr):
+        """A mask's cases, as the LaTeX beside it writes them (sympy's MathML has no Piecewise)."""
+        rows, args = [], []
+        for value, condition in expr.args:
+            args.append(value)
+            when = r"\text{otherwise}" if condition == sp.true else rf"\text{{if }} \text{{ARG{len(args)}}}"
+            if condition != sp.true:
+                args.append(condition)
+            rows.append(rf"\text{{ARG{len(args) - 1 - (condition != sp.true)}}} & {when}")
+        return self.from_latex(r"\begin{cases} " + r" \\ ".join(rows) + r" \end{cases}", args)
+
+    def _print_Relational(self, expr):
+        """sympy writes text unescaped (its RawText), and a relation's `<` or `>` as is, which would
+        break the page: escaped here."""
+        row = super()._print_Relational(expr)
+        for sign in row.getElementsByTagName("mo"):
+            if sign.firstChild is not None and sign.firstChild.data in ("<", ">"):
+                sign.firstChild.data = {"<": "&lt;", ">": "&gt;"}[sign.firstChild.data]
+        return row
+
     def _print_OneMatrix(self, expr):
         return self.from_latex(r"\mathbf{1}")
 
@@ -94,3 +114,11 @@ def mathml(entry: Equation | Composition) -> str:
         parts.append(printer._print(relation).toxml())
     return ('<math xmlns="http://www.w3.org/1998/Math/MathML" display="block"><mrow>' + "".join(parts)
             + "</mrow></math>")
+
+
+def definitions(entry: Equation | Composition) -> list[str]:
+    """The entry-by-entry definitions of the functions the entry applies, each a block <math>
+    element (terms in sympy's order, as in their LaTeX)."""
+    printer = ArticleMathMLPrinter()
+    return [f'<math xmlns="http://www.w3.org/1998/Math/MathML" display="block">{printer._print(eq).toxml()}</math>'
+            for eq in getattr(entry, "definitions", ())]

@@ -9,7 +9,7 @@ import html
 from spec import CATALOGUE, Equation
 
 from . import catalogue
-from .mathml import ArticleMathMLPrinter, mathml
+from .mathml import ArticleMathMLPrinter, definitions, mathml
 from .source import page_name
 
 STYLE = """
@@ -18,6 +18,7 @@ header { padding: 0.75rem 0; border-bottom: 1px solid #ccc; margin-bottom: 1rem;
 header a { margin-right: 0.8rem; }
 section.entry { border-top: 1px solid #ddd; padding-top: 0.5rem; margin-top: 1.5rem; }
 .equation { overflow-x: auto; font-size: 1.2rem; padding: 0.5rem 0; }
+.equation math + math { margin-top: 0.7rem; }
 pre { background: #f6f6f6; padding: 0.5rem; overflow-x: auto; }
 pre.source { line-height: 1.35; }
 .line { display: block; white-space: pre; }
@@ -86,7 +87,12 @@ def entry(eid: str, refs: dict, subjects, diagrams: dict) -> str:
         parts.append(f'<p>A named variant of <a href="{link_to(base)}"><code>{base}</code></a>.</p>')
     parts.append(f"<p>{html.escape(item.statement)}</p>")
     parts.append(f'<div class="equation">{mathml(item)}</div>')
-    parts.append(f"<details open><summary>LaTeX, from the same SymPy object</summary><pre>{html.escape(item.latex)}"
+    where = definitions(item)
+    if where:
+        parts.append('<p class="where">where, entry by entry (from each function\'s own definition in '
+                     '<code>spec/functions.py</code>):</p><div class="equation">' + "".join(where) + "</div>")
+    tex = "\n".join([item.latex] + [f"where {d}" for d in getattr(item, "definitions_latex", ())])
+    parts.append(f"<details open><summary>LaTeX, from the same SymPy object</summary><pre>{html.escape(tex)}"
                  f"</pre></details>")
     parts.append(symbols_table(item) if isinstance(item, Equation) else sequences_table(item))
     variants = catalogue.variants_of(eid)

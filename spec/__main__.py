@@ -1,4 +1,5 @@
-"""Print the catalogue: E-id, statement, symbols with their shapes, LaTeX (`python -m spec`)."""
+"""Print the catalogue: E-id, statement, symbols with their shapes, LaTeX and the definitions of
+the functions it applies (`python -m spec`)."""
 from . import CATALOGUE, Equation
 
 for entry in CATALOGUE.values():
@@ -7,4 +8,7 @@ for entry in CATALOGUE.values():
     if isinstance(entry, Equation):
         shapes = ", ".join(f"{name}: {rows}×{cols}" for name, (rows, cols) in entry.shapes.items())
         print(f"    symbols: {shapes}")
-    print(f"    $$ {entry.latex} $$\n")
+    print(f"    $$ {entry.latex} $$")
+    for tex in getattr(entry, "definitions_latex", ()):
+        print(f"    where $$ {tex} $$")
+    print()

@@ -94,6 +94,21 @@ class Equation:
     def latex(self) -> str:
         return r",\quad ".join(f"{latex(l)} = {latex(r)}" for l, r in zip(self.targets, self.expressions))
 
+    @cached_property
+    def definitions(self) -> tuple:
+        """The entry-by-entry definitions (sympy Eq) of the spec's functions that the right-hand side
+        applies (σ, softmax, LN, a mask, …), each from the function's own `_entry`, in order of use."""
+        kinds = []
+        for e in self.expressions:
+            for node in sp.preorder_traversal(e):
+                if hasattr(type(node), "definition") and type(node) not in kinds:
+                    kinds.append(type(node))
+        return tuple(eq for kind in kinds for eq in kind.definition())
+
+    @property
+    def definitions_latex(self) -> tuple[str, ...]:
+        return tuple(ArticleLatexPrinter().doprint(eq) for eq in self.definitions)
+
 
 @dataclass(frozen=True)
 class Composition:

@@ -10,8 +10,30 @@ import sympy as sp
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
 
+# The generic argument, indices and sizes a function's definition is stated with (`definition`).
+_n, _d = sp.symbols("n d", integer=True, positive=True)
+_i, _j = sp.symbols("i j", integer=True)
+_a = sp.MatrixSymbol("a", _n, _d)
+
+
+def entry_symbol(expr) -> sp.Symbol:
+    """The symbol standing for entry (i, j) of a spec function on its generic argument: σ(a)_{ij}."""
+    from .equation import latex
+    return sp.Symbol(rf"{{{latex(expr)}}}_{{ij}}")
+
+
+def stated(expr, entry) -> tuple:
+    """expr's definition entry by entry: (Eq(expr_ij, entry),)."""
+    return (sp.Eq(entry_symbol(expr), entry, evaluate=False),)
+
+
 class MatrixFunction(MatrixExpr):
     """A function of one matrix expression, with the same shape as its argument."""
+
+    @classmethod
+    def definition(cls) -> tuple:
+        """Its entry (i, j) on a generic argument a, from `_entry` itself: what the docs print."""
+        return stated(cls(_a), cls(_a)._entry(_i, _j))
 
     def __new__(cls, arg):
         return super().__new__(cls, sp.sympify(arg))
@@ -115,6 +137,14 @@ class Mask(MatrixExpr):
     def _entry(self, i, j, **kwargs):
         return sp.Piecewise((-sp.oo, self.hidden(i, j, **kwargs)), (0, True))
 
+    @classmethod
+    def generic(cls):
+        raise NotImplementedError
+
+    @classmethod
+    def definition(cls) -> tuple:
+        return stated(cls.generic(), cls.generic()._entry(_i, _j))
+
     def _numpycode(self, printer):
         raise NotImplementedError("a mask is printed only as a term of a sum (see BatchedNumPyPrinter)")
 
@@ -137,6 +167,10 @@ class CausalMask(Mask):
 
     def hidden(self, i, j, **kwargs):
         return sp.StrictGreaterThan(j, i + self.offset)
+
+    @classmethod
+    def generic(cls):
+        return cls(_n, _d)
 
     def _latex(self, printer):
         return r"M_{\mathrm{causal}}" if not self.args[2] else r"M_{\mathrm{causal}}^{\searrow}"
@@ -162,6 +196,10 @@ class GivenMask(Mask):
         entry = self.args[0]._entry(i, j, **kwargs)
         return sp.Eq(entry, 0) if self.args[1] else sp.Ne(entry, 0)
 
+    @classmethod
+    def generic(cls):
+        return cls(sp.MatrixSymbol("B", _n, _d))
+
     def _latex(self, printer):
         given = printer._print(self.args[0])
         return rf"M\left(\lnot {given}\right)" if self.args[1] else rf"M\left({given}\right)"
@@ -183,6 +221,10 @@ class KeyPaddingMask(Mask):
 
     def hidden(self, i, j, **kwargs):
         return sp.Ne(self.args[0]._entry(j, 0, **kwargs), 0)
+
+    @classmethod
+    def generic(cls):
+        return cls(sp.MatrixSymbol("p", _d, 1), _n)
 
     def _latex(self, printer):
         return rf"M\left(\mathbf{{1}} {printer._print(self.args[0])}^\top\right)"
@@ -234,11 +276,14 @@ class Rows(MatrixExpr):
         return printer._print(self.args[0])  # (…, 1, d) broadcasts over the rows
 
 
+EPSILON = sp.Rational(1, 10**5)  # LayerNorm's ε: PyTorch's default; the article leaves it unstated
+
+
 class LayerNorm(MatrixExpr):
     """Each row x normalised over its features: γ ⊙ (x - μ) / √(σ² + ε) + β, with μ and σ² the
     row's mean and biased (population) variance, as PyTorch computes them; γ, β are 1×d."""
 
-    EPSILON = sp.Rational(1, 10**5)  # PyTorch's default; the article leaves ε unstated
+    EPSILON = EPSILON
 
     def __new__(cls, x, gamma, beta):
         return super().__new__(cls, sp.sympify(x), sp.sympify(gamma), sp.sympify(beta))
@@ -247,17 +292,39 @@ class LayerNorm(MatrixExpr):
     def shape(self):
         return self.args[0].shape
 
-    def _entry(self, i, j, **kwargs):
-        x, gamma, beta = self.args
-        d = x.shape[1]
+    def mean(self, i, **kwargs):
+        """μ_i, the mean of row i over its d features."""
+        x = self.args[0]
         k = sp.Dummy("k", integer=True)
-        mean = sp.Sum(x._entry(i, k, **kwargs), (k, 0, d - 1)).doit() / d
-        var = sp.Sum((x._entry(i, k, **kwargs) - mean) ** 2, (k, 0, d - 1)).doit() / d
-        return gamma._entry(0, j, **kwargs) * (x._entry(i, j, **kwargs) - mean) / sp.sqrt(var + self.EPSILON) \
+        return sp.Sum(x._entry(i, k, **kwargs), (k, 0, x.shape[1] - 1)).doit() / x.shape[1]
+
+    def variance(self, i, mean, **kwargs):
+        """σ²_i, the biased variance of row i about its mean."""
+        x = self.args[0]
+        k = sp.Dummy("k", integer=True)
+        return sp.Sum((x._entry(i, k, **kwargs) - mean) ** 2, (k, 0, x.shape[1] - 1)).doit() / x.shape[1]
+
+    def normalised(self, i, j, mean, var, eps=EPSILON, **kwargs):
+        x, gamma, beta = self.args
+        return gamma._entry(0, j, **kwargs) * (x._entry(i, j, **kwargs) - mean) / sp.sqrt(var + eps) \
             + beta._entry(0, j, **kwargs)
 
+    def _entry(self, i, j, **kwargs):
+        mean = self.mean(i, **kwargs)
+        return self.normalised(i, j, mean, self.variance(i, mean, **kwargs), **kwargs)
+
+    @classmethod
+    def definition(cls) -> tuple:
+        """LN(a)_ij = γ_j (a_ij − μ_i) / √(σ²_i + ε) + β_j, then μ_i, σ²_i and ε."""
+        ln = cls(_a, sp.MatrixSymbol("gamma", 1, _d), sp.MatrixSymbol("beta", 1, _d))
+        mu, var, eps = sp.Symbol(r"\mu_{i}"), sp.Symbol(r"\sigma^{2}_{i}"), sp.Symbol(r"\varepsilon")
+        return stated(ln, ln.normalised(_i, _j, mu, var, eps)) + tuple(
+            sp.Eq(lhs, rhs, evaluate=False) for lhs, rhs in
+            ((mu, ln.mean(_i)), (var, ln.variance(_i, mu)), (eps, cls.EPSILON)))
+
     def _latex(self, printer):
-        return rf"\operatorname{{LN}}\left({printer._print(self.args[0])}\right)"
+        x, gamma, beta = (printer._print(a) for a in self.args)
+        return rf"\operatorname{{LN}}_{{{gamma}, {beta}}}\left({x}\right)"
 
     def _numpycode(self, printer):
         x, gamma, beta = (printer._print(a) for a in self.args)

@@ -37,6 +37,33 @@ def test_every_equation_is_mathml_with_its_latex(site):
             assert latex.strip(), eid
 
 
+def test_every_math_element_is_well_formed_xml(site):
+    """sympy's MathML printer writes text unescaped: a `<` of a mask's condition once broke a page."""
+    from html.entities import html5
+    from xml.dom import minidom
+
+    def numeric(m):  # HTML's named entities (&InvisibleTimes;) as character references, for the XML parser
+        name = m.group(1)
+        return m.group(0) if name in ("lt", "gt", "amp", "quot", "apos") else \
+            "".join(f"&#{ord(c)};" for c in html5[name + ";"])
+    root, pages = site
+    for page in pages:
+        for k, math in enumerate(re.findall(r"<math\b.*?</math>", page.read_text(), re.S)):
+            math = re.sub(r"&([A-Za-z]+);", numeric, math)
+            try:
+                minidom.parseString(math)
+            except Exception as exc:
+                raise AssertionError(f"{page.name}, math element {k}: {exc}\n{math[:300]}") from None
+
+
+def test_functions_are_defined_entry_by_entry(site):
+    """LN, softmax, σ, the masks: each section states them, so N = LN(X) is not left opaque."""
+    root, pages = site
+    text = (root / "transformer.html").read_text()
+    layernorm = re.search(r'<section class="entry" id="layernorm">(.*?)</section>', text, re.S).group(1)
+    assert "where, entry by entry" in layernorm and r"\mu_{i} = " in layernorm and r"\sigma^{2}_{i} = " in layernorm
+
+
 def test_every_figure_is_produced_and_not_empty(site):
     root, pages = site
     sources = {src for page in pages for src in re.findall(r'<img src="([^"]+)"', page.read_text())}

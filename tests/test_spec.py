@@ -147,3 +147,21 @@ def test_oracle_computes_in_its_inputs_dtype(eq, dtype):
     outputs = compile_equation(eq)(**arrays)
     for out in outputs if isinstance(eq.lhs, tuple) else (outputs,):
         assert out.dtype == dtype
+
+
+@pytest.mark.parametrize("kind", ["Sigmoid", "Tanh", "Softmax", "RowSoftmax", "ReLU", "GELU", "CausalMask", "GivenMask",
+                                  "KeyPaddingMask", "LayerNorm"])
+def test_a_functions_printed_definition_is_its_entry(kind):
+    """The docs' "where" lines, with the named parts (μ, σ², ε) put back, give `_entry` itself."""
+    from spec import functions
+    cls = getattr(functions, kind)
+    first, *parts = cls.definition()
+    expr = first.rhs
+    for part in reversed(parts):  # the later parts are stated in terms of the earlier ones
+        expr = expr.subs(part.lhs, part.rhs)
+    generic = cls.generic() if hasattr(cls, "generic") else \
+        cls(functions._a, sp.MatrixSymbol("gamma", 1, functions._d), sp.MatrixSymbol("beta", 1, functions._d)) \
+        if kind == "LayerNorm" else cls(functions._a)
+    entry = generic._entry(functions._i, functions._j)
+    concrete = {functions._n: 3, functions._d: 3}
+    assert sp.simplify((expr.subs(concrete).doit() - entry.subs(concrete).doit()).rewrite(sp.Piecewise)) == 0
