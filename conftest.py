@@ -125,7 +125,8 @@ def pytest_terminal_summary(terminalreporter, config):
         terminalreporter.write_line(line)
     notes = observations(_records)
     if notes:
-        terminalreporter.write_line("where the spec leaves the value undefined (not compared), the subject gives:")
+        terminalreporter.write_line("observed, not judged (where the spec leaves a value undefined, or a check "
+                                    "cannot look), the subject:")
         for line in notes:
             terminalreporter.write_line(f"  {line}")
 

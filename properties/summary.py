@@ -66,10 +66,12 @@ def format_table(rows) -> list[str]:
 
 
 def observations(records: list[dict]) -> list[str]:
-    """What the subject did where the spec leaves the value open (a query with no key visible)."""
-    seen = {}
+    """What the subject did where nothing is judged (a query with no key visible, a case with no
+    output defined, a Jacobian it gives no graph for), per component and option set, over all its
+    checks."""
+    seen = defaultdict(set)
     for r in records:
         if r["status"] == "pass" and r["message"].startswith("observed: "):
             options = "".join(f", {k}={v}" for k, v in r["options"].items())
-            seen[f"{r['component']}{options}"] = r["message"].removeprefix("observed: ")
-    return [f"{where}: {what}" for where, what in sorted(seen.items())]
+            seen[f"{r['component']}{options}"].update(r["message"].removeprefix("observed: ").split("; "))
+    return [f"{where}: {'; '.join(sorted(what))}" for where, what in sorted(seen.items())]

@@ -12,6 +12,7 @@ mask.bool_true_masked); the decoder's causal mask is the square subsequent mask 
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 
@@ -171,7 +172,9 @@ def pe_builder(params):
 
 def model_builder(params, mode="post_ln"):
     """nn.Transformer (with its final LayerNorms: stack.final_norm), the embeddings scaled by √d_model
-    and the tutorial's P added (pe.scaled_input), ⟨bos⟩ = 0 shifted in, softmax(F.linear) on top."""
+    and the tutorial's P added (pe.scaled_input), ⟨bos⟩ = 0 shifted in, softmax(F.linear) on top;
+    fast_path: under torch.no_grad(), where the encoder may run PyTorch's fused layers on a nested
+    tensor (padded source positions dropped)."""
     enc, dec = params["encoder"]["layers"], params["decoder"]["layers"]
     W_Q = enc[0]["attn"]["W_Q"]
     heads, d_model, _ = W_Q.shape
@@ -199,8 +202,9 @@ def model_builder(params, mode="post_ln"):
         x, y = embed(params["src_embedding"], src), embed(params["tgt_embedding"], shifted)
         if mode == "seq_first":
             x, y = x.transpose(0, 1), y.transpose(0, 1)
-        out = module(x, y, tgt_mask=causal, tgt_is_causal=True, src_key_padding_mask=src_key_padding_mask,
-                     memory_key_padding_mask=src_key_padding_mask)
+        with torch.no_grad() if mode == "fast_path" else contextlib.nullcontext():
+            out = module(x, y, tgt_mask=causal, tgt_is_causal=True, src_key_padding_mask=src_key_padding_mask,
+                         memory_key_padding_mask=src_key_padding_mask)
         if mode == "seq_first":
             out = out.transpose(0, 1)
         return {"out": torch.softmax(F.linear(out, params["W_c"].T, params["b_c"]), dim=-1)}
@@ -216,4 +220,4 @@ def model_variants(options):
 
 BUILDERS |= {"pe": pe_builder, "transformer": model_builder}
 VARIANTS |= {"transformer": model_variants}
-OPTIONS |= {"transformer": {"mode": MODES}}
+OPTIONS |= {"transformer": {"mode": MODES + ["fast_path"]}}

@@ -87,3 +87,21 @@ def test_unknown_subject_stops_pytest_with_usage_error():
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 4  # pytest's usage error
     assert "ERROR: subject 'no.such:thing': importing 'no.such' failed" in done.stderr
+
+
+def test_a_refusal_is_accepted_only_where_no_output_is_defined():
+    """An all-padded batch has no value anywhere in the spec: a subject may refuse it (reported);
+    where any output is defined, raising is a failure."""
+    import numpy as np
+
+    from properties.components import COMPONENTS
+    from properties.harness import Harness, Run, SubjectFailure
+
+    def refuses(**inputs):
+        raise RuntimeError("empty batch")
+    harness = Harness(Run(load_subject("reference"), torch.device("cpu"), torch.float64), COMPONENTS["attention"])
+    nothing = {"out": np.full((1, 2, 3), np.nan)}
+    assert np.isnan(harness.call(refuses, {}, nothing)["out"]).all()
+    assert harness.observations == {"raises RuntimeError where the spec defines no output at all (empty batch)"}
+    with pytest.raises(SubjectFailure, match="the subject raised RuntimeError: empty batch"):
+        harness.call(refuses, {}, {"out": np.where(np.arange(3) == 0, np.nan, 1.0) * np.ones((1, 2, 3))})
