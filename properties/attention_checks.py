@@ -118,7 +118,7 @@ def jacobian_is_zero(h: Harness, fn, inputs, hidden, i: int):
         if grad is None:
             continue
         where = defined & (others[None, :, None] if name == query else hidden[:, i, :, None])
-        index = first_nonzero(grad, np.broadcast_to(where, grad.shape))
+        index = first_nonzero(grad, np.broadcast_to(where, grad.shape), h, "hidden_keys_ignored")
         if index is not None:
             b, j, c = index
             what = f"query {j}" if name == query else f"key {j}, hidden from query {i}"

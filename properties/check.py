@@ -90,7 +90,18 @@ def _gradients(h: Harness, call, wrt: dict, i: int, check: str) -> dict | None:
     return {name: None if g is None else g.detach().to("cpu", torch.float64).numpy() for name, g in zip(wrt, grads)}
 
 
-def first_nonzero(grad: np.ndarray, where: np.ndarray):
-    """The first index where `where` holds and the gradient is not exactly 0, or None."""
+def first_nonzero(grad: np.ndarray, where: np.ndarray, h: Harness, check: str, per_row: bool = True):
+    """The first index where `where` holds and the gradient is not exactly 0, or None.
+
+    Where the gradient is not finite at entries allowed to be non-zero (float16's backward of a
+    LayerNorm on a constant row overflows, and the mask's 0 times that inf is NaN at the hidden
+    entries too), an exact 0 cannot be told: such a batch row (per_row; else the whole array) is
+    not judged, and that is noted. A NaN among finite allowed entries is a leak like any other."""
+    broken = ~(np.isfinite(grad) | where)
+    rows = broken.reshape(grad.shape[0], -1).any(-1) if per_row else np.full(grad.shape[0], broken.any())
+    if rows.any():
+        h.observations.add(f"a gradient is not finite where it may be non-zero ({str(h.run.dtype).removeprefix('torch.')}"
+                           f" overflow): the Jacobian part of {check} is not judged on that sequence")
+        where = where & ~rows.reshape((-1,) + (1,) * (grad.ndim - 1))
     leaked = where & (grad != 0)
     return tuple(int(x) for x in np.argwhere(leaked)[0]) if leaked.any() else None

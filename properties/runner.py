@@ -19,7 +19,7 @@ from subjects import Subject
 
 from .checks import Check, generate
 from .components import COMPONENTS, Component, declared, eids_for, kind_for
-from .harness import Harness, Run, option_sets
+from .harness import Harness, Run, SubjectFailure, option_sets
 
 
 @dataclass
@@ -102,6 +102,8 @@ def execute(run: Run, component: Component, check: Check, settings=None, seed=No
         test()
     except Exception as exc:
         error = exc
+        if isinstance(exc, SubjectFailure) and run.reproduce and "reproduce:" not in str(exc):
+            exc.args = (f"{exc}\n  reproduce: {run.reproduce}",)  # every failure says how to rerun it
     record.examples = found_at[0] if found_at else harness.examples
     expected = subject.expected_failures.get(record.id)
     if error is not None:

@@ -115,7 +115,7 @@ def check_causal_layer(h: Harness, data):
     grads = row_gradients(h, fn, inputs, ("y",), i, "causal")
     if grads is None or grads["y"] is None:
         return
-    index = first_nonzero(grads["y"], np.broadcast_to(later[None, :, None], grads["y"].shape))
+    index = first_nonzero(grads["y"], np.broadcast_to(later[None, :, None], grads["y"].shape), h, "causal")
     if index is not None:
         b, j, c = index
         raise SubjectFailure(f"[mask.causal] {h.where()}: the gradient of output {i} with respect to y[{b}, {j}, {c}] "
@@ -203,7 +203,8 @@ def check_causal_model(h: Harness, data):
     seen[tgt[:, :i]] = True
     later = np.zeros(vocabulary, bool)
     later[tgt[:, i:]] = True
-    index = first_nonzero(grad, (later & ~seen)[:, None])
+    index = first_nonzero(grad, np.broadcast_to((later & ~seen)[:, None], grad.shape), h, "causal_model",
+                          per_row=False)
     if index is not None:
         token, c = index
         raise SubjectFailure(f"[pe.shift_right] {h.where()}: the gradient of prediction {i} with respect to the "

@@ -105,3 +105,21 @@ def test_a_refusal_is_accepted_only_where_no_output_is_defined():
     assert harness.observations == {"raises RuntimeError where the spec defines no output at all (empty batch)"}
     with pytest.raises(SubjectFailure, match="the subject raised RuntimeError: empty batch"):
         harness.call(refuses, {}, {"out": np.where(np.arange(3) == 0, np.nan, 1.0) * np.ones((1, 2, 3))})
+
+
+def test_an_overflowed_gradient_is_not_judged_but_a_nan_leak_is():
+    """float16's backward of a LayerNorm on a constant row overflows, and the mask's 0 times inf is
+    NaN at hidden positions too: that sequence cannot tell an exact 0 (noted). A NaN at a hidden
+    position while the visible ones are finite is a leak."""
+    import numpy as np
+
+    from properties.check import first_nonzero
+    from properties.components import COMPONENTS
+    from properties.harness import Harness, Run
+    harness = Harness(Run(load_subject("reference"), torch.device("cpu"), torch.float16), COMPONENTS["decoder"])
+    hidden = np.array([[[False], [True]], [[False], [True]]])  # (batch 2, positions 2, 1 feature)
+    overflowed = np.array([[[np.nan], [np.nan]], [[1.0], [0.0]]])
+    assert first_nonzero(overflowed, hidden, harness, "causal") is None
+    assert any("not judged" in note for note in harness.observations)
+    leaking = np.array([[[1.0], [np.nan]], [[1.0], [0.0]]])
+    assert first_nonzero(leaking, hidden, harness, "causal") == (0, 1, 0)

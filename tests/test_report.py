@@ -55,3 +55,13 @@ def test_summary_keeps_each_variant_apart():
                      "pass [mode=post_ln, seq_first]; variant ffn.gelu: fail (causal) [mode=gelu]")]
     assert table([record("oracle", "pass", "dec.self.pre_ln", {"mode": "pre_ln"})]) == [
         ("decoder.layer", "dec.self", "variant dec.self.pre_ln: pass")]
+
+
+def test_every_failure_says_how_to_reproduce_it(tmp_path):
+    """Not only a value error: a subject that changes its inputs in place, too."""
+    done, report = run_pytest(tmp_path, "--subject", "zoo.lstm_state_in_place", "-k", "lstm.cell-oracle")
+    assert done.returncode == 1
+    [record] = report["records"]
+    assert "modified its input" in record["message"]
+    assert "reproduce: pytest 'tests/test_conformance.py::test_conformance[lstm.cell-oracle]' --subject " \
+           "zoo.lstm_state_in_place" in record["message"]
