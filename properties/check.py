@@ -99,6 +99,7 @@ def first_nonzero(grad: np.ndarray, where: np.ndarray, h: Harness, check: str, p
     not judged, and that is noted. A NaN among finite allowed entries is a leak like any other."""
     broken = ~(np.isfinite(grad) | where)
     rows = broken.reshape(grad.shape[0], -1).any(-1) if per_row else np.full(grad.shape[0], broken.any())
+    rows &= where.reshape(grad.shape[0], -1).any(-1) if per_row else where.any()  # rows with something to judge
     if rows.any():
         h.observations.add(f"a gradient is not finite where it may be non-zero ({str(h.run.dtype).removeprefix('torch.')}"
                            f" overflow): the Jacobian part of {check} is not judged on that sequence")
