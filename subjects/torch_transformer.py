@@ -202,7 +202,9 @@ def model_builder(params, mode="post_ln"):
         x, y = embed(params["src_embedding"], src), embed(params["tgt_embedding"], shifted)
         if mode == "seq_first":
             x, y = x.transpose(0, 1), y.transpose(0, 1)
-        with torch.no_grad() if mode == "fast_path" else contextlib.nullcontext():
+        with torch.no_grad() if mode == "fast_path" else contextlib.nullcontext(), warnings.catch_warnings():
+            # the fast path's nested tensor: "… nested tensors is in prototype stage", a note on the API
+            warnings.filterwarnings("ignore", "The PyTorch API of nested tensors", UserWarning)
             out = module(x, y, tgt_mask=causal, tgt_is_causal=True, src_key_padding_mask=src_key_padding_mask,
                          memory_key_padding_mask=src_key_padding_mask)
         if mode == "seq_first":
