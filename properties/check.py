@@ -101,8 +101,8 @@ def first_nonzero(grad: np.ndarray, where: np.ndarray, h: Harness, check: str, p
     rows = broken.reshape(grad.shape[0], -1).any(-1) if per_row else np.full(grad.shape[0], broken.any())
     rows &= where.reshape(grad.shape[0], -1).any(-1) if per_row else where.any()  # rows with something to judge
     if rows.any():
-        h.observations.add(f"a gradient is not finite where it may be non-zero ({str(h.run.dtype).removeprefix('torch.')}"
-                           f" overflow): the Jacobian part of {check} is not judged on that sequence")
+        h.observations.add(f"a gradient is not finite where it may be non-zero (in {str(h.run.dtype).removeprefix('torch.')}"
+                           f"): the Jacobian part of {check} is not judged on that sequence")
         where = where & ~rows.reshape((-1,) + (1,) * (grad.ndim - 1))
     leaked = where & (grad != 0)
     return tuple(int(x) for x in np.argwhere(leaked)[0]) if leaked.any() else None
