@@ -20,6 +20,13 @@ def cell(records: list[dict]) -> tuple[str, str]:
     return {"xfail": "fail", "stale": "fail"}.get(status, status), verdict(records)
 
 
+def article_place(component) -> int:
+    """Where the article reaches a component: at the equation that defines its output, or at the
+    last it composes (a cell at its hidden state, a seq2seq at seq.seq2seq)."""
+    out = component.output_eids.get("out")
+    return ORDER.get(out, 999) if out else max(ORDER.get(e, 999) for e in component.eids)
+
+
 def page(reports: list[pathlib.Path]) -> str:
     runs = [json.loads(path.read_text()) for path in reports]
     if not runs:
@@ -29,7 +36,7 @@ def page(reports: list[pathlib.Path]) -> str:
     head = "".join(f"<th>{html.escape(r['subject'])} {html.escape(str(r.get('version', '')))}<br>"
                    f"<small>{html.escape(r['device'])}, {html.escape(r['dtype'])}</small></th>" for r in runs)
     rows = []
-    in_article_order = sorted(COMPONENTS.items(), key=lambda kv: (min(ORDER.get(e, 999) for e in kv[1].eids), kv[0]))
+    in_article_order = sorted(COMPONENTS.items(), key=lambda kv: (article_place(kv[1]), kv[0]))
     for name, component in in_article_order:
         cells = []
         for run in runs:
