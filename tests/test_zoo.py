@@ -65,7 +65,8 @@ def test_dropout_left_on_is_reported_as_non_determinism_not_as_a_wrong_equation(
 
 
 # The autograd half of a check: a forward that is right and a backward that leaks (a fused kernel
-# whose hand-written backward ignores the mask) is caught by the Jacobian, and by nothing else.
+# whose hand-written backward ignores the mask). Its values are the reference's, so only a Jacobian
+# can see it; the check must name it as a non-zero gradient.
 JACOBIAN_WITNESS = {"hidden_keys_ignored": "attn_backward_unmasked", "causal": "dec_backward_unmasked",
                     "causal_model": "model_backward_unshifted"}
 
