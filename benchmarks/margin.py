@@ -13,10 +13,10 @@ import torch
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
-from properties import tolerance as tol
-from properties.components import COMPONENTS
-from properties.harness import Harness, Run, option_sets
-from subjects import load_subject
+from nlpspec.properties import tolerance as tol
+from nlpspec.properties.components import COMPONENTS
+from nlpspec.properties.harness import Harness, Run, option_sets
+from nlpspec.subjects import load_subject
 
 parser = argparse.ArgumentParser()
 parser.add_argument("components", nargs="+")

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from spec import attention as spec_attention
-from spec.architectures import unroll
-from spec.oracle import compile_equation
+from nlpspec.spec import attention as spec_attention
+from nlpspec.spec.architectures import unroll
+from nlpspec.spec.oracle import compile_equation
 
 B, T, H = 8, 128, 256  # input size = hidden size
 D_MODEL, HEADS = 512, 8

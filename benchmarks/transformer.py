@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from properties import transformer as tf
-from subjects import torch_transformer as tt
+from nlpspec.properties import transformer as tf
+from nlpspec.subjects import torch_transformer as tt
 
 B, T, D, HEADS, FF, LAYERS, V = 8, 128, 512, 8, 2048, 2, 1000
 

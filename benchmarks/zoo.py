@@ -4,10 +4,10 @@
 """
 from hypothesis import settings
 
-import properties.profiles  # noqa: F401  (registers the Hypothesis profiles)
+import nlpspec.properties.profiles  # noqa: F401  (registers the Hypothesis profiles)
 
-from properties.runner import first_failure
-from subjects.zoo import MUTANTS
+from nlpspec.properties.runner import first_failure
+from nlpspec.subjects.zoo import MUTANTS
 
 print(f"{'mutant':<34} {'caught by':<40} examples  bug")
 for name, mutant in sorted(MUTANTS.items()):

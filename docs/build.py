@@ -1,4 +1,4 @@
-"""Build the documentation site from spec/: `python -m docs [--out site] [--report R.json …] [--long]`.
+"""Build the documentation site from spec/: `python -m nlpspec.docs [--out site] [--report R.json …] [--long]`.
 
 Offline; every equation, figure and diagram is generated from the spec's objects and oracles.
 """
@@ -9,7 +9,7 @@ import pathlib
 import re
 import shutil
 
-from spec import CATALOGUE, Equation
+from nlpspec.spec import CATALOGUE, Equation
 
 from . import catalogue, conformance, diagrams, figures, pages, source
 
@@ -22,7 +22,7 @@ LONG = (16, 64, 256, 1024, 4096, 8192)  # --long: the timing figure up to 8192 p
 
 def build(out: pathlib.Path, reports=(), long: bool = False, subjects=None) -> list[pathlib.Path]:
     """Write the site into `out`; return the pages written."""
-    from subjects import load_subject
+    from nlpspec.subjects import load_subject
     out.mkdir(parents=True, exist_ok=True)
     (out / "figures").mkdir(exist_ok=True)
     (out / "style.css").write_text(pages.STYLE)
@@ -51,7 +51,7 @@ def build(out: pathlib.Path, reports=(), long: bool = False, subjects=None) -> l
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m docs", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m nlpspec.docs", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="site", help="where to write the site (default: site/)")
     parser.add_argument("--report", action="append", default=[], help="an --nlpspec-report JSON file (repeatable)")
     parser.add_argument("--long", action="store_true", help="time RNN against self-attention up to 8192 positions")

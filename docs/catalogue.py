@@ -6,28 +6,30 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import pathlib
 import pkgutil
 import re
+import sys
 from dataclasses import dataclass
 
-import reference
-from properties.checks import CHECKS
-from properties.components import COMPONENTS
-from spec import CATALOGUE
-from spec.equation import DEFINED_IN
+from nlpspec import reference
+from nlpspec.properties.checks import CHECKS
+from nlpspec.properties.components import COMPONENTS
+from nlpspec.spec import CATALOGUE
+from nlpspec.spec.equation import DEFINED_IN
 
 # (page, title, the spec modules it shows, one sentence of the article's argument)
 SECTIONS = (
-    ("recurrent-cells", "1. Recurrent cells", ("spec.recurrent",),
+    ("recurrent-cells", "1. Recurrent cells", ("nlpspec.spec.recurrent",),
      "A cell reads the input and its previous state and writes a new state; the LSTM and the GRU add "
      "gates so that the state can carry information, and gradients, across many steps."),
-    ("rnn-architectures", "2. RNN architectures", ("spec.architectures",),
+    ("rnn-architectures", "2. RNN architectures", ("nlpspec.spec.architectures",),
      "Cells chained over a sequence: many-to-many, many-to-one, stacked, bidirectional, and the "
      "encoder-decoder (seq2seq)."),
-    ("attention", "3. Attention", ("spec.attention", "spec.positional"),
+    ("attention", "3. Attention", ("nlpspec.spec.attention", "nlpspec.spec.positional"),
      "Every position reads every other in one parallel step, weighted by a softmax of scaled dot "
      "products; masks hide what a position may not see, and sinusoids tell positions apart."),
-    ("transformer", "4. Transformer", ("spec.transformer",),
+    ("transformer", "4. Transformer", ("nlpspec.spec.transformer",),
      "Attention and a position-wise feed-forward network, each wrapped in a residual connection and "
      "a LayerNorm, stacked into an encoder and a decoder that predicts the next token."),
 )
@@ -74,9 +76,12 @@ def entries(page: str) -> list[str]:
 
 
 def code(fn) -> Code:
-    path = inspect.getsourcefile(fn)
-    root = path[:path.rindex("/" + fn.__module__.split(".")[0] + "/") + 1]
-    return Code(fn.__qualname__, path.removeprefix(root), inspect.getsourcelines(fn)[1])
+    """Where fn is, relative to the folder that holds nlpspec's parts (the checkout, or the installed
+    package): "reference/cells.py", as docs/source.py reads it."""
+    path = pathlib.Path(inspect.getsourcefile(fn)).resolve()
+    package = sys.modules[".".join(fn.__module__.split(".")[:2])]  # nlpspec.reference
+    root = pathlib.Path(package.__file__).resolve().parent.parent
+    return Code(fn.__qualname__, path.relative_to(root).as_posix(), inspect.getsourcelines(fn)[1])
 
 
 def _names(eid: str, text: str) -> bool:
@@ -87,7 +92,7 @@ def reference_code() -> dict[str, list[Code]]:
     """E-id -> the reference functions whose docstrings name it."""
     found: dict[str, list[Code]] = {}
     for info in pkgutil.iter_modules(reference.__path__):
-        module = importlib.import_module(f"reference.{info.name}")
+        module = importlib.import_module(f"nlpspec.reference.{info.name}")
         for _, fn in inspect.getmembers(module, inspect.isfunction):
             if fn.__module__ == module.__name__:
                 for eid in CATALOGUE:
@@ -98,7 +103,7 @@ def reference_code() -> dict[str, list[Code]]:
 
 def components_of(eid: str) -> list[str]:
     """The components whose checks bear on the E-id, as the article's equation or a named variant."""
-    from spec.recurrent import CELLS
+    from nlpspec.spec.recurrent import CELLS
 
     def bears(c) -> bool:
         cells = [eq.eid for kind, eqs in CELLS.items() if kind.startswith(c.family + ".") for eq in eqs] \
@@ -117,8 +122,8 @@ def variants_of(eid: str) -> list[str]:
 
 def implemented_by(eid: str, subjects) -> list[str]:
     """Where each given subject declares the variant: 'torch: mha (mode=fast_path)', …"""
-    from properties.components import declared
-    from properties.harness import option_sets
+    from nlpspec.properties.components import declared
+    from nlpspec.properties.harness import option_sets
     found = []
     for subject in subjects:
         for name, component in COMPONENTS.items():

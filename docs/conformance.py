@@ -5,8 +5,8 @@ import html
 import json
 import pathlib
 
-from properties.components import COMPONENTS
-from properties.summary import ORDER, RANK, verdict
+from nlpspec.properties.components import COMPONENTS
+from nlpspec.properties.summary import ORDER, RANK, verdict
 
 from .pages import layout, link_to
 

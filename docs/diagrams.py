@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import sympy as sp  # noqa: E402
 from matplotlib import mathtext  # noqa: E402
 
-from spec.equation import ArticleLatexPrinter, Equation  # noqa: E402
+from nlpspec.spec.equation import ArticleLatexPrinter, Equation  # noqa: E402
 
 OPERATIONS = {"MatAdd": "+", "Add": "+", "MatMul": r"\times", "Mul": r"\times", "HadamardProduct": r"\odot",
               "Transpose": r"(\cdot)^\top", "Pow": r"(\cdot)^{(\cdot)}", "MatPow": r"(\cdot)^{(\cdot)}",

@@ -15,10 +15,10 @@ import matplotlib.ticker  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from spec import compile_equation, evaluate_chain  # noqa: E402
-from spec import attention as attn  # noqa: E402
-from spec import positional  # noqa: E402
-from spec.recurrent import CELLS  # noqa: E402
+from nlpspec.spec import compile_equation, evaluate_chain  # noqa: E402
+from nlpspec.spec import attention as attn  # noqa: E402
+from nlpspec.spec import positional  # noqa: E402
+from nlpspec.spec.recurrent import CELLS  # noqa: E402
 
 
 def save(fig, out: pathlib.Path, name: str) -> str:
@@ -137,9 +137,9 @@ def rnn_against_attention(out: pathlib.Path, lengths=(16, 32, 64, 128, 256, 512)
     pass), both our reference PyTorch code, as the sequence grows, on this machine."""
     import torch
 
-    from reference.attention import attention
-    from reference.cells import rnn_cell
-    from reference.sequences import unroll
+    from nlpspec.reference.attention import attention
+    from nlpspec.reference.cells import rnn_cell
+    from nlpspec.reference.sequences import unroll
 
     torch.manual_seed(0)
     d = 64

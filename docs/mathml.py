@@ -14,7 +14,7 @@ import latex2mathml.converter
 import sympy as sp
 from sympy.printing.mathml import MathMLPresentationPrinter
 
-from spec.equation import LATEX_NAMES, ArticleLatexPrinter, Composition, Equation
+from nlpspec.spec.equation import LATEX_NAMES, ArticleLatexPrinter, Composition, Equation
 
 PLAIN = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import html
 
-from spec import CATALOGUE, Equation
+from nlpspec.spec import CATALOGUE, Equation
 
 from . import catalogue
 from .mathml import ArticleMathMLPrinter, definitions, mathml

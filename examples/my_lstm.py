@@ -4,7 +4,7 @@
 """
 import torch
 
-from subjects import Subject
+from nlpspec.subjects import Subject
 
 
 def my_lstm_cell(params):

@@ -12,9 +12,9 @@ from hypothesis import note
 from hypothesis import strategies as st
 from hypothesis.control import current_build_context
 
-from spec import attention as spec
-from spec import positional
-from spec.oracle import compile_equation, evaluate_chain
+from nlpspec.spec import attention as spec
+from nlpspec.spec import positional
+from nlpspec.spec.oracle import compile_equation, evaluate_chain
 
 from .strategies import Shape, case, magnitude, size
 

@@ -12,7 +12,7 @@ from typing import Callable
 
 import numpy as np
 
-from spec import CATALOGUE, architectures, recurrent
+from nlpspec.spec import CATALOGUE, architectures, recurrent
 
 from . import attention as att
 from . import transformer as tf
@@ -248,9 +248,10 @@ def kind_for(component: Component, variants=None):
     if component.recurrent:
         if not names:
             return component.family
-        if len(names) > 1 or names[0] not in recurrent.CELLS:
+        known = [k for k in recurrent.CELLS if k.split(".")[0] == component.family and k != component.family]
+        if len(names) > 1 or names[0] not in known:
             raise ValueError(f"unknown variant {', '.join(map(repr, names))} for {component.name}; known: "
-                             f"{', '.join(k for k in recurrent.CELLS if k != component.family)}")
+                             f"{', '.join(known) or 'none'}")
         return names[0]
     unknown = [v for v in names if v not in component.variants]
     if unknown:

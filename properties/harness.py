@@ -8,14 +8,16 @@ missing output, a wrong shape, dtype or device, NaN or Inf, inputs modified in p
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
 
-from spec.oracle import rounding
-from subjects import Subject
+from nlpspec.spec.oracle import rounding
+from nlpspec.subjects import Subject
 
 from . import tolerance as tol
+from .clock import SubjectHang, time_limit  # noqa: F401  (SubjectHang: for the runner)
 from .rounding import Rounded, rounded_arithmetic
 from .attention import MASK_FORMS
 from .components import Component, cell_output_eids, declared, kind_for
@@ -72,7 +74,8 @@ class Run:
     device: torch.device
     dtype: torch.dtype
     options: dict = field(default_factory=dict)   # the subject's own knobs for this component
-    reproduce: str = ""                            # a command line that reruns this check
+    reproduce: Callable[[str], str] | None = None  # replay blob -> a command line that reruns this example
+    time_limit: float = 0.0                        # seconds a build or a call may take (0: no limit)
 
 
 class Harness:
@@ -92,6 +95,7 @@ class Harness:
         self.params: list = []  # (path, tensor given to the builder, its copy), set by build
         self.observations: set[str] = set()  # what the subject does where the spec leaves it open
         self.raw: dict = {}  # the last call's outputs as returned, undefined entries included
+        self.calls: list = []  # this example's calls: (fn, inputs, expected, outputs as returned)
 
     def where(self) -> str:
         opts = "".join(f", {k}={v}" for k, v in self.run.options.items())
@@ -131,9 +135,14 @@ class Harness:
         given = self.tensors(params)
         self.params = [(path, t, t.clone()) for path, t in leaves(given)]  # checked after every call
         try:
-            return self.run.subject.builders[self.component.name](given, **self.run.options)
+            with time_limit(self.run.time_limit, f"{self.where()}: the builder"):
+                fn = self.run.subject.builders[self.component.name](given, **self.run.options)
         except Exception as exc:
             raise SubjectFailure(f"{self.where()}: the adapter's builder raised {type(exc).__name__}: {exc}") from exc
+        if not callable(fn):
+            raise SubjectFailure(f"{self.where()}: the adapter's builder returned {type(fn).__name__}, not a callable "
+                                 f"(a builder returns the function that computes the component)")
+        return fn
 
     def call(self, fn, inputs, expected: dict) -> dict:
         """Call the subject's function; return its outputs as float64 arrays, checked for form."""
@@ -141,7 +150,8 @@ class Harness:
         given = self.tensors(inputs)
         kept = {name: t.clone() for name, t in given.items()}
         try:
-            out = fn(**given)
+            with time_limit(self.run.time_limit, f"{self.where()}: the subject"):
+                out = fn(**given)
         except Exception as exc:
             if expected and all(np.isnan(v).all() for v in expected.values()):
                 # nothing is defined (every query of every sequence sees no key: an all-padded batch),
@@ -166,7 +176,31 @@ class Harness:
         if missing:
             raise SubjectFailure(f"{self.where()}: returned no {', '.join(map(repr, missing))} "
                                  f"(it returned {', '.join(map(repr, out)) or 'nothing'})")
-        return {name: self.to_numpy(name, out[name], expected[name]) for name in expected if name in out}
+        unknown = [name for name in out if name not in expected]
+        if unknown:
+            raise SubjectFailure(f"{self.where()}: returned {', '.join(map(repr, unknown))}, which the spec does not "
+                                 f"define for {self.component.name}; known outputs: {', '.join(expected)}")
+        found = {name: self.to_numpy(name, out[name], expected[name]) for name in expected if name in out}
+        self.calls.append((fn, inputs, expected, {name: self.raw[name].copy() for name in found}))
+        return found
+
+    def begin_example(self):
+        """A new Hypothesis example: forget the calls of the last one."""
+        self.calls = []
+
+    def nondeterminism(self) -> str:
+        """'' if every call of this example gives bit for bit the same outputs again; else what differs
+        (a subject whose outputs move between calls is not deterministic: dropout, state kept)."""
+        for fn, inputs, expected, outputs in self.calls[:]:
+            self.call(fn, inputs, expected)
+            for name, first in outputs.items():
+                second = self.raw[name]
+                if not np.array_equal(first, second, equal_nan=True):
+                    diff = float(np.nanmax(np.abs(first - second))) if first.size else 0.0
+                    return (f"{self.where()}: two calls on the same inputs give different {name!r} (max difference "
+                            f"{diff:.3g}): the subject is not deterministic (dropout left on? state kept between "
+                            f"calls?); the spec is eval mode, no dropout")
+        return ""
 
     def to_numpy(self, name, value, expected: np.ndarray) -> np.ndarray:
         __tracebackhide__ = True
@@ -185,7 +219,8 @@ class Harness:
         bad = ~np.isfinite(array) & np.isfinite(expected)
         if bad.any():
             index = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise SubjectFailure(f"{where} is {array[index]} at index {index}, where the oracle gives "
+            raise SubjectFailure(f"[{self.output_eids.get(name, self.component.name)}] {where} is {array[index]} "
+                                 f"at index {index}, where the oracle gives "
                                  f"{expected[index]:.6g}")
         self.raw[name] = array
         return np.where(np.isnan(expected), np.nan, array)  # undefined in the spec: never compared
@@ -246,6 +281,9 @@ class Harness:
             scale = tol.scale_of(expected)
             eid = eid or self.output_eids.get(name, self.component.name)
             variant = f" (variant {self.variant})" if self.variant else ""
+            unstable = self.nondeterminism()
+            if unstable:
+                raise SubjectFailure(unstable)
             lower = self.lower_precision(case, name, value, expected) if case is not None else None
             if lower is not None:
                 kind = (f"precision: the error is what rounding in {lower} gives, too large for {self.run.dtype}: "
@@ -258,5 +296,4 @@ class Harness:
                 f"  {kind}\n"
                 f"  worst element {name}{list(index)}: subject {value[index]:.17g}, expected {expected[index]:.17g}\n"
                 f"  {bound.describe()}\n"
-                + "\n".join("  " + line for line in mismatch.splitlines() if line.strip())
-                + (f"\n  reproduce: {self.run.reproduce}" if self.run.reproduce else ""))
+                + "\n".join("  " + line for line in mismatch.splitlines() if line.strip()))

@@ -1,30 +1,49 @@
-"""Running checks: one function runs a (component, check) pair with Hypothesis and returns a
-record; pytest (tests/test_conformance.py) and the plain `check_subject` both call it.
+"""Running checks: one function runs a case (component, check, option set) with Hypothesis and
+returns its record; pytest (nlpspec/test_conformance.py, `parametrize_with_checks`) and the plain
+`check_subject` both call it.
 
-    >>> from subjects import load_subject
+    >>> from nlpspec import load_subject, check_subject
     >>> records = check_subject(load_subject("torch"))     # no pytest needed
     >>> [r for r in records if r.status == "fail"]
+
+Every failure of a case is kept (Hypothesis may find several distinct ones), each with its own
+message and the Hypothesis choices that replay it exactly (`--nlpspec-replay`).
 """
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
+import hypothesis
 import torch
-from hypothesis import Phase, given
+from hypothesis import Phase, given, reproduce_failure
 from hypothesis import seed as hypothesis_seed
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
+from hypothesis.control import current_build_context
+from hypothesis.core import encode_failure
+from hypothesis.errors import DidNotReproduce, FlakyFailure
+from hypothesis.reporting import with_reporter
 
-from subjects import Subject
+from nlpspec.subjects import Subject
 
 from .checks import Check, generate
 from .components import COMPONENTS, Component, declared, eids_for, kind_for
-from .harness import Harness, Run, SubjectFailure, option_sets
+from .declarations import validate
+from .harness import Harness, Run, SubjectFailure, SubjectHang, option_sets
+
+
+@dataclass
+class Failure:
+    """One distinct failure of a case: its message and the choices that replay its example."""
+
+    message: str
+    replay: str = ""     # a reproduce_failure blob; empty where none could be taken
 
 
 @dataclass
 class Record:
-    """What one check found, in a form for tables and JSON."""
+    """What one case found, in a form for tables and JSON."""
 
     subject: str
     component: str
@@ -35,6 +54,7 @@ class Record:
     variant: str = ""
     options: dict = field(default_factory=dict)
     examples: int = 0    # cases drawn: all of them if it passed, up to the first failure if not
+    failures: list = field(default_factory=list)  # [{"message", "replay"}], one per distinct failure
 
     @property
     def id(self) -> str:
@@ -45,14 +65,44 @@ class Record:
 
 
 def check_id(component: str, check: str) -> str:
+    """The id a subject's expected_failures names: "lstm.cell-oracle"."""
     return f"{component}-{check}"
 
 
-def cases(subject: Subject):
-    """(component, check, options) for every check the suite has, for this subject."""
-    for component, check in generate():
-        for options in option_sets(subject, component):
-            yield component, check, options
+@dataclass(frozen=True)
+class Case:
+    """One check of one component of a subject, under one option set: what a test runs."""
+
+    subject: Subject
+    component: Component
+    check: Check
+    options: dict
+
+    @property
+    def eids(self) -> tuple[str, ...]:
+        """The E-ids the check bears on, once the subject's declared variant is chosen."""
+        kind = kind_for(self.component, declared(self.subject.variants.get(self.component.name), self.options))
+        return tuple(self.check.eids(Target(self.component, kind)))
+
+    @property
+    def id(self) -> str:
+        """The test id: component-check, the option set, then the E-ids (`pytest -k lstm.forget`)."""
+        options = "".join(f"-{k}={v}" for k, v in self.options.items())
+        return f"{check_id(self.component.name, self.check.name)}{options}-{'+'.join(self.eids)}"
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a check's E-ids depend on: the component and the kind drawn (see Check.eids)."""
+
+    component: Component
+    kind: object
+
+
+def cases(subject: Subject) -> list[Case]:
+    """Every case the suite has for this subject, in a stable order."""
+    return [Case(subject, component, check, options) for component, check in generate()
+            for options in option_sets(subject, component)]
 
 
 def skip_reason(subject: Subject, component: Component, check: Check) -> str:
@@ -62,33 +112,29 @@ def skip_reason(subject: Subject, component: Component, check: Check) -> str:
     return ""
 
 
-def execute(run: Run, component: Component, check: Check, settings=None, seed=None) -> tuple[Record, BaseException | None]:
-    """Run one check; return its record and, if it failed, the exception (with Hypothesis' notes)."""
+def execute(run: Run, component: Component, check: Check, settings=None, seed: int | None = None,
+            replay: str | None = None) -> Record:
+    """Run one check; return its record. `replay` (a blob from a failure) runs that example alone."""
     subject = run.subject
     record = Record(subject.name, component.name, check.name, [], "pass", options=dict(run.options))
-    try:
-        variant = declared(subject.variants.get(component.name), run.options)
-        kind = kind_for(component, variant)
-        record.variant = ", ".join(variant)
-    except ValueError as exc:
-        record.status, record.message = "fail", f"subject {subject.name!r}: {exc}"
-        return record, exc
-    record.eids = list(eids_for(component, kind) if check.name == "oracle" else ())
+    variant = declared(subject.variants.get(component.name), run.options)
+    record.variant = ", ".join(variant)
+    record.eids = list(Case(subject, component, check, run.options).eids)
     reason = skip_reason(subject, component, check)
     if reason:
         record.status, record.message = "skip", reason
-        return record, None
+        return record
     harness = Harness(run, component)
-    record.eids = list(check.eids(harness))
-
     found_at = []  # examples drawn when the first failure appeared
 
     @given(data=st.data())
     def test(data):
+        harness.begin_example()
         try:
             check.body(harness, data)
-        except Exception:
+        except BaseException as exc:
             found_at.append(harness.examples)
+            exc._nlpspec_replay = encode_failure(current_build_context().data.choices).decode()
             raise
 
     test._hypothesis_internal_add_digest = repr(  # one example database entry per check and run
@@ -96,25 +142,63 @@ def execute(run: Run, component: Component, check: Check, settings=None, seed=No
     if settings is not None:
         test = settings(test)
     if seed is not None:
-        test = hypothesis_seed(seed)(test)
-    error = None
+        test = hypothesis_seed(int(seed))(test)
+    if replay:
+        test = reproduce_failure(hypothesis.__version__, replay.encode())(test)
+    failures, reported = [], []  # a replay reports its example through Hypothesis's reporter, not as notes
     try:
-        test()
-    except Exception as exc:
-        error = exc
-        if isinstance(exc, SubjectFailure) and run.reproduce and "reproduce:" not in str(exc):
-            exc.args = (f"{exc}\n  reproduce: {run.reproduce}",)  # every failure says how to rerun it
+        with with_reporter(reported.append):
+            test()
+    except SubjectHang as exc:  # a BaseException: Hypothesis stops at once, nothing to shrink
+        failures = [exc]
+    except FlakyFailure as group:
+        first = group.exceptions[0]
+        failures = [SubjectFailure(f"{harness.where()}: this check failed on an example and passed when the same "
+                                   f"example ran again: the subject is not deterministic (dropout left on? state "
+                                   f"kept between calls?); the spec is eval mode, no dropout. The first run "
+                                   f"said:\n{first}")]
+        failures[0]._nlpspec_replay = getattr(first, "_nlpspec_replay", "")
+    except DidNotReproduce as exc:
+        failures = [SubjectFailure(f"{harness.where()}: the replayed example passed ({exc})")]
+    except SubjectFailure as exc:
+        failures = [exc]
+    except BaseExceptionGroup as group:  # several distinct failures
+        flat = list(_leaves(group))
+        internal = [e for e in flat if not isinstance(e, SubjectFailure)]
+        if internal:
+            raise internal[0]
+        failures = flat
     record.examples = found_at[0] if found_at else harness.examples
+    record.failures = [asdict(Failure(_message(exc, run.reproduce, reported), getattr(exc, "_nlpspec_replay", "")))
+                       for exc in failures]
     expected = subject.expected_failures.get(record.id)
-    if error is not None:
+    if failures:
         record.status = "xfail" if expected else "fail"
-        record.message = expected or str(error)
+        record.message = expected or "\n\n".join(f["message"] for f in record.failures)
     elif expected:
         record.status = "stale"
         record.message = f"expected to fail ({expected}), but passed: remove it from expected_failures"
     elif harness.observations:
         record.message = "observed: " + "; ".join(sorted(harness.observations))
-    return record, error
+    return record
+
+
+def _leaves(group: BaseExceptionGroup):
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup) and not isinstance(exc, FlakyFailure):
+            yield from _leaves(exc)
+        else:
+            yield exc
+
+
+def _message(exc: BaseException, reproduce: Callable[[str], str] | None, reported: list) -> str:
+    """The failure's text, the falsifying example (Hypothesis's notes, or what a replay reported),
+    and its reproduce line."""
+    lines = [str(exc), *(getattr(exc, "__notes__", None) or [str(line) for line in reported])]
+    lines = [line for line in lines if not line.startswith("You can reproduce this example")]
+    if reproduce is not None:
+        lines.append(f"  reproduce: {reproduce(getattr(exc, '_nlpspec_replay', ''))}")
+    return "\n".join(lines)
 
 
 def check_subject(subject: Subject, device: str | torch.device | None = None, dtype: torch.dtype = torch.float64,
@@ -122,13 +206,11 @@ def check_subject(subject: Subject, device: str | torch.device | None = None, dt
                   checks: list[str] | None = None) -> list[Record]:
     """Run every check (or those named in `checks`) of every component (or those in `components`)
     on `subject` outside pytest and return the records (scikit-learn style)."""
+    validate(subject)
     device = torch.empty(0, device=device or ("cuda" if torch.cuda.is_available() else "cpu")).device
-    records = []
-    for component, check, options in cases(subject):
-        if (components is None or component.name in components) and (checks is None or check.name in checks):
-            record, _ = execute(Run(subject, device, dtype, options), component, check, settings)
-            records.append(record)
-    return records
+    return [execute(Run(subject, device, dtype, case.options), case.component, case.check, settings)
+            for case in cases(subject)
+            if (components is None or case.component.name in components) and (checks is None or case.check.name in checks)]
 
 
 def first_failure(subject: Subject, components, settings, device="cpu", dtype=torch.float64,
@@ -138,13 +220,13 @@ def first_failure(subject: Subject, components, settings, device="cpu", dtype=to
 
     This is how the mutant zoo is hunted: shrinking makes a failure smaller, not likelier."""
     hunting = hypothesis_settings(settings, phases=(Phase.explicit, Phase.generate))
-    for component, check, options in cases(subject):
-        if component.name in components and (checks is None or check.name in checks):
-            record, _ = execute(Run(subject, torch.empty(0, device=device).device, dtype, options), component, check,
-                                hunting)
+    for case in cases(subject):
+        if case.component.name in components and (checks is None or case.check.name in checks):
+            record = execute(Run(subject, torch.empty(0, device=device).device, dtype, case.options), case.component,
+                             case.check, hunting)
             if record.status == "fail":
                 return record
     return None
 
 
-__all__ = ["COMPONENTS", "Record", "cases", "check_subject", "execute", "first_failure"]
+__all__ = ["COMPONENTS", "Case", "Record", "cases", "check_subject", "execute", "first_failure"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from spec import CATALOGUE
+from nlpspec.spec import CATALOGUE
 
 ORDER = {eid: n for n, eid in enumerate(CATALOGUE)}
 RANK = {"fail": 0, "stale": 1, "xfail": 2, "pass": 3, "skip": 4}

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from spec import transformer as spec
-from spec.oracle import compile_equation
+from nlpspec.spec import transformer as spec
+from nlpspec.spec.oracle import compile_equation
 
 from . import attention as att
 from .strategies import Shape, case, magnitude, size
@@ -222,7 +222,7 @@ def shift_right(tgt: np.ndarray) -> np.ndarray:
 
 def embedded(table, ids, kind):
     """pe.input (or pe.scaled_input): the embeddings of ids plus P, in the table's dtype."""
-    from spec import positional
+    from nlpspec.spec import positional
     x = table[ids]
     return compile_equation(positional.PE_SCALED if "pe.scaled_input" in kind else positional.PE_INPUT)(X=x)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from spec.functions import LayerNorm
+from nlpspec.spec.functions import LayerNorm
 
 from . import tolerance as tol
 from . import transformer as tf

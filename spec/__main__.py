@@ -1,5 +1,5 @@
 """Print the catalogue: E-id, statement, symbols with their shapes, LaTeX and the definitions of
-the functions it applies (`python -m spec`)."""
+the functions it applies (`python -m nlpspec.spec`)."""
 from . import CATALOGUE, Equation
 
 for entry in CATALOGUE.values():

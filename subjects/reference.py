@@ -5,10 +5,10 @@ builders read the variant off the keys (W_h: the article's cell; W_hn: gru.reset
 """
 from __future__ import annotations
 
-from reference import (gru_cell, gru_cell_reset_after, lstm_cell, rnn_cell, rnn_output, seq2seq,
+from nlpspec.reference import (gru_cell, gru_cell_reset_after, lstm_cell, rnn_cell, rnn_output, seq2seq,
                        stacked)
-from reference import attention as ref_attention
-from reference import transformer as ref_transformer
+from nlpspec.reference import attention as ref_attention
+from nlpspec.reference import transformer as ref_transformer
 
 from .base import Subject
 

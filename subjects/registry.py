@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 
 from .base import Subject
 
 BUILTINS = {
-    "reference": "subjects.reference:SUBJECT",
-    "torch": "subjects.torch_nn:SUBJECT",
+    "reference": "nlpspec.subjects.reference:SUBJECT",
+    "torch": "nlpspec.subjects.torch_nn:SUBJECT",
 }
 
 
@@ -18,7 +20,8 @@ class SubjectLoadError(Exception):
 def load_subject(name: str) -> Subject:
     """The subject called `name`: a built-in name, a mutant `zoo.NAME`, or `package.module:object`.
 
-    The object is a `Subject`, or a callable with no arguments that returns one.
+    The object is a `Subject`, or a callable with no arguments that returns one. The module is looked
+    for as `python -m` would, the current directory first.
     """
     if name.startswith("zoo."):
         from .zoo import MUTANTS
@@ -30,6 +33,8 @@ def load_subject(name: str) -> Subject:
         raise SubjectLoadError(f"unknown subject {name!r}: the built-ins are {', '.join(BUILTINS)}; "
                                f"a subject of your own is given as package.module:object")
     module_name, _, attr = path.partition(":")
+    if os.getcwd() not in sys.path and "" not in sys.path:  # a subject of one's own, as `python -m` finds it
+        sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # any import-time error of the user's module is reported, not raised
@@ -45,5 +50,5 @@ def load_subject(name: str) -> Subject:
         except Exception as exc:
             raise SubjectLoadError(f"subject {name!r}: calling {path} failed: {type(exc).__name__}: {exc}") from exc
     if not isinstance(obj, Subject):
-        raise SubjectLoadError(f"subject {name!r}: {path} is a {type(obj).__name__}, not a subjects.Subject")
+        raise SubjectLoadError(f"subject {name!r}: {path} is a {type(obj).__name__}, not an nlpspec.Subject")
     return obj

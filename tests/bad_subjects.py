@@ -1,8 +1,10 @@
 """Adapters that misbehave in every way but a wrong equation, for tests/test_bad_input.py."""
+import time
+
 import torch
 
-from subjects import Subject
-from subjects.reference import SUBJECT as REFERENCE
+from nlpspec.subjects import Subject
+from nlpspec.subjects.reference import SUBJECT as REFERENCE
 
 rnn = REFERENCE.builders["rnn.cell"]
 
@@ -39,15 +41,64 @@ SUBJECTS = {
     "off_by_one": wrapped("off_by_one", lambda fn: lambda **i: {"h": fn(**i)["h"] + 1}),
     "xfail": wrapped("xfail", lambda fn: lambda **i: {"h": fn(**i)["h"] + 1},
                      expected_failures={"rnn.cell-oracle": "known off by one"}),
-    "unknown_variant": Subject("unknown_variant", {"rnn.cell": rnn}, variants={"rnn.cell": "rnn.elman_v2"}),
+    "builder_returns_none": Subject("builder_returns_none", {"rnn.cell": lambda params: None}),
+    # a misspelt gate carrying a wrong value: reported, never dropped
+    "unknown_output": wrapped("unknown_output", lambda fn: lambda **i: {**fn(**i), "Chat_": fn(**i)["h"] + 1},
+                              component="lstm.cell"),
+    # right on every call made alone, but each call moves a little: noise that only two calls show
+    "noisy": wrapped("noisy", lambda fn: lambda **i: {"h": fn(**i)["h"] + 1e-3 * torch.rand(())}),
+    "hangs": wrapped("hangs", lambda fn: lambda **i: time.sleep(3600)),
     # attention: an adapter that turns the caller's mask into its own convention in place
     "mask_flipped_in_place": wrapped("mask_flipped_in_place", lambda fn: lambda q, k, v, mask: fn(
         q, k, v, mask.logical_not_().logical_not_() if mask.dtype == torch.bool else mask.nan_to_num_(neginf=-1e9)),
         component="attention"),
-    "two_mask_forms": Subject("two_mask_forms", {"attention": REFERENCE.builders["attention"]},
-                              variants={"attention": ("mask.bool_true_masked", "mask.bool_true_attends")}),
     "weights_not_summing_to_one": wrapped("weights_not_summing_to_one", lambda fn: lambda **i: {
         **fn(**i), "weights": fn(**i)["weights"] * 0.5}, component="attention"),
 }
 
 SUBJECT = SUBJECTS["call_raises"]  # for --subject bad_subjects:SUBJECT
+
+
+def wrong_at(params):
+    """A LayerNorm right everywhere except at d = 3 with a batch of 2 (where it adds 1e-3)."""
+    build = REFERENCE.builders["layernorm"](params)
+
+    def fn(x):
+        return build(x) + (1e-3 if x.shape[0] == 2 and x.shape[-1] == 3 else 0.0)
+    return fn
+
+
+def two_bugs(params):
+    """An RNN cell with two distinct bugs: it writes into h_prev when the batch has 2 rows or more,
+    and is off by 1e-3 when the batch has one row."""
+    fn = rnn(params)
+
+    def step(x, h_prev):
+        out = fn(x=x, h_prev=h_prev)["h"]
+        if x.shape[0] > 1:
+            h_prev.mul_(1.0)  # same values, but the suite sees its input written: a bug still
+            h_prev.add_(1e-3)
+        return {"h": out + (1e-3 if x.shape[0] == 1 else 0.0)}
+    return step
+
+
+# Declarations the suite does not know: each is a usage error before any check runs.
+DECLARATIONS = {
+    "unknown component 'lstm.celll' (did you mean 'lstm.cell'?)": Subject("typo", {"lstm.celll": rnn}),
+    "unknown variant 'rnn.elman_v2' for rnn.cell; known: none": Subject("v", {"rnn.cell": rnn},
+                                                                        variants={"rnn.cell": "rnn.elman_v2"}),
+    "unknown variant 'lstm' for rnn.cell": Subject("v", {"rnn.cell": rnn}, variants={"rnn.cell": "lstm"}),
+    "attention: declare one mask form, not mask.bool_true_masked, mask.bool_true_attends": Subject(
+        "two_mask_forms", {"attention": REFERENCE.builders["attention"]},
+        variants={"attention": ("mask.bool_true_masked", "mask.bool_true_attends")}),
+    "unknown option 'batchfirst'": Subject("o", {"rnn.layers": lambda params, batch_first=True: None},
+                                           options={"rnn.layers": {"batchfirst": [True]}}),
+    "declares options for gru.layers, which it does not offer": Subject(
+        "o", {"rnn.cell": rnn}, options={"gru.layers": {"batch_first": [True, False]}}),
+    "unknown expected-failure id 'rnn.cell-orcale' (did you mean 'rnn.cell-oracle'?)": Subject(
+        "x", {"rnn.cell": rnn}, expected_failures={"rnn.cell-orcale": "why"}),
+}
+SUBJECT_WITH_TYPO = DECLARATIONS["unknown component 'lstm.celll' (did you mean 'lstm.cell'?)"]
+LAYERNORM_WRONG_AT = Subject("wrong_at", {"layernorm": wrong_at})
+TWO_BUGS = Subject("two_bugs", {"rnn.cell": two_bugs})
+HANGS = Subject("hangs", {"rnn.cell": SUBJECTS["hangs"].builders["rnn.cell"], "rnn.output": REFERENCE.builders["rnn.output"]})

@@ -9,14 +9,14 @@ import torch
 from filelock import FileLock
 from hypothesis import settings
 
-from docs.build import main
-from docs.catalogue import SECTIONS
-from properties.runner import check_subject
-from subjects import load_subject
+from nlpspec.docs.build import main
+from nlpspec.docs.catalogue import SECTIONS
+from nlpspec.properties.runner import check_subject
+from nlpspec.subjects import load_subject
 
 
 def build_site(out):
-    """The site as `python -m docs --report …` writes it, with a conformance page from two small reports."""
+    """The site as `python -m nlpspec.docs --report …` writes it, with a conformance page from two small reports."""
     reports = []
     for name in ("reference", "torch"):
         subject = load_subject(name)

@@ -1,4 +1,6 @@
 """Bad input gets a clear failure that names subject and component, never a crash in the suite."""
+import json
+import pathlib
 import subprocess
 import sys
 
@@ -6,17 +8,18 @@ import pytest
 import torch
 from hypothesis import Phase, settings
 
-from bad_subjects import SUBJECTS
-from properties.runner import check_subject
-from subjects.registry import SubjectLoadError, load_subject
+from bad_subjects import DECLARATIONS, HANGS, SUBJECTS, TWO_BUGS
+from nlpspec.properties.runner import check_subject
+from nlpspec.subjects.registry import SubjectLoadError, load_subject
 
 pytestmark = pytest.mark.selftest
+HERE = pathlib.Path(__file__).parent
 QUICK = settings(max_examples=10, derandomize=True, database=None, deadline=None,
                  phases=(Phase.explicit, Phase.generate))
 
 
 def oracle_record(name, dtype=torch.float64, check="oracle"):
-    records = check_subject(SUBJECTS[name], "cpu", dtype, QUICK, components=["rnn.cell", "attention"])
+    records = check_subject(SUBJECTS[name], "cpu", dtype, QUICK, components=["rnn.cell", "lstm.cell", "attention"])
     return next(r for r in records if r.check == check and r.status != "skip")
 
 
@@ -37,15 +40,63 @@ def test_weights_that_do_not_sum_to_one_are_named_by_the_bounds_check():
     ("not_a_dict", "returned a list; expected a dict of tensors"),
     ("missing_output", "returned no 'h' (it returned 'hidden')"),
     ("float32_inside", "precision: the error is what rounding in torch.float32 gives"),
-    ("unknown_variant", "unknown variant 'rnn.elman_v2'"),
     ("mask_flipped_in_place", "modified its input 'mask' in place"),
-    ("two_mask_forms", "attention: declare one mask form, not mask.bool_true_masked, mask.bool_true_attends"),
+    ("builder_returns_none", "the adapter's builder returned NoneType, not a callable"),
+    ("unknown_output", "returned 'Chat_', which the spec does not define for lstm.cell; known outputs: "),
 ])
 def test_misbehaviour_is_named(name, words):
     record = oracle_record(name)
     assert record.status == "fail"
     assert words in record.message
     assert f"subject {name!r}" in record.message
+
+
+@pytest.mark.parametrize("words", sorted(DECLARATIONS))
+def test_an_unknown_declaration_is_a_one_line_usage_error(words):
+    with pytest.raises(SubjectLoadError) as caught:
+        check_subject(DECLARATIONS[words], "cpu", torch.float64, QUICK)
+    assert words in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_an_unknown_declaration_stops_pytest_and_the_report_says_why(tmp_path):
+    report = tmp_path / "report.json"
+    report.write_text('{"records": ["an old run"]}')
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:xdist", "--pyargs", "nlpspec",
+                           "--subject", "bad_subjects:SUBJECT_WITH_TYPO", "--nlpspec-report", str(report)],
+                          capture_output=True, text=True, timeout=120, cwd=HERE)
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert "ERROR: subject 'typo': unknown component 'lstm.celll' (did you mean 'lstm.cell'?); known: " in done.stderr
+    written = json.loads(report.read_text())
+    assert written["records"] == [] and "unknown component 'lstm.celll'" in written["error"]
+
+
+def test_batch_rows_that_move_between_calls_are_called_non_deterministic():
+    record = oracle_record("noisy", check="batch_independence")
+    assert record.status == "fail" and "the subject is not deterministic" in record.message, record.message
+
+
+def test_a_hanging_subject_is_reported_as_hanging_and_the_run_goes_on():
+    from nlpspec.properties.harness import Run
+    from nlpspec.properties.runner import cases, execute
+    outcomes = {}
+    for case in cases(HANGS):
+        if case.check.name == "oracle" and case.component.name in ("rnn.cell", "rnn.output"):
+            record = execute(Run(HANGS, torch.device("cpu"), torch.float64, time_limit=0.5), case.component,
+                             case.check, QUICK)
+            outcomes[case.component.name] = record
+    assert outcomes["rnn.cell"].status == "fail"
+    assert "subject 'hangs', component rnn.cell: the subject did not return within 0.5 s" in outcomes["rnn.cell"].message
+    assert outcomes["rnn.output"].status == "pass"
+
+
+def test_several_distinct_failures_are_each_reported_with_their_own_replay():
+    records = check_subject(TWO_BUGS, "cpu", torch.float64, settings(QUICK, max_examples=100,
+                            phases=list(Phase)[:-1]), components=["rnn.cell"], checks=["oracle"])
+    [record] = records
+    assert record.status == "fail" and len(record.failures) == 2, record.message
+    messages = sorted(f["message"] for f in record.failures)
+    assert "modified its input 'h_prev' in place" in messages[1] and "disagrees with the oracle" in messages[0]
+    assert len({f["replay"] for f in record.failures}) == 2 and all(f["replay"] for f in record.failures)
 
 
 def test_wrong_equation_is_not_called_precision():
@@ -73,8 +124,8 @@ def test_component_not_offered_is_skipped_with_its_name():
 @pytest.mark.parametrize("name, words", [
     ("nosuch", "unknown subject 'nosuch': the built-ins are reference, torch"),
     ("no.such:thing", "importing 'no.such' failed: ModuleNotFoundError"),
-    ("subjects:nothing_here", "module 'subjects' has no attribute 'nothing_here'"),
-    ("subjects.registry:BUILTINS", "is a dict, not a subjects.Subject"),
+    ("nlpspec.subjects:nothing_here", "module 'nlpspec.subjects' has no attribute 'nothing_here'"),
+    ("nlpspec.subjects.registry:BUILTINS", "is a dict, not an nlpspec.Subject"),
     ("zoo.nosuch", "unknown mutant 'zoo.nosuch'"),
 ])
 def test_unknown_subject_is_a_one_line_error(name, words):
@@ -94,8 +145,8 @@ def test_a_refusal_is_accepted_only_where_no_output_is_defined():
     where any output is defined, raising is a failure."""
     import numpy as np
 
-    from properties.components import COMPONENTS
-    from properties.harness import Harness, Run, SubjectFailure
+    from nlpspec.properties.components import COMPONENTS
+    from nlpspec.properties.harness import Harness, Run, SubjectFailure
 
     def refuses(**inputs):
         raise RuntimeError("empty batch")
@@ -113,9 +164,9 @@ def test_an_overflowed_gradient_is_not_judged_but_a_nan_leak_is():
     position while the visible ones are finite is a leak."""
     import numpy as np
 
-    from properties.check import first_nonzero
-    from properties.components import COMPONENTS
-    from properties.harness import Harness, Run
+    from nlpspec.properties.check import first_nonzero
+    from nlpspec.properties.components import COMPONENTS
+    from nlpspec.properties.harness import Harness, Run
     harness = Harness(Run(load_subject("reference"), torch.device("cpu"), torch.float16), COMPONENTS["decoder"])
     hidden = np.array([[[False], [True]], [[False], [True]]])  # (batch 2, positions 2, 1 feature)
     overflowed = np.array([[[np.nan], [np.nan]], [[1.0], [0.0]]])

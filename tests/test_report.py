@@ -1,5 +1,8 @@
 """The end-of-run summary and the JSON report, from a real pytest run."""
 import json
+import os
+import pathlib
+import shlex
 import subprocess
 import sys
 
@@ -8,11 +11,12 @@ import pytest
 pytestmark = pytest.mark.selftest
 
 
-def run_pytest(tmp_path, *args):
+def run_pytest(tmp_path, *args, env=None, cwd=None):
     report = tmp_path / "report.json"
-    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:xdist", "tests/test_conformance.py",
-                           "--hypothesis-profile", "ci", "--nlpspec-report", str(report), *args],
-                          capture_output=True, text=True, timeout=300)
+    profile = () if "--hypothesis-profile" in args else ("--hypothesis-profile", "ci")
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:xdist", "--pyargs", "nlpspec", *profile,
+                           "--nlpspec-report", str(report), *args],
+                          capture_output=True, text=True, timeout=300, env=env, cwd=cwd)
     return done, json.loads(report.read_text())
 
 
@@ -33,7 +37,8 @@ def test_summary_and_json_name_the_variant_and_the_failure(tmp_path):
     done, report = run_pytest(tmp_path, "--subject", "zoo.rnn_bias_dropped", "-k", "rnn.cell-oracle")
     assert done.returncode == 1
     assert any(line.split() == ["rnn.cell", "rnn.cell", "fail", "(oracle)"] for line in done.stdout.splitlines())
-    assert "reproduce: pytest 'tests/test_conformance.py::test_conformance[rnn.cell-oracle]'" in done.stdout
+    assert "reproduce: pytest --pyargs nlpspec --subject zoo.rnn_bias_dropped --device cpu --dtype float64 " \
+           "--hypothesis-profile ci --nlpspec-check rnn.cell-oracle-rnn.cell --nlpspec-replay " in done.stdout
     [record] = report["records"]
     assert record["status"] == "fail" and record["message"].startswith("[rnn.cell]")
 
@@ -46,7 +51,7 @@ def record(check, status, variant, options):
 def test_summary_keeps_each_variant_apart():
     """A mode that runs a variant (torch's gelu) must not relabel the modes that run the article's
     equation (post_ln), nor hide a failure of one mode behind another's pass."""
-    from properties.summary import table
+    from nlpspec.properties.summary import table
     rows = table([record("oracle", "pass", "", {"mode": "post_ln"}),
                   record("oracle", "pass", "", {"mode": "seq_first"}),
                   record("oracle", "pass", "ffn.gelu", {"mode": "gelu"}),
@@ -63,5 +68,28 @@ def test_every_failure_says_how_to_reproduce_it(tmp_path):
     assert done.returncode == 1
     [record] = report["records"]
     assert "modified its input" in record["message"]
-    assert "reproduce: pytest 'tests/test_conformance.py::test_conformance[lstm.cell-oracle]' --subject " \
-           "zoo.lstm_state_in_place" in record["message"]
+    assert "reproduce: pytest --pyargs nlpspec --subject zoo.lstm_state_in_place " in record["message"]
+    assert "--nlpspec-check lstm.cell-oracle-lstm.forget+" in record["message"]
+
+
+def test_the_reproduce_line_replays_the_failure_exactly_in_a_fresh_process(tmp_path):
+    """A LayerNorm wrong only at d = 3, B = 2, found under a random seed: its printed line, run in a
+    new process with the example database there or not, fails again with the very same message."""
+    env = {**os.environ, "PYTHONPATH": str(pathlib.Path(__file__).parent)}
+    first = tmp_path / "first"
+    first.mkdir()
+    done, report = run_pytest(first, "--subject", "bad_subjects:LAYERNORM_WRONG_AT", "-k", "layernorm-oracle",
+                              "--hypothesis-profile", "thorough", env=env, cwd=first)
+    assert done.returncode == 1, done.stdout[-3000:]
+    [failed] = [r for r in report["records"] if r["status"] == "fail"]
+    [failure] = failed["failures"]
+    line = next(l.strip() for l in failure["message"].splitlines() if l.strip().startswith("reproduce: "))
+    command = shlex.split(line.removeprefix("reproduce: "))
+    assert command[0] == "pytest" and "--nlpspec-replay" in command
+    for where in (first, tmp_path / "elsewhere"):  # with the first run's example database, and without any
+        where.mkdir(exist_ok=True)
+        again = subprocess.run([sys.executable, "-m", *command, "--nlpspec-report", str(where / "again.json")],
+                               capture_output=True, text=True, timeout=300, env=env, cwd=where)
+        assert again.returncode == 1, again.stdout[-3000:]
+        [replayed] = json.loads((where / "again.json").read_text())["records"]
+        assert replayed["failures"] == [failure], "\n".join(__import__("difflib").unified_diff(failure["message"].splitlines(), replayed["failures"][0]["message"].splitlines(), lineterm=""))

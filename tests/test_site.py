@@ -1,10 +1,10 @@
-"""The documentation site (python -m docs): complete, and every link and figure in place."""
+"""The documentation site (python -m nlpspec.docs): complete, and every link and figure in place."""
 import re
 from collections import Counter
 
 import pytest
 
-from spec import CATALOGUE
+from nlpspec.spec import CATALOGUE
 
 pytestmark = pytest.mark.selftest
 
@@ -116,7 +116,7 @@ def test_conformance_page_shows_each_subject(site):
 
 
 def test_every_equation_of_the_article_has_reference_code_that_names_it():
-    from docs.catalogue import reference_code
+    from nlpspec.docs.catalogue import reference_code
     found = reference_code()
     missing = [eid for eid, entry in CATALOGUE.items() if not getattr(entry, "variant_of", None) and eid not in found]
     assert missing == [], "no reference function's docstring names these E-ids"

@@ -8,11 +8,11 @@ import sympy as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spec import CATALOGUE, Equation, compile_equation
-from spec.equation import latex
-from spec.functions import Sigmoid
-from spec.oracle import ShapeError
-from spec.recurrent import (GRU_CANDIDATE, GRU_HIDDEN, GRU_RESET_AFTER, GRU_RESET_AFTER_HIDDEN, LSTM_CELL,
+from nlpspec.spec import CATALOGUE, Equation, compile_equation
+from nlpspec.spec.equation import latex
+from nlpspec.spec.functions import Sigmoid
+from nlpspec.spec.oracle import ShapeError
+from nlpspec.spec.recurrent import (GRU_CANDIDATE, GRU_HIDDEN, GRU_RESET_AFTER, GRU_RESET_AFTER_HIDDEN, LSTM_CELL,
                             UPDATE_KEEPS_STATE, H)
 
 pytestmark = pytest.mark.selftest
@@ -133,7 +133,7 @@ def test_catalogue_holds_every_article_eid_with_latex():
 
 
 def test_python_m_spec_prints_the_catalogue():
-    done = subprocess.run([sys.executable, "-m", "spec"], capture_output=True, text=True, timeout=60, check=True)
+    done = subprocess.run([sys.executable, "-m", "nlpspec.spec"], capture_output=True, text=True, timeout=60, check=True)
     for eid in ARTICLE_EIDS:
         assert f"\n{eid}\n" in "\n" + done.stdout
     assert r"f_t = \sigma\left(W_{f}" in done.stdout
@@ -152,7 +152,7 @@ def test_oracle_computes_in_its_inputs_dtype(eq, dtype):
 def test_layernorms_printed_definition_is_its_entry():
     """The docs' "where" lines for LN name μ_i, σ²_i and ε; put back, they give `_entry` itself.
     (The other functions print their `_entry` unchanged, so only LN's parts can drift.)"""
-    from spec import functions as F
+    from nlpspec.spec import functions as F
     first, *parts = F.LayerNorm.definition()
     expr = first.rhs
     for part in reversed(parts):  # σ² is stated in terms of μ: put ε and σ² back before μ

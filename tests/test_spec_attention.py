@@ -3,8 +3,8 @@ import pytest
 import sympy as sp
 from sympy import stats
 
-from spec.functions import RowSoftmax
-from spec.positional import PositionalEncoding
+from nlpspec.spec.functions import RowSoftmax
+from nlpspec.spec.positional import PositionalEncoding
 
 pytestmark = pytest.mark.selftest
 D = 6  # an embedding size for the positional facts: three column pairs
@@ -52,8 +52,8 @@ def test_oracle_p_matches_the_formula_at_the_articles_size():
     out independently, and bounded by 1."""
     import numpy as np
 
-    from spec import compile_equation
-    from spec.positional import PE_INPUT
+    from nlpspec.spec import compile_equation
+    from nlpspec.spec.positional import PE_INPUT
 
     P = compile_equation(PE_INPUT)(X=np.zeros((2048, 512)))
     position, pair = np.meshgrid(np.arange(2048), np.arange(256), indexing="ij")

@@ -5,8 +5,8 @@ import pytest
 import torch
 from hypothesis import Phase, settings
 
-from properties.runner import check_subject
-from subjects import load_subject
+from nlpspec.properties.runner import check_subject
+from nlpspec.subjects import load_subject
 
 pytestmark = pytest.mark.selftest
 QUICK = settings(max_examples=25, derandomize=True, database=None, deadline=None,
@@ -90,7 +90,7 @@ def marian_positions(params):
 
 @pytest.mark.parametrize("declared, status", [("pe.concat", "pass"), (None, "fail")])
 def test_sines_then_cosines_passes_as_pe_concat_only(declared, status):
-    from subjects import Subject
+    from nlpspec.subjects import Subject
     subject = Subject("marian", {"pe": marian_positions}, variants={"pe": declared} if declared else {})
     [record] = records_of(subject, ["pe"])
     assert record.status == status, record.message
@@ -99,7 +99,7 @@ def test_sines_then_cosines_passes_as_pe_concat_only(declared, status):
 
 def scaled_embeddings(params):
     """Embeddings scaled by √d_model before P is added (the original paper's embedding layer)."""
-    from reference.attention import positional_encoding
+    from nlpspec.reference.attention import positional_encoding
 
     def fn(x):
         P = positional_encoding(x.shape[-2], x.shape[-1], x.dtype, x.device)
@@ -112,7 +112,7 @@ def scaled_embeddings(params):
     ("pe", scaled_embeddings, "pe.scaled_input"),
 ])
 def test_other_named_variants_pass_as_themselves_and_fail_as_the_article(component, builder, variant):
-    from subjects import Subject
+    from nlpspec.subjects import Subject
     build = load_subject(builder).builders[component] if isinstance(builder, str) else builder
     declared = Subject("variant", {component: build}, variants={component: variant})
     [passed] = records_of(declared, [component])
@@ -123,8 +123,8 @@ def test_other_named_variants_pass_as_themselves_and_fail_as_the_article(compone
 
 def test_pytorch_tutorials_float32_positions_are_a_precision_finding_in_float64():
     """The tutorial's PositionalEncoding computes P in float32: reported as precision, not as a wrong equation."""
-    from subjects import Subject
-    from subjects.torch_transformer import tutorial_positions
+    from nlpspec.subjects import Subject
+    from nlpspec.subjects.torch_transformer import tutorial_positions
 
     def build(params):
         def fn(x):
@@ -137,7 +137,7 @@ def test_pytorch_tutorials_float32_positions_are_a_precision_finding_in_float64(
 
 def tied_model(params):
     """The reference model with the classifier's weights tied to the target embedding."""
-    from reference import transformer as ref
+    from nlpspec.reference import transformer as ref
 
     def fn(src, tgt, src_key_padding_mask):
         out, memory = ref.model(src, tgt, {**params, "W_c": params["tgt_embedding"].T},
@@ -148,7 +148,7 @@ def tied_model(params):
 
 @pytest.mark.parametrize("declared, status", [("classifier.tied", "pass"), (None, "fail")])
 def test_tied_classifier_passes_as_its_variant_only(declared, status):
-    from subjects import Subject
+    from nlpspec.subjects import Subject
     subject = Subject("tied", {"transformer": tied_model}, variants={"transformer": declared} if declared else {})
     [record] = records_of(subject, ["transformer"])
     assert record.status == status, record.message

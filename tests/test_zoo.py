@@ -2,9 +2,9 @@
 import pytest
 from hypothesis import settings
 
-from properties.checks import CHECKS
-from properties.runner import first_failure
-from subjects.zoo import MUTANTS
+from nlpspec.properties.checks import CHECKS
+from nlpspec.properties.runner import first_failure
+from nlpspec.subjects.zoo import MUTANTS
 
 pytestmark = pytest.mark.selftest
 

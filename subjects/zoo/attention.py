@@ -7,7 +7,7 @@ from functools import partial
 
 import torch
 
-from reference import attention as ref
+from nlpspec.reference import attention as ref
 
 from ..base import Subject
 from ..reference import VERSION

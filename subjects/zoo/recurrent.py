@@ -5,8 +5,8 @@ from functools import partial
 
 import torch
 
-from reference import cells as ref
-from reference import sequences as seq
+from nlpspec.reference import cells as ref
+from nlpspec.reference import sequences as seq
 
 from ..reference import CELLS
 from .mutant import mutant

@@ -5,7 +5,7 @@ from functools import partial
 
 import torch
 
-from reference import transformer as ref
+from nlpspec.reference import transformer as ref
 
 from .attention import backward_unmasked, with_gradient_of
 from .mutant import mutant

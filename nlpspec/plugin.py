@@ -1,0 +1,273 @@
+"""nlpspec's pytest plugin, registered for every pytest run by the `pytest11` entry point.
+
+Options (group "nlpspec"): --subject NAME (or NLPSPEC_SUBJECT), --device, --dtype,
+--nlpspec-report PATH, --nlpspec-check ID, --nlpspec-replay BLOB, --nlpspec-timeout SECONDS; the
+Hypothesis profile with Hypothesis's own --hypothesis-profile (dev by default, ci when CI is set).
+
+Tests that take the `nlpspec_case` fixture (nlpspec's own `test_conformance`, or a test of one's
+own decorated with `parametrize_with_checks(SUBJECT)`) get one case per component, check and
+option set; the `nlpspec_verdict` fixture runs a case and reports it. Nothing heavy (torch, the
+subject) is loaded until such a test is collected, so the plugin costs nothing elsewhere, unless
+--subject is named, which is loaded and checked at once (exit code 4 on a bad name).
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import shlex
+import warnings
+from functools import cached_property
+
+import pytest
+
+DTYPES = ("float64", "float32", "bfloat16", "float16")
+_records: list[dict] = []  # every case's record, gathered from the workers' reports
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("nlpspec", "nlpspec: the implementation to verify and how")
+    group.addoption("--subject", default=None,
+                    help="implementation to verify: reference (default), torch, zoo.NAME, or package.module:object "
+                         "(default from NLPSPEC_SUBJECT)")
+    group.addoption("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    group.addoption("--dtype", default="float64", choices=DTYPES, help="dtype the subject runs in")
+    group.addoption("--nlpspec-report", default=None, metavar="PATH", help="write every case's record as JSON")
+    group.addoption("--nlpspec-check", default=None, metavar="ID",
+                    help="run only the case with this id (component-check[-options]-E-ids, as the failure prints it)")
+    group.addoption("--nlpspec-replay", default=None, metavar="BLOB",
+                    help="with --nlpspec-check: replay exactly the example of a failure (its reproduce line)")
+    group.addoption("--nlpspec-timeout", default=None, type=float, metavar="SECONDS",
+                    help="time limit on each build and call of the subject (default 60; 0: none)")
+
+
+class State:
+    """The run's choices, resolved on first use."""
+
+    def __init__(self, config):
+        self.config = config
+        option = config.getoption("subject")
+        self.explicit = option is not None or "NLPSPEC_SUBJECT" in os.environ
+        self.subject_name = option or os.environ.get("NLPSPEC_SUBJECT") or "reference"
+        self.dtype_name = config.getoption("dtype")
+        self.report = config.getoption("nlpspec_report")
+        self.check, self.replay = config.getoption("nlpspec_check"), config.getoption("nlpspec_replay")
+        given = config.getoption("hypothesis_seed", None)
+        try:
+            self.seed = int(given) if given is not None else random.randrange(2**32)
+        except ValueError:
+            raise pytest.UsageError(f"--hypothesis-seed {given}: nlpspec needs a whole number") from None
+        self.seed_given = given is not None
+        from nlpspec.properties.profiles import chosen
+        self.profile = config.getoption("hypothesis_profile", None) or chosen()
+        self.threads_pinned = False
+
+    @cached_property
+    def subject(self):
+        from nlpspec.properties.declarations import validate
+        from nlpspec.subjects.registry import SubjectLoadError, load_subject
+        try:
+            subject = load_subject(self.subject_name)
+            validate(subject)
+        except SubjectLoadError as exc:
+            self.write_report([], error=str(exc))
+            raise pytest.UsageError(str(exc)) from None
+        return subject
+
+    @cached_property
+    def device(self):
+        import torch
+        name = self.config.getoption("device") or ("cuda" if torch.cuda.is_available() else "cpu")
+        try:  # the canonical device ("cuda" -> "cuda:0"), as the subject's tensors will report it
+            return torch.empty(0, device=torch.device(name)).device
+        except (RuntimeError, AssertionError) as exc:
+            self.write_report([], error=f"--device {name}: {exc}")
+            raise pytest.UsageError(f"--device {name}: {exc}") from None
+
+    @property
+    def dtype(self):
+        import torch
+        return getattr(torch, self.dtype_name)
+
+    @cached_property
+    def settings(self):
+        from nlpspec.properties.profiles import settings_for
+        return settings_for(self.profile)
+
+    @property
+    def timeout(self) -> float:
+        from nlpspec.properties.clock import DEFAULT_SECONDS
+        given = self.config.getoption("nlpspec_timeout")
+        return DEFAULT_SECONDS if given is None else given
+
+    def pin_threads(self):
+        """Two pytest-xdist workers on two cores: one BLAS and torch thread each."""
+        if os.environ.get("PYTEST_XDIST_WORKER") and not self.threads_pinned:
+            import torch
+            from threadpoolctl import threadpool_limits
+            torch.set_num_threads(1)
+            self.config._nlpspec_threads = threadpool_limits(1)
+            self.threads_pinned = True
+
+    def reproduce(self, case, nodeid: str, builtin: bool):
+        """blob -> the command line that reruns exactly this example of `case`."""
+        def command(blob: str) -> str:
+            where = f"--pyargs nlpspec --subject {shlex.quote(self.subject_name)}" if builtin else shlex.quote(nodeid)
+            line = (f"pytest {where} --device {self.device} --dtype {self.dtype_name} "
+                    f"--hypothesis-profile {self.profile} --nlpspec-check {shlex.quote(case.id)}")
+            if blob:
+                return line + f" --nlpspec-replay {blob}"
+            return line + ("" if self.settings.derandomize else f" --hypothesis-seed {self.seed}")
+        return command
+
+    def write_report(self, records, error: str | None = None):
+        if not self.report or hasattr(self.config, "workerinput"):
+            return
+        found = {"subject": self.subject_name, "device": self.config.getoption("device") or "",
+                 "dtype": self.dtype_name, "records": records}
+        if "subject" in self.__dict__:
+            found |= {"subject": self.subject.name, "version": self.subject.version, "device": str(self.device)}
+        if error:
+            found["error"] = error
+        with open(self.report, "w") as f:
+            json.dump(found, f, indent=1)
+
+
+def state(config) -> State:
+    return config._nlpspec
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "selftest: tests of nlpspec itself, independent of --subject")
+    import nlpspec.properties.profiles  # noqa: F401  (registers the dev, ci and thorough profiles)
+    config._nlpspec = State(config)
+    run = config._nlpspec
+    if run.report and not hasattr(config, "workerinput"):  # an old report never survives a run that stops early
+        run.write_report([], error="the run stopped before any case finished")
+    if run.check is None and run.replay:
+        raise pytest.UsageError("--nlpspec-replay replays one case: give its id with --nlpspec-check as well")
+    if run.explicit:
+        run.subject  # a bad name stops the run here, in one line
+
+
+def pytest_report_header(config):
+    run = state(config)
+    if not run.explicit:
+        return None
+    return (f"nlpspec: subject {run.subject.name} {run.subject.version}, device {run.device}, "
+            f"dtype {run.dtype_name}, hypothesis profile {run.profile}"
+            + ("" if run.settings.derandomize else f", seed {run.seed}"))
+
+
+def parametrize_with_checks(subject):
+    """Decorate a test of one's own with every case of `subject` (a Subject, or a name as
+    --subject takes it), scikit-learn style:
+
+        @parametrize_with_checks(SUBJECT)
+        def test_my_lstm(nlpspec_case, nlpspec_verdict):
+            nlpspec_verdict(nlpspec_case)
+    """
+    from nlpspec.properties.declarations import validate
+    from nlpspec.properties.runner import cases
+    from nlpspec.subjects.registry import load_subject
+    if isinstance(subject, str):
+        subject = load_subject(subject)
+    validate(subject)
+    found = cases(subject)
+    return pytest.mark.parametrize("nlpspec_case", found, ids=[case.id for case in found])
+
+
+def pytest_generate_tests(metafunc):
+    if "nlpspec_case" not in metafunc.fixturenames:
+        return
+    if any("nlpspec_case" in marker.args[0] for marker in metafunc.definition.iter_markers("parametrize")):
+        return  # parametrize_with_checks
+    from nlpspec.properties.runner import cases
+    found = cases(state(metafunc.config).subject)
+    metafunc.parametrize("nlpspec_case", found, ids=[case.id for case in found])
+
+
+def pytest_collection_modifyitems(config, items):
+    wanted = state(config).check
+    if wanted is None:
+        return
+    keep = [item for item in items if _case(item) is not None and _case(item).id == wanted]
+    if not keep and any(_case(item) is not None for item in items):
+        known = sorted({_case(item).id for item in items if _case(item) is not None})
+        raise pytest.UsageError(f"--nlpspec-check {wanted}: no such case; known: {', '.join(known[:8])}, …")
+    config.hook.pytest_deselected(items=[item for item in items if item not in keep])
+    items[:] = keep
+
+
+def _case(item):
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("nlpspec_case") if callspec else None
+
+
+@pytest.fixture
+def nlpspec_verdict(request, record_property):
+    """Run one case on its subject and report it to pytest: pass, fail (every distinct failure, each
+    with its reproduce line), skip, xfail, or a warning for a stale expected failure."""
+    from hypothesis.statistics import collector, describe_statistics
+
+    from nlpspec.properties.harness import Run
+    from nlpspec.properties.runner import execute
+
+    def verdict(case):
+        config = request.config
+        run = state(config)
+        run.pin_threads()
+        builtin = request.node.module.__name__ == "nlpspec.test_conformance"
+        replay = run.replay if run.check == case.id else None
+
+        def note_statistics(stats):
+            stats["nodeid"] = request.node.nodeid
+            request.node.hypothesis_statistics = describe_statistics(stats)
+        with collector.with_value(note_statistics):
+            record = execute(Run(case.subject, run.device, run.dtype, case.options,
+                                 reproduce=run.reproduce(case, request.node.nodeid, builtin), time_limit=run.timeout),
+                             case.component, case.check, run.settings, None if run.settings.derandomize else run.seed,
+                             replay)
+        record_property("nlpspec", record.as_dict())
+        if record.status == "skip":
+            pytest.skip(record.message)
+        if record.status == "xfail":
+            pytest.xfail(f"expected failure: {record.message}")
+        if record.status == "stale":
+            warnings.warn(f"{record.id}: {record.message}", UserWarning, stacklevel=1)
+        if record.status == "fail":
+            count = len(record.failures)
+            head = f"{count} distinct failures of this check:\n\n" if count > 1 else ""
+            pytest.fail(head + record.message, pytrace=False)
+    return verdict
+
+
+def pytest_runtest_logreport(report):
+    for name, value in report.user_properties:
+        if name == "nlpspec" and report.when == "call":
+            _records.append(value)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if not _records:
+        return
+    from nlpspec.properties.summary import format_table, observations, table
+    run = state(config)
+    subjects = ", ".join(sorted({r["subject"] for r in _records}))
+    terminalreporter.section(f"nlpspec conformance: {subjects} ({run.device}, {run.dtype_name})")
+    for line in format_table(table(_records)):
+        terminalreporter.write_line(line)
+    notes = observations(_records)
+    if notes:
+        terminalreporter.write_line("observed, not judged (where the spec leaves a value undefined, or a check "
+                                    "cannot look), the subject:")
+        for line in notes:
+            terminalreporter.write_line(f"  {line}")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    run = state(session.config)
+    if not run.report or hasattr(session.config, "workerinput"):
+        return
+    complete = int(exitstatus) in (0, 1, 5)  # passed, failed, nothing collected: every collected case reported
+    run.write_report(_records, error=None if complete else f"pytest stopped with exit status {int(exitstatus)}")

@@ -1,0 +1,64 @@
+"""A subject's declarations checked before any check runs: every component, variant, option and
+expected-failure id it names must be one the suite knows. A misspelt name would otherwise mean a
+check silently never run; here it is a usage error of one line that names it and lists what is
+known (with the closest known name, if one is close).
+"""
+from __future__ import annotations
+
+import difflib
+import inspect
+
+from nlpspec.subjects import Subject
+from nlpspec.subjects.registry import SubjectLoadError
+
+from .checks import generate
+from .components import COMPONENTS, declared, kind_for
+from .harness import option_sets
+
+
+def unknown(kind: str, name: str, known, where: str) -> SubjectLoadError:
+    close = difflib.get_close_matches(name, list(known), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return SubjectLoadError(f"{where}: unknown {kind} {name!r}{hint}; known: {', '.join(known) or 'none'}")
+
+
+def validate(subject: Subject) -> None:
+    """Raise SubjectLoadError, one line, on the first name the suite does not know."""
+    where = f"subject {subject.name!r}"
+    for name in (*subject.builders, *subject.variants, *subject.options):
+        if name not in COMPONENTS:
+            raise unknown("component", name, COMPONENTS, where)
+    for name in (*subject.variants, *subject.options):
+        if name not in subject.builders:
+            raise SubjectLoadError(f"{where} declares {'variants' if name in subject.variants else 'options'} for "
+                                   f"{name}, which it does not offer (its builders: {', '.join(subject.builders)})")
+    for name, knobs in subject.options.items():
+        accepts = _keywords(subject.builders[name])
+        for knob, values in knobs.items():
+            if accepts is not None and knob not in accepts:
+                raise unknown("option", knob, accepts, f"{where}, component {name} (its builder's keywords)")
+            if not isinstance(values, (list, tuple)) or not values:
+                raise SubjectLoadError(f"{where}, component {name}: option {knob!r} lists no values "
+                                       f"(give a list, e.g. {{{knob!r}: [True, False]}})")
+    for name in subject.variants:
+        component = COMPONENTS[name]
+        for options in option_sets(subject, component):
+            try:
+                kind_for(component, declared(subject.variants[name], options))
+            except ValueError as exc:
+                raise SubjectLoadError(f"{where}: {exc}") from None
+    ids = {f"{component.name}-{check.name}" for component, check in generate() if subject.offers(component.name)}
+    for name in subject.expected_failures:
+        if name not in ids:
+            raise unknown("expected-failure id", name, sorted(ids), where)
+
+
+def _keywords(builder) -> list[str] | None:
+    """The keyword parameters a builder takes after its params; None if it takes **kwargs."""
+    try:
+        parameters = list(inspect.signature(builder).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind == p.VAR_KEYWORD for p in parameters):
+        return None
+    return [p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
