@@ -113,7 +113,7 @@ def entry(eid: str, refs: dict, subjects, diagrams: dict) -> str:
             f"<code>{check.body.__qualname__}</code>", f"<code>{check.name}</code>")
             for check in catalogue.checks_of(component))
         checks.append(f"<li><code>{component}</code>: {names}</li>")
-    parts.append(f"<p>Checked by (<code>pytest tests/test_conformance.py -k {html.escape(catalogue.components_of(eid)[0])}</code>):</p><ul>"
+    parts.append(f"<p>Checked by (<code>pytest --pyargs nlpspec -k {html.escape(catalogue.components_of(eid)[0])}</code>):</p><ul>"
                  + "".join(checks) + "</ul>")
     if eid in diagrams:
         parts.append(f'<figure><img src="{diagrams[eid]}" alt="dataflow of {eid}" loading="lazy">'

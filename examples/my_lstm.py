@@ -1,10 +1,10 @@
 """The README's worked example: an LSTM cell of one's own, as an nlpspec subject.
 
-    pytest --subject examples.my_lstm:SUBJECT
+    pytest --pyargs nlpspec --subject examples.my_lstm:SUBJECT
 """
 import torch
 
-from nlpspec.subjects import Subject
+from nlpspec import Subject
 
 
 def my_lstm_cell(params):

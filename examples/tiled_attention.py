@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from nlpspec.subjects import Subject
+from nlpspec import Subject
 
 TILE = 2  # keys per tile: small, so that the suite's short sequences span several tiles
 

@@ -251,11 +251,11 @@ def pytest_runtest_logreport(report):
 def pytest_terminal_summary(terminalreporter, config):
     if not _records:
         return
-    from nlpspec.properties.summary import format_table, observations, table
+    from nlpspec.properties.summary import observations, summary
     run = state(config)
     subjects = ", ".join(sorted({r["subject"] for r in _records}))
     terminalreporter.section(f"nlpspec conformance: {subjects} ({run.device}, {run.dtype_name})")
-    for line in format_table(table(_records)):
+    for line in summary(_records):
         terminalreporter.write_line(line)
     notes = observations(_records)
     if notes:

@@ -41,6 +41,9 @@ class Entries:
     def __repr__(self):
         return f"<{len(self.raw) // 2} entries, printed below as arrays>"
 
+    def _repr_pretty_(self, printer, cycle):  # Hypothesis's printer would spell out the bytes
+        printer.text(repr(self))
+
 
 def arrays(data, layout):
     """Fill a nested layout of `Shape`s (dicts and lists) with arrays, in one draw.

@@ -1,6 +1,7 @@
 """The conformance summary: records folded into a table of component × E-id."""
 from __future__ import annotations
 
+import textwrap
 from collections import defaultdict
 
 from nlpspec.spec import CATALOGUE
@@ -48,21 +49,69 @@ def verdict(records: list[dict]) -> str:
     return "; ".join(parts)
 
 
-def table(records: list[dict]) -> list[tuple[str, str, str]]:
-    """(component, E-id, verdict) rows, in the article's order within each component."""
-    cells = defaultdict(list)
+WIDTH = 120  # no summary line is wider
+
+
+def groups(records: list[dict]) -> list[tuple[str, list[dict]]]:
+    """The records by the variant they ran as: the article's own first, then by number of variants."""
+    found = defaultdict(list)
     for r in records:
-        for eid in r["eids"] or ["-"]:
-            cells[r["component"], eid].append(r)
-    return [(component, eid, verdict(found))
-            for (component, eid), found in sorted(cells.items(), key=lambda kv: (kv[0][0], ORDER.get(kv[0][1], 999)))]
+        found[r["variant"]].append(r)
+    return sorted(found.items(), key=lambda kv: (kv[0].count(",") + bool(kv[0]), kv[0]))
 
 
-def format_table(rows) -> list[str]:
-    widths = [max(len(str(r[i])) for r in rows + [("component", "E-id", "")]) for i in range(2)]
-    lines = [f"{'component':<{widths[0]}}  {'E-id':<{widths[1]}}  verdict"]
-    lines += [f"{c:<{widths[0]}}  {e:<{widths[1]}}  {v}" for c, e, v in rows]
+def summary(records: list[dict]) -> list[str]:
+    """The conformance summary, one block per component the subject offers:
+
+        transformer: a = mode=post_ln, seq_first, as variants stack.final_norm, pe.scaled_input
+                     b = mode=pre_ln, as variants enc.attn.pre_ln, …, stack.final_norm, pe.scaled_input
+          mask.key_padding    pass (a, b)
+          enc.attn.pre_ln     pass (b)
+
+    Each way the component ran (an option set and the variants it declares) is named once, by a
+    letter; a row gives the verdict of each E-id per letter, equal verdicts merged. Components the
+    subject does not offer end the summary in one line."""
+    by_component = defaultdict(list)
+    for r in records:
+        by_component[r["component"]].append(r)
+    offered = {c: found for c, found in sorted(by_component.items()) if any(r["status"] != "skip" for r in found)}
+    eid_width = max([len(e) for found in offered.values() for r in found for e in r["eids"]] + [4])
+    lines = []
+    for component, found in offered.items():
+        ran = groups([r for r in found if r["status"] != "skip"])
+        shared = [v for v in ran[0][0].split(", ") if v and all(v in g.split(", ") for g, _ in ran)]
+        legend = [f"every run as variant{'s' * (len(shared) > 1)} {', '.join(shared)}"] if shared else []
+        if len(ran) > 1:
+            for k, (variant, rs) in enumerate(ran):
+                own = [v for v in variant.split(", ") if v and v not in shared]
+                plus = ("plus " if shared else "as variants ") + ", ".join(own) if own else \
+                    ("nothing more" if shared else "as the article")
+                legend.append(f"{'abcdefghijklmnopqrstuvwxyz'[k]} = {options_of(rs) or 'no options'}: {plus}")
+        head = f"{component}: "
+        if not legend:
+            lines.append(component)
+        for k, text in enumerate(legend):
+            lines += _wrapped((head if k == 0 else " " * len(head)) + text, " " * (len(head) + 4))
+        letters = {v: "abcdefghijklmnopqrstuvwxyz"[k] for k, (v, _) in enumerate(ran)}
+        cells = defaultdict(list)
+        for r in found:
+            for eid in r["eids"] or ["-"]:
+                cells[eid].append(r)
+        for eid, rs in sorted(cells.items(), key=lambda kv: ORDER.get(kv[0], 999)):
+            by_verdict = defaultdict(list)
+            for variant, group in groups(rs):
+                by_verdict[worst(group)].append(letters.get(variant, ""))
+            text = "; ".join(v + (f" ({', '.join(l for l in ls if l)})" if len(ran) > 1 else "")
+                             for v, ls in by_verdict.items())
+            lines += _wrapped(f"  {eid:<{eid_width}}  {text}", " " * (eid_width + 4))
+    absent = [c for c in by_component if c not in offered]
+    if absent:
+        lines += _wrapped(f"not offered (skipped): {', '.join(sorted(absent))}", "  ")
     return lines
+
+
+def _wrapped(line: str, indent: str) -> list[str]:
+    return textwrap.wrap(line, WIDTH, subsequent_indent=indent, break_on_hyphens=False) or [line]
 
 
 def observations(records: list[dict]) -> list[str]:

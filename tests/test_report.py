@@ -26,8 +26,10 @@ def test_summary_and_json_name_the_variant_and_the_failure(tmp_path):
     assert done.returncode == 0, done.stdout[-2000:]
     assert "nlpspec: subject torch" in done.stdout  # the report header
     lines = [line.split() for line in done.stdout.splitlines()]
-    assert ["gru.cell", "gru.reset_after", "variant", "gru.reset_after:", "pass"] in lines
-    assert ["mha", "mask.bool_true_masked", "variant", "mask.bool_true_masked:", "pass"] in lines
+    assert "gru.cell: every run as variant gru.reset_after" in done.stdout.splitlines()
+    assert ["gru.reset_after", "pass"] in lines
+    assert "mha: every run as variant mask.bool_true_masked" in done.stdout.splitlines()
+    assert ["mask.bool_true_masked", "pass"] in lines
     assert "  mha, mode=seq_first: a query with every key hidden gives NaN" in done.stdout.splitlines()
     assert report["subject"] == "torch" and report["dtype"] == "float64"
     assert {(r["id"], r["status"], r["variant"]) for r in report["records"]} == {
@@ -36,7 +38,7 @@ def test_summary_and_json_name_the_variant_and_the_failure(tmp_path):
 
     done, report = run_pytest(tmp_path, "--subject", "zoo.rnn_bias_dropped", "-k", "rnn.cell-oracle")
     assert done.returncode == 1
-    assert any(line.split() == ["rnn.cell", "rnn.cell", "fail", "(oracle)"] for line in done.stdout.splitlines())
+    assert any(line.split() == ["rnn.cell", "fail", "(oracle)"] for line in done.stdout.splitlines())
     assert "reproduce: pytest --pyargs nlpspec --subject zoo.rnn_bias_dropped --device cpu --dtype float64 " \
            "--hypothesis-profile ci --nlpspec-check rnn.cell-oracle-rnn.cell --nlpspec-replay " in done.stdout
     [record] = report["records"]
@@ -50,16 +52,29 @@ def record(check, status, variant, options):
 
 def test_summary_keeps_each_variant_apart():
     """A mode that runs a variant (torch's gelu) must not relabel the modes that run the article's
-    equation (post_ln), nor hide a failure of one mode behind another's pass."""
-    from nlpspec.properties.summary import table
-    rows = table([record("oracle", "pass", "", {"mode": "post_ln"}),
-                  record("oracle", "pass", "", {"mode": "seq_first"}),
-                  record("oracle", "pass", "ffn.gelu", {"mode": "gelu"}),
-                  record("causal", "fail", "ffn.gelu", {"mode": "gelu"})])
-    assert rows == [("decoder.layer", "dec.self",
-                     "pass [mode=post_ln, seq_first]; variant ffn.gelu: fail (causal) [mode=gelu]")]
-    assert table([record("oracle", "pass", "dec.self.pre_ln", {"mode": "pre_ln"})]) == [
-        ("decoder.layer", "dec.self", "variant dec.self.pre_ln: pass")]
+    equation (post_ln), nor hide a failure of one mode behind another's pass; each way the component
+    ran is named once."""
+    from nlpspec.properties.summary import summary
+    lines = summary([record("oracle", "pass", "", {"mode": "post_ln"}),
+                     record("oracle", "pass", "", {"mode": "seq_first"}),
+                     record("oracle", "pass", "ffn.gelu", {"mode": "gelu"}),
+                     record("causal", "fail", "ffn.gelu", {"mode": "gelu"})])
+    assert lines == ["decoder.layer: a = mode=post_ln, seq_first: as the article",
+                     "               b = mode=gelu: as variants ffn.gelu",
+                     "  dec.self  pass (a); fail (causal) (b)"]
+    assert summary([record("oracle", "pass", "dec.self.pre_ln", {"mode": "pre_ln"})]) == [
+        "decoder.layer: every run as variant dec.self.pre_ln", "  dec.self  pass"]
+
+
+def test_summary_lines_fit_and_absent_components_share_one_line():
+    from nlpspec.properties.summary import WIDTH, summary
+    long = ", ".join(f"variant.number_{k}" for k in range(12))
+    skipped = [{**record("oracle", "skip", "", {}), "component": name} for name in ("rnn.cell", "gru.cell", "pe")]
+    lines = summary([record("oracle", "pass", long, {"mode": "a"}), record("oracle", "fail", "", {"mode": "b"})]
+                    + skipped)
+    assert all(len(line) <= WIDTH for line in lines), lines
+    assert lines[-1] == "not offered (skipped): gru.cell, pe, rnn.cell"
+    assert sum("variant.number_3" in line for line in lines) == 1
 
 
 def test_every_failure_says_how_to_reproduce_it(tmp_path):
@@ -93,3 +108,27 @@ def test_the_reproduce_line_replays_the_failure_exactly_in_a_fresh_process(tmp_p
         assert again.returncode == 1, again.stdout[-3000:]
         [replayed] = json.loads((where / "again.json").read_text())["records"]
         assert replayed["failures"] == [failure], "\n".join(__import__("difflib").unified_diff(failure["message"].splitlines(), replayed["failures"][0]["message"].splitlines(), lineterm=""))
+
+
+def test_hypothesis_show_statistics_reports_the_checks(tmp_path):
+    done, _ = run_pytest(tmp_path, "-k", "rnn.cell-oracle", "--hypothesis-show-statistics")
+    section = done.stdout.split("Hypothesis Statistics", 1)[-1]
+    assert "test_conformance[rnn.cell-oracle-rnn.cell]:" in section
+    assert "50 passing examples, 0 failing examples" in section
+
+
+def test_parametrize_with_checks_puts_the_checks_into_a_test_file_of_ones_own(tmp_path):
+    """A maintainer's own test file, with its own subject: every case runs, and a failure's reproduce
+    line names that file's test, not nlpspec's."""
+    (tmp_path / "test_mine.py").write_text(
+        "from nlpspec import parametrize_with_checks, load_subject\n\n\n"
+        "@parametrize_with_checks(load_subject('zoo.rnn_bias_dropped'))\n"
+        "def test_mine(nlpspec_case, nlpspec_verdict):\n"
+        "    nlpspec_verdict(nlpspec_case)\n")
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:xdist", "-q", "test_mine.py", "-k", "rnn.cell",
+                           "--hypothesis-profile", "ci", "-p", "no:cacheprovider"], capture_output=True, text=True,
+                          timeout=300, cwd=tmp_path)
+    assert done.returncode == 1, done.stdout[-2000:]
+    assert "FAILED test_mine.py::test_mine[rnn.cell-oracle-rnn.cell]" in done.stdout
+    assert "reproduce: pytest 'test_mine.py::test_mine[rnn.cell-oracle-rnn.cell]' --device cpu" in done.stdout
+    assert "zoo.rnn_bias_dropped" in done.stdout.split("nlpspec conformance:")[1].splitlines()[0]
