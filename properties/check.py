@@ -7,6 +7,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from . import failures as fail
 from . import tolerance as tol
 from .components import Component, eids_for
 from .harness import Harness, SubjectFailure
@@ -77,8 +78,7 @@ def _gradients(h: Harness, call, wrt: dict, i: int, check: str) -> dict | None:
         out = call()
         out = out["out"] if isinstance(out, dict) else out
     except Exception as exc:
-        raise SubjectFailure(f"{h.where()}: the subject raised {type(exc).__name__} with inputs that require "
-                             f"grad: {exc}") from exc
+        raise fail.raised(h.where(), "the subject, given inputs that require grad,", exc) from exc
     if not (isinstance(out, torch.Tensor) and out.requires_grad):
         h.observations.add(f"no autograd graph: the Jacobian part of {check} is not checked")
         return None

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from nlpspec.spec.recurrent import CELLS, UPDATE_KEEPS_STATE
 
+from . import failures as fail
 from . import tolerance as tol
 from . import attention_checks as attn
 from . import transformer_checks as layer_checks
@@ -40,7 +41,7 @@ def check_determinism(h: Harness, data):
     h.call(h.build(params), inputs, reference)
     unstable = h.nondeterminism()
     if unstable:
-        raise SubjectFailure(unstable)
+        raise unstable
 
 
 def check_batch_independence(h: Harness, data):
@@ -76,9 +77,8 @@ def check_bounds(h: Harness, data):
         outside = (value < low - slack) | (value > high + slack)
         if outside.any():
             index = tuple(int(i) for i in np.argwhere(outside)[0])
-            raise SubjectFailure(f"[{h.output_eids.get(name, h.component.name)}] {h.where()}: output {name!r} "
-                                 f"is {value[index]:.6g} at {list(index)}, outside [{low}, {high}] "
-                                 f"beyond rounding ({slack:.3g})")
+            raise fail.outside(h.where(), h.output_eids.get(name, h.component.name), name, value[index], list(index),
+                               low, high, slack)
     for name in PROBABILITIES + PROBABILITY_OUTPUTS.get(h.component.name, ()):
         if name in actual:
             probability_rows(h, name, actual[name], inputs)
@@ -94,8 +94,8 @@ def probability_rows(h: Harness, name: str, value: np.ndarray, inputs):
         leaked = hidden & (value != 0) & defined[..., None]
         if leaked.any():
             index = tuple(int(i) for i in np.argwhere(leaked)[0])
-            raise SubjectFailure(f"[{eid}] {h.where()}: output {name!r} is {value[index]:.6g} at {list(index)}, "
-                                 f"where the key is hidden: a masked weight must be exactly 0")
+            raise SubjectFailure(f"output {name!r} is {value[index]:.6g} at {list(index)}, where the key is hidden: "
+                                 f"a masked weight must be exactly 0", "bounds", h.where(), eid)
     else:
         defined = np.ones(value.shape[:-1], dtype=bool)
     sums = value.sum(axis=-1)
@@ -103,8 +103,8 @@ def probability_rows(h: Harness, name: str, value: np.ndarray, inputs):
     off = defined & (np.abs(sums - 1) > floor)
     if off.any():
         index = tuple(int(i) for i in np.argwhere(off)[0])
-        raise SubjectFailure(f"[{eid}] {h.where()}: output {name!r} has a row summing to {sums[index]:.17g} "
-                             f"at {list(index)}, not 1 (within {floor:.3g}); a softmax row is a probability vector")
+        raise SubjectFailure(f"output {name!r} has a row summing to {sums[index]:.17g} at {list(index)}, not 1 "
+                             f"(within {floor:.3g}); a softmax row is a probability vector", "bounds", h.where(), eid)
 
 
 def saturated(params: dict, gate: str, sign: float) -> dict:

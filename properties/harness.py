@@ -16,15 +16,14 @@ import torch
 from nlpspec.spec.oracle import rounding
 from nlpspec.subjects import Subject
 
+from . import failures as fail
 from . import tolerance as tol
 from .clock import SubjectHang, time_limit  # noqa: F401  (SubjectHang: for the runner)
+from .failures import SubjectFailure  # noqa: F401  (where the checks import it from)
 from .rounding import Rounded, rounded_arithmetic
 from .attention import MASK_FORMS
 from .components import Component, cell_output_eids, declared, kind_for
 
-
-class SubjectFailure(AssertionError):
-    """The subject did something wrong; the message says what, naming subject and component."""
 
 
 def nested_map(fn, tree):
@@ -138,10 +137,9 @@ class Harness:
             with time_limit(self.run.time_limit, f"{self.where()}: the builder"):
                 fn = self.run.subject.builders[self.component.name](given, **self.run.options)
         except Exception as exc:
-            raise SubjectFailure(f"{self.where()}: the adapter's builder raised {type(exc).__name__}: {exc}") from exc
+            raise fail.raised(self.where(), "the adapter's builder", exc) from exc
         if not callable(fn):
-            raise SubjectFailure(f"{self.where()}: the adapter's builder returned {type(fn).__name__}, not a callable "
-                                 f"(a builder returns the function that computes the component)")
+            raise fail.not_callable(self.where(), fn)
         return fn
 
     def call(self, fn, inputs, expected: dict) -> dict:
@@ -160,26 +158,26 @@ class Harness:
                 self.observations.add(f"raises {type(exc).__name__} where the spec defines no output at all "
                                       f"({reason})")
                 return {name: np.full(v.shape, np.nan) for name, v in expected.items()}
-            raise SubjectFailure(f"{self.where()}: the subject raised {type(exc).__name__}: {exc}") from exc
+            raise fail.raised(self.where(), "the subject", exc) from exc
         for name, before in kept.items():
             if not unchanged(before, given[name]):
-                raise SubjectFailure(f"{self.where()}: the subject modified its input {name!r} in place")
+                raise fail.modified(self.where(), "input", name)
         for path, tensor, before in self.params:
             if not unchanged(before, tensor):
-                raise SubjectFailure(f"{self.where()}: the subject modified its parameter {path!r} in place")
+                raise fail.modified(self.where(), "parameter", path)
         if isinstance(out, torch.Tensor) and len(self.component.required) == 1:
             out = {self.component.required[0]: out}
         if not isinstance(out, dict):
-            raise SubjectFailure(f"{self.where()}: returned a {type(out).__name__}; expected a dict of tensors "
-                                 f"with {', '.join(self.component.required)}")
+            raise fail.form(self.where(), f"returned a {type(out).__name__}; expected a dict of tensors with "
+                                          f"{', '.join(self.component.required)}")
         missing = [name for name in self.component.required if name not in out]
         if missing:
-            raise SubjectFailure(f"{self.where()}: returned no {', '.join(map(repr, missing))} "
-                                 f"(it returned {', '.join(map(repr, out)) or 'nothing'})")
+            raise fail.form(self.where(), f"returned no {', '.join(map(repr, missing))} "
+                                          f"(it returned {', '.join(map(repr, out)) or 'nothing'})")
         unknown = [name for name in out if name not in expected]
         if unknown:
-            raise SubjectFailure(f"{self.where()}: returned {', '.join(map(repr, unknown))}, which the spec does not "
-                                 f"define for {self.component.name}; known outputs: {', '.join(expected)}")
+            raise fail.form(self.where(), f"returned {', '.join(map(repr, unknown))}, which the spec does not define "
+                                          f"for {self.component.name}; known outputs: {', '.join(expected)}")
         found = {name: self.to_numpy(name, out[name], expected[name]) for name in expected if name in out}
         self.calls.append((fn, inputs, expected, {name: self.raw[name].copy() for name in found}))
         return found
@@ -188,40 +186,38 @@ class Harness:
         """A new Hypothesis example: forget the calls of the last one."""
         self.calls = []
 
-    def nondeterminism(self) -> str:
-        """'' if every call of this example gives bit for bit the same outputs again; else what differs
-        (a subject whose outputs move between calls is not deterministic: dropout, state kept)."""
+    def nondeterminism(self) -> SubjectFailure | None:
+        """None if every call of this example gives bit for bit the same outputs again; else the
+        failure that says what differs (a subject whose outputs move between calls is not
+        deterministic: dropout, state kept)."""
         for fn, inputs, expected, outputs in self.calls[:]:
             self.call(fn, inputs, expected)
             for name, first in outputs.items():
                 second = self.raw[name]
                 if not np.array_equal(first, second, equal_nan=True):
                     diff = float(np.nanmax(np.abs(first - second))) if first.size else 0.0
-                    return (f"{self.where()}: two calls on the same inputs give different {name!r} (max difference "
-                            f"{diff:.3g}): the subject is not deterministic (dropout left on? state kept between "
-                            f"calls?); the spec is eval mode, no dropout")
-        return ""
+                    return fail.nondeterministic(self.where(), name, diff)
+        return None
 
     def to_numpy(self, name, value, expected: np.ndarray) -> np.ndarray:
         __tracebackhide__ = True
-        where = f"{self.where()}: output {name!r}"
+        where, output = self.where(), f"output {name!r}"
         if not isinstance(value, torch.Tensor):
-            raise SubjectFailure(f"{where} is a {type(value).__name__}, not a torch.Tensor")
+            raise fail.form(where, f"{output} is a {type(value).__name__}, not a torch.Tensor")
         if tuple(value.shape) != expected.shape:
-            raise SubjectFailure(f"{where} has shape {tuple(value.shape)}, but should be {expected.shape}")
+            raise fail.form(where, f"{output} has shape {tuple(value.shape)}, but should be {expected.shape}")
         if value.dtype != self.run.dtype:
             lower = value.dtype.is_floating_point and tol.eps(value.dtype) > tol.eps(self.run.dtype)
-            raise SubjectFailure(f"{where} has dtype {value.dtype}, but was asked for {self.run.dtype}"
-                                 + (" (it returns a lower precision than it was given)" if lower else ""))
+            raise fail.form(where, f"{output} has dtype {value.dtype}, but was asked for {self.run.dtype}"
+                            + (" (it returns a lower precision than it was given)" if lower else ""))
         if value.device != self.run.device:
-            raise SubjectFailure(f"{where} is on {value.device}, but the suite runs on {self.run.device}")
+            raise fail.form(where, f"{output} is on {value.device}, but the suite runs on {self.run.device}")
         array = value.detach().to("cpu", torch.float64).numpy()
         bad = ~np.isfinite(array) & np.isfinite(expected)
         if bad.any():
             index = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise SubjectFailure(f"[{self.output_eids.get(name, self.component.name)}] {where} is {array[index]} "
-                                 f"at index {index}, where the oracle gives "
-                                 f"{expected[index]:.6g}")
+            raise fail.not_finite(where, self.output_eids.get(name, self.component.name), name, array[index], index,
+                                  expected[index])
         self.raw[name] = array
         return np.where(np.isnan(expected), np.nan, array)  # undefined in the spec: never compared
 
@@ -280,10 +276,10 @@ class Harness:
             index = tuple(int(i) for i in np.unravel_index(np.nanargmax(np.abs(value - expected)), value.shape))
             scale = tol.scale_of(expected)
             eid = eid or self.output_eids.get(name, self.component.name)
-            variant = f" (variant {self.variant})" if self.variant else ""
+            variant = f"(variant {self.variant}) " if self.variant else ""
             unstable = self.nondeterminism()
             if unstable:
-                raise SubjectFailure(unstable)
+                raise unstable
             lower = self.lower_precision(case, name, value, expected) if case is not None else None
             if lower is not None:
                 kind = (f"precision: the error is what rounding in {lower} gives, too large for {self.run.dtype}: "
@@ -291,9 +287,6 @@ class Harness:
                         f"{tol.mantissa_bits(self.run.dtype)} (the subject computes in a lower precision)")
             else:
                 kind = "value: the subject computes a different function"
-            raise SubjectFailure(
-                f"[{eid}]{variant} {self.where()}: output {name!r} disagrees with {what}\n"
-                f"  {kind}\n"
-                f"  worst element {name}{list(index)}: subject {value[index]:.17g}, expected {expected[index]:.17g}\n"
-                f"  {bound.describe()}\n"
-                + "\n".join("  " + line for line in mismatch.splitlines() if line.strip()))
+            raise fail.mismatch(f"{variant}{self.where()}", eid, name, what, kind, [
+                f"worst element {name}{list(index)}: subject {value[index]:.17g}, expected {expected[index]:.17g}",
+                bound.describe(), *(line for line in mismatch.splitlines() if line.strip())])

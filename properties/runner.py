@@ -39,6 +39,7 @@ class Failure:
 
     message: str
     replay: str = ""     # a reproduce_failure blob; empty where none could be taken
+    kind: str = ""       # value, precision, form, raised, in-place, nondeterministic, hang, … (properties/failures.py)
 
 
 @dataclass
@@ -55,6 +56,7 @@ class Record:
     options: dict = field(default_factory=dict)
     examples: int = 0    # cases drawn: all of them if it passed, up to the first failure if not
     failures: list = field(default_factory=list)  # [{"message", "replay"}], one per distinct failure
+    observations: list = field(default_factory=list)  # what the subject did where nothing is judged
 
     @property
     def id(self) -> str:
@@ -153,13 +155,13 @@ def execute(run: Run, component: Component, check: Check, settings=None, seed: i
         failures = [exc]
     except FlakyFailure as group:
         first = group.exceptions[0]
-        failures = [SubjectFailure(f"{harness.where()}: this check failed on an example and passed when the same "
-                                   f"example ran again: the subject is not deterministic (dropout left on? state "
-                                   f"kept between calls?); the spec is eval mode, no dropout. The first run "
-                                   f"said:\n{first}")]
+        failures = [SubjectFailure(f"this check failed on an example and passed when the same example ran again: "
+                                   f"the subject is not deterministic (dropout left on? state kept between calls?); "
+                                   f"the spec is eval mode, no dropout. The first run said:\n{first}",
+                                   "nondeterministic", harness.where())]
         failures[0]._nlpspec_replay = getattr(first, "_nlpspec_replay", "")
     except DidNotReproduce as exc:
-        failures = [SubjectFailure(f"{harness.where()}: the replayed example passed ({exc})")]
+        failures = [SubjectFailure(f"the replayed example passed ({exc})", "did not reproduce", harness.where())]
     except SubjectFailure as exc:
         failures = [exc]
     except BaseExceptionGroup as group:  # several distinct failures
@@ -169,7 +171,8 @@ def execute(run: Run, component: Component, check: Check, settings=None, seed: i
             raise internal[0]
         failures = flat
     record.examples = found_at[0] if found_at else harness.examples
-    record.failures = [asdict(Failure(_message(exc, run.reproduce, reported), getattr(exc, "_nlpspec_replay", "")))
+    record.failures = [asdict(Failure(_message(exc, run.reproduce, reported), getattr(exc, "_nlpspec_replay", ""),
+                                      "hang" if isinstance(exc, SubjectHang) else getattr(exc, "kind", "")))
                        for exc in failures]
     expected = subject.expected_failures.get(record.id)
     if failures:
@@ -178,8 +181,7 @@ def execute(run: Run, component: Component, check: Check, settings=None, seed: i
     elif expected:
         record.status = "stale"
         record.message = f"expected to fail ({expected}), but passed: remove it from expected_failures"
-    elif harness.observations:
-        record.message = "observed: " + "; ".join(sorted(harness.observations))
+    record.observations = sorted(harness.observations)
     return record
 
 

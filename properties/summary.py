@@ -120,7 +120,7 @@ def observations(records: list[dict]) -> list[str]:
     checks."""
     seen = defaultdict(set)
     for r in records:
-        if r["status"] == "pass" and r["message"].startswith("observed: "):
+        if r["status"] == "pass" and r.get("observations"):
             options = "".join(f", {k}={v}" for k, v in r["options"].items())
-            seen[f"{r['component']}{options}"].update(r["message"].removeprefix("observed: ").split("; "))
+            seen[f"{r['component']}{options}"].update(r["observations"])
     return [f"{where}: {'; '.join(sorted(what))}" for where, what in sorted(seen.items())]

@@ -102,3 +102,17 @@ SUBJECT_WITH_TYPO = DECLARATIONS["unknown component 'lstm.celll' (did you mean '
 LAYERNORM_WRONG_AT = Subject("wrong_at", {"layernorm": wrong_at})
 TWO_BUGS = Subject("two_bugs", {"rnn.cell": two_bugs})
 HANGS = Subject("hangs", {"rnn.cell": SUBJECTS["hangs"].builders["rnn.cell"], "rnn.output": REFERENCE.builders["rnn.output"]})
+
+
+def wrong_once(params):
+    """Off by one on the very first call of the process, right ever after: a failure that does not
+    reproduce when Hypothesis replays its example."""
+    fn = rnn(params)
+
+    def step(x, h_prev):
+        wrong_once.calls = getattr(wrong_once, "calls", 0) + 1
+        return {"h": fn(x=x, h_prev=h_prev)["h"] + (1.0 if wrong_once.calls == 1 else 0.0)}
+    return step
+
+
+WRONG_ONCE = Subject("wrong_once", {"rnn.cell": wrong_once})

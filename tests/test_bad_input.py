@@ -8,7 +8,7 @@ import pytest
 import torch
 from hypothesis import Phase, settings
 
-from bad_subjects import DECLARATIONS, HANGS, SUBJECTS, TWO_BUGS
+from bad_subjects import DECLARATIONS, HANGS, SUBJECTS, TWO_BUGS, WRONG_ONCE
 from nlpspec.properties.runner import check_subject
 from nlpspec.subjects.registry import SubjectLoadError, load_subject
 
@@ -73,6 +73,13 @@ def test_an_unknown_declaration_stops_pytest_and_the_report_says_why(tmp_path):
 def test_batch_rows_that_move_between_calls_are_called_non_deterministic():
     record = oracle_record("noisy", check="batch_independence")
     assert record.status == "fail" and "the subject is not deterministic" in record.message, record.message
+
+
+def test_a_failure_that_does_not_reproduce_is_called_non_deterministic():
+    [record] = check_subject(WRONG_ONCE, "cpu", torch.float64, settings(QUICK, phases=list(Phase)[:-1]),
+                             components=["rnn.cell"], checks=["oracle"])
+    assert record.status == "fail" and "the subject is not deterministic" in record.message, record.message
+    assert [f["kind"] for f in record.failures] == ["nondeterministic"]
 
 
 def test_a_hanging_subject_is_reported_as_hanging_and_the_run_goes_on():

@@ -1,0 +1,69 @@
+"""What a subject can get wrong, as objects: one builder per kind of failure, one message format
+(array-api-tests' pytest_helpers style):
+
+    [E-id] subject 'S', component C: what was found, and what it should have been
+
+A `SubjectFailure` carries its kind (for records and tests), the E-id it points at and where it
+happened; its text is the message a user reads.
+"""
+from __future__ import annotations
+
+
+class SubjectFailure(AssertionError):
+    """The subject did something wrong; the message says what, naming subject and component."""
+
+    def __init__(self, text: str, kind: str = "", where: str = "", eid: str | None = None):
+        head = f"[{eid}] " if eid else ""
+        super().__init__(f"{head}{where}: {text}" if where else f"{head}{text}")
+        self.kind, self.where, self.eid = kind, where, eid
+
+
+def raised(where: str, who: str, exc: BaseException) -> SubjectFailure:
+    """The adapter's builder, or the subject's call, raised."""
+    return SubjectFailure(f"{who} raised {type(exc).__name__}: {exc}", "raised", where)
+
+
+def not_callable(where: str, found) -> SubjectFailure:
+    return SubjectFailure(f"the adapter's builder returned {type(found).__name__}, not a callable (a builder "
+                          f"returns the function that computes the component)", "builder", where)
+
+
+def modified(where: str, what: str, name: str) -> SubjectFailure:
+    """An input or parameter written in place."""
+    return SubjectFailure(f"the subject modified its {what} {name!r} in place", "in-place", where)
+
+
+def form(where: str, text: str) -> SubjectFailure:
+    """What came back is not what the component returns: a type, a missing or unknown output, a
+    shape, a dtype, a device."""
+    return SubjectFailure(text, "form", where)
+
+
+def not_finite(where: str, eid: str, name: str, value: float, index: tuple, expected: float) -> SubjectFailure:
+    return SubjectFailure(f"output {name!r} is {value} at index {index}, where the oracle gives {expected:.6g}",
+                          "not finite", where, eid)
+
+
+def nondeterministic(where: str, name: str, difference: float) -> SubjectFailure:
+    return SubjectFailure(f"two calls on the same inputs give different {name!r} (max difference {difference:.3g}): "
+                          f"the subject is not deterministic (dropout left on? state kept between calls?); the spec "
+                          f"is eval mode, no dropout", "nondeterministic", where)
+
+
+def mismatch(where: str, eid: str, name: str, against: str, diagnosis: str, details: list[str]) -> SubjectFailure:
+    """An output off by more than the tolerance rule allows."""
+    kind = "precision" if diagnosis.startswith("precision") else "value"
+    return SubjectFailure("\n".join([f"output {name!r} disagrees with {against}", f"  {diagnosis}"]
+                                    + [f"  {line}" for line in details]), kind, where, eid)
+
+
+def outside(where: str, eid: str, name: str, value: float, index: list, low: float, high: float,
+            slack: float) -> SubjectFailure:
+    """An output outside the range its equation confines it to."""
+    return SubjectFailure(f"output {name!r} is {value:.17g} at {index}, outside [{low}, {high}] beyond rounding "
+                          f"({slack:.3g})", "bounds", where, eid)
+
+
+def gradient_leak(where: str, eid: str, text: str) -> SubjectFailure:
+    """A gradient that must be exactly 0 is not (a random cotangent, autograd)."""
+    return SubjectFailure(f"{text}, not exactly 0 (a random cotangent, autograd)", "gradient", where, eid)
