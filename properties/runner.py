@@ -31,6 +31,7 @@ from .checks import Check, generate
 from .components import COMPONENTS, Component, declared, eids_for, kind_for
 from .declarations import validate
 from .harness import Harness, Run, SubjectFailure, SubjectHang, option_sets
+from .profiles import chosen, settings_for
 
 
 @dataclass
@@ -207,8 +208,10 @@ def check_subject(subject: Subject, device: str | torch.device | None = None, dt
                   settings: hypothesis_settings | None = None, components: list[str] | None = None,
                   checks: list[str] | None = None) -> list[Record]:
     """Run every check (or those named in `checks`) of every component (or those in `components`)
-    on `subject` outside pytest and return the records (scikit-learn style)."""
+    on `subject` outside pytest and return the records (scikit-learn style). Without `settings`,
+    the profile pytest would choose (dev, or ci where CI is set)."""
     validate(subject)
+    settings = settings or settings_for(chosen())
     device = torch.empty(0, device=device or ("cuda" if torch.cuda.is_available() else "cpu")).device
     return [execute(Run(subject, device, dtype, case.options), case.component, case.check, settings)
             for case in cases(subject)
