@@ -43,15 +43,14 @@ def stack_heads(W):
     return W.transpose(0, 1).reshape(d_in, h * d)
 
 
-def multi_head(query, key, value, W_Q, W_K, W_V, W_O, mask=None, attend=attention, split=split_heads,
-               merge=merge_heads):
+def multi_head(query, key, value, W_Q, W_K, W_V, W_O, mask=None):
     """self.qkv, mha.head and mha.output: every head at once; returns (out, per-head weights (B, h, n, m))."""
     h = W_Q.shape[0]
-    q = split(query @ stack_heads(W_Q), h)
-    k = split(key @ stack_heads(W_K), h)
-    v = split(value @ stack_heads(W_V), h)
-    heads, weights = attend(q, k, v, mask)
-    return merge(heads) @ W_O, weights
+    q = split_heads(query @ stack_heads(W_Q), h)
+    k = split_heads(key @ stack_heads(W_K), h)
+    v = split_heads(value @ stack_heads(W_V), h)
+    heads, weights = attention(q, k, v, mask)
+    return merge_heads(heads) @ W_O, weights
 
 
 def seq2seq_attention(S, H):
@@ -73,7 +72,7 @@ def positional_encoding(n, d, dtype=torch.float32, device=None):
     return P.to(dtype)
 
 
-def add_positions(x, encoding=positional_encoding):
+def add_positions(x):
     """pe.input: X + P, for x of (B, n, d); returns (X + P, P)."""
-    P = encoding(x.shape[-2], x.shape[-1], x.dtype, x.device)
+    P = positional_encoding(x.shape[-2], x.shape[-1], x.dtype, x.device)
     return x + P, P

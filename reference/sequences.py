@@ -32,7 +32,7 @@ def bidirectional(cell, params, x, state):
     return torch.cat(outs, dim=-1), finals
 
 
-def stacked(cell, params, x, state, layer=bidirectional):
+def stacked(cell, params, x, state):
     """seq.stacked: the output sequence of layer l is the input sequence of layer l+1.
 
     params is a list over layers of lists over directions of cell params; state is a dict of
@@ -41,7 +41,7 @@ def stacked(cell, params, x, state, layer=bidirectional):
     finals = []
     for k, directions in enumerate(params):
         layer_state = [{name: v[:, k, d] for name, v in state.items()} for d in range(len(directions))]
-        x, layer_finals = layer(cell, directions, x, layer_state)
+        x, layer_finals = bidirectional(cell, directions, x, layer_state)
         finals.append(layer_finals)
     stack = {k: torch.stack([torch.stack([f[k] for f in layer], 1) for layer in finals], 1) for k in state}
     return x, stack

@@ -1,7 +1,9 @@
 """The mutant zoo: subjects with one small, deliberate bug each, which the suite must catch.
 
-A mutant is a subject like any other (`pytest --subject subjects.zoo.recurrent:lstm_gates_swapped`
-shows what a user with that bug would see). `MUTANTS` lists them with the components they break.
+A mutant is a subject like any other: the reference adapter's builders, with those of the
+components it breaks replaced by small ones holding the bug (`pytest --pyargs nlpspec --subject
+zoo.lstm_gates_swapped` shows what a user with that bug would see). `MUTANTS` lists them with the
+components they break.
 """
 from .attention import MUTANTS as ATTENTION
 from .recurrent import MUTANTS as RECURRENT

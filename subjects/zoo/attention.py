@@ -10,9 +10,9 @@ import torch
 from nlpspec.reference import attention as ref
 
 from ..base import Subject
-from ..reference import VERSION
+from ..reference import VERSION, named, padding
 from ..torch_attention import attention_builder
-from .mutant import Mutant, mutant
+from .mutant import Mutant, mutant, zeroed
 
 
 def scores_of(q, k, scale):
@@ -47,9 +47,41 @@ def backward_unmasked(q, k, v, mask=None, causal=False):
     return with_gradient_of(out, ref.attention(q, k, v)[0]), weights
 
 
+def multi_head(query, key, value, W_Q, W_K, W_V, W_O, mask=None, attend=ref.attention, split=ref.split_heads,
+               merge=ref.merge_heads):
+    """reference.attention.multi_head with the pieces a bug turns as arguments: the attention, the
+    head split, the merge."""
+    q, k, v = (split(x @ ref.stack_heads(W), W.shape[0]) for x, W in ((query, W_Q), (key, W_K), (value, W_V)))
+    heads, weights = attend(q, k, v, mask)
+    return merge(heads) @ W_O, weights
+
+
+def without_params(fn, *names):
+    """The builder of a component without params: fn, its results named."""
+    return lambda params: named(fn, *names)
+
+
+def mha(multi_head):
+    """An mha builder, as the reference adapter's, around a broken multi-head attention."""
+    def build(params):
+        def fn(query, key, value, attn_mask, key_padding_mask):
+            return multi_head(query, key, value, **params, mask=attn_mask + padding(key_padding_mask))
+        return named(fn, "out", "weights")
+    return build
+
+
+def causal(fn):
+    return {"attention.causal": without_params(partial(fn, causal=True), "out", "weights")}
+
+
+def both(fn):
+    """A broken attention used by attention and attention.causal."""
+    return {"attention": without_params(fn, "out", "weights"), **causal(fn)}
+
+
 def everywhere(fn):
     """A broken attention used by every attention component, MHA included."""
-    return {"attention": fn, "multi_head": partial(ref.multi_head, attend=fn)}
+    return {**both(fn), "mha": mha(partial(multi_head, attend=fn))}
 
 
 def triu_from(offset):
@@ -90,9 +122,8 @@ def mha_keys_from_queries(query, key, value, W_Q, W_K, W_V, W_O, mask=None):
 
 
 def mha_scaled_by_d_model(query, key, value, W_Q, W_K, W_V, W_O, mask=None):
-    d_model = query.shape[-1]
-    return ref.multi_head(query, key, value, W_Q, W_K, W_V, W_O, mask,
-                          attend=partial(attend, scale=lambda d_k: 1 / math.sqrt(d_model)))
+    scale = 1 / math.sqrt(query.shape[-1])
+    return multi_head(query, key, value, W_Q, W_K, W_V, W_O, mask, attend=partial(attend, scale=lambda d_k: scale))
 
 
 # --- seq2seq attention and positional encoding -----------------------------------------------
@@ -122,7 +153,11 @@ def positions_on_half_the_batch(x):
 
 
 def pe(**knobs):
-    return {"add_positions": partial(ref.add_positions, encoding=partial(encoding, **knobs))}
+    """The pe component with the P of `encoding(**knobs)`."""
+    def add_positions(x):
+        P = encoding(x.shape[-2], x.shape[-1], x.dtype, x.device, **knobs)
+        return x + P, P
+    return {"pe": without_params(add_positions, "out", "P")}
 
 
 def sdpa_polarity_inverted() -> Mutant:
@@ -135,44 +170,41 @@ def sdpa_polarity_inverted() -> Mutant:
 
 
 MUTANTS = {m.subject.name.removeprefix("zoo."): m for m in (
-    mutant("attn_unscaled", "scores not divided by √d_k", ("attention", "attention.causal", "mha"),
-           **everywhere(partial(attend, scale=lambda d: 1.0))),
-    mutant("attn_scaled_by_d_k", "scores divided by d_k instead of √d_k", ("attention", "attention.causal", "mha"),
-           **everywhere(partial(attend, scale=lambda d: 1 / d))),
-    mutant("attn_softmax_over_queries", "softmax over the query axis", ("attention", "attention.causal", "mha"),
-           **everywhere(partial(attend, dim=-2))),
-    mutant("attn_keys_values_swapped", "keys and values swapped", ("attention",), attention=keys_values_swapped),
+    mutant("attn_unscaled", "scores not divided by √d_k", everywhere(partial(attend, scale=lambda d: 1.0))),
+    mutant("attn_scaled_by_d_k", "scores divided by d_k instead of √d_k",
+           everywhere(partial(attend, scale=lambda d: 1 / d))),
+    mutant("attn_softmax_over_queries", "softmax over the query axis", everywhere(partial(attend, dim=-2))),
+    mutant("attn_keys_values_swapped", "keys and values swapped",
+           {"attention": without_params(keys_values_swapped, "out", "weights")}),
     mutant("mask_after_softmax", "mask applied after the softmax, without renormalising",
-           ("attention", "attention.causal", "mha"), **everywhere(partial(attend, after_softmax=True))),
-    mutant("attn_raises_on_fully_masked_rows", "raises when a query has no key visible", ("attention",),
-           attention=raises_on_fully_masked_rows),
+           everywhere(partial(attend, after_softmax=True))),
+    mutant("attn_raises_on_fully_masked_rows", "raises when a query has no key visible",
+           {"attention": without_params(raises_on_fully_masked_rows, "out", "weights")}),
     mutant("attn_backward_unmasked", "the mask applied in the forward pass only: gradients reach hidden keys",
-           ("attention", "attention.causal"), attention=backward_unmasked),
-    mutant("causal_diagonal_masked", "causal mask hides the diagonal (j >= i)", ("attention.causal",),
-           attention=partial(attend, hide=triu_from(0))),
-    mutant("causal_one_ahead", "causal mask lets query i see key i + 1", ("attention.causal",),
-           attention=partial(attend, hide=triu_from(2))),
+           both(backward_unmasked)),
+    mutant("causal_diagonal_masked", "causal mask hides the diagonal (j >= i)",
+           causal(partial(attend, hide=triu_from(0)))),
+    mutant("causal_one_ahead", "causal mask lets query i see key i + 1",
+           causal(partial(attend, hide=triu_from(2)))),
     mutant("causal_lower_right_undeclared", "causal mask aligned lower-right, declared as the article's",
-           ("attention.causal",), attention=partial(attend, hide=causal_lower_right)),
-    mutant("mha_split_without_transpose", "head split by a reshape, without the transpose", ("mha",),
-           multi_head=partial(ref.multi_head, split=split_without_transpose)),
-    mutant("mha_heads_reversed", "heads concatenated in reverse order", ("mha",),
-           multi_head=partial(ref.multi_head, merge=merge_reversed)),
-    mutant("mha_without_output_projection", "W_O missing", ("mha",), multi_head=mha_without_output_projection),
-    mutant("mha_keys_from_queries", "cross-attention takes its keys from the queries' side", ("mha",),
-           multi_head=mha_keys_from_queries),
-    mutant("mha_scaled_by_d_model", "scores divided by √d_model instead of √d_k", ("mha",),
-           multi_head=mha_scaled_by_d_model),
-    mutant("mha_key_padding_ignored", "key padding mask dropped", ("mha",),
-           mha_mask=lambda attn_mask, key_padding_mask: attn_mask),
+           causal(partial(attend, hide=causal_lower_right))),
+    mutant("mha_split_without_transpose", "head split by a reshape, without the transpose",
+           {"mha": mha(partial(multi_head, split=split_without_transpose))}),
+    mutant("mha_heads_reversed", "heads concatenated in reverse order",
+           {"mha": mha(partial(multi_head, merge=merge_reversed))}),
+    mutant("mha_without_output_projection", "W_O missing", {"mha": mha(mha_without_output_projection)}),
+    mutant("mha_keys_from_queries", "cross-attention takes its keys from the queries' side",
+           {"mha": mha(mha_keys_from_queries)}),
+    mutant("mha_scaled_by_d_model", "scores divided by √d_model instead of √d_k",
+           {"mha": mha(mha_scaled_by_d_model)}),
+    mutant("mha_key_padding_ignored", "key padding mask dropped", {"mha": zeroed("mha", "key_padding_mask")}),
     mutant("seq2seq_softmax_over_decoder", "seq2seq attention weights normalised over the decoder states",
-           ("attn.seq2seq",), seq2seq_attention=seq2seq_softmax_over_decoder),
-    mutant("pe_sin_cos_swapped", "cos in the even columns, sin in the odd", ("pe",), **pe(swap=True)),
-    mutant("pe_exponent_j_over_d", "exponent j/d instead of 2j/d", ("pe",), **pe(exponent=1)),
-    mutant("pe_positions_from_1", "positions counted from 1", ("pe",), **pe(start=1)),
-    mutant("pe_table_wraps_at_1024", "a table of 1024 positions that longer inputs wrap around", ("pe",),
-           **pe(table=1024)),
-    mutant("pe_half_batch", "P added to only the first half of the batch", ("pe",),
-           add_positions=positions_on_half_the_batch),
+           {"attn.seq2seq": without_params(seq2seq_softmax_over_decoder, "context", "weights", "scores")}),
+    mutant("pe_sin_cos_swapped", "cos in the even columns, sin in the odd", pe(swap=True)),
+    mutant("pe_exponent_j_over_d", "exponent j/d instead of 2j/d", pe(exponent=1)),
+    mutant("pe_positions_from_1", "positions counted from 1", pe(start=1)),
+    mutant("pe_table_wraps_at_1024", "a table of 1024 positions that longer inputs wrap around", pe(table=1024)),
+    mutant("pe_half_batch", "P added to only the first half of the batch",
+           {"pe": without_params(positions_on_half_the_batch, "out", "P")}),
     sdpa_polarity_inverted(),
 )}

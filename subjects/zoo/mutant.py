@@ -1,10 +1,16 @@
-"""A mutant: a subject, the bug it carries, and the components the bug reaches."""
+"""A mutant: a subject, the bug it carries, and the components the bug reaches.
+
+Each mutant is the reference adapter's builders with those of the broken components replaced by
+small ones that hold the bug; the helpers here are what several mutants share.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from ..base import Subject
-from ..reference import VERSION, builders
+from ..reference import BUILDERS, VERSION
 
 
 @dataclass(frozen=True)
@@ -14,6 +20,14 @@ class Mutant:
     components: tuple[str, ...]
 
 
-def mutant(name: str, bug: str, components: tuple[str, ...], **pieces) -> Mutant:
-    """The reference with some pieces (cells, output, stacked, seq2seq) replaced by broken ones."""
-    return Mutant(Subject(name=f"zoo.{name}", version=VERSION, builders=builders(**pieces)), bug, components)
+def mutant(name: str, bug: str, builders: dict) -> Mutant:
+    """The reference subject with the builders of the broken components replaced by `builders`."""
+    return Mutant(Subject(name=f"zoo.{name}", version=VERSION, builders={**BUILDERS, **builders}), bug, tuple(builders))
+
+
+def zeroed(component: str, *names: str):
+    """The reference's builder of `component`, its inputs `names` replaced by zeros: an input ignored."""
+    def build(params):
+        fn = BUILDERS[component](params)
+        return lambda **inputs: fn(**{k: torch.zeros_like(v) if k in names else v for k, v in inputs.items()})
+    return build

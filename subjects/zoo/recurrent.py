@@ -1,19 +1,23 @@
 """Recurrent mutants (§1–2): each is the reference with one small bug."""
 from __future__ import annotations
 
-from functools import partial
-
 import torch
 
 from nlpspec.reference import cells as ref
 from nlpspec.reference import sequences as seq
 
-from ..reference import CELLS
-from .mutant import mutant
+from ..reference import bound, state
+from .mutant import mutant, zeroed
 
 
-def cells(**replaced):
-    return {**CELLS, **{kind: (lambda fn: lambda params: fn)(fn) for kind, fn in replaced.items()}}
+def layers(stacked, cell):
+    """A KIND.layers builder, as the reference adapter's, around a broken stack of `cell`."""
+    def build(params):
+        def fn(x, h_prev, C_prev=None):
+            out, final = stacked(cell, params["layers"], x, state(h_prev, C_prev))
+            return {"out": out, **final}
+        return fn
+    return build
 
 
 # --- cells -------------------------------------------------------------------------------------
@@ -74,21 +78,25 @@ def rnn_dropout_left_on(x, h_prev, W_hh, W_xh, b_h):
 
 
 # --- architectures -----------------------------------------------------------------------------
-def bidirectional_halves_swapped(cell, params, x, state):
-    out, finals = seq.bidirectional(cell, params, x, state)
-    if len(params) == 2:
-        forward, backward = out.chunk(2, dim=-1)
-        out = torch.cat([backward, forward], -1)
-    return out, finals
+def each_layer(change):
+    """seq.stacked run one layer at a time, each bidirectional layer's output changed by
+    `change(forward half, backward half)` before the next layer reads it."""
+    def stacked(cell, params, x, state):
+        finals = []
+        for l, directions in enumerate(params):
+            x, final = seq.stacked(cell, [directions], x, {k: v[:, l:l + 1] for k, v in state.items()})
+            x = change(*x.chunk(2, -1)) if len(directions) == 2 else x
+            finals.append(final)
+        return x, {k: torch.cat([f[k] for f in finals], 1) for k in state}
+    return stacked
 
 
-def bidirectional_not_reversed_back(cell, params, x, state):
-    outs, finals = [], []
-    for d, (p, s) in enumerate(zip(params, state)):
-        out, final = seq.unroll(cell, p, x.flip(1) if d == 1 else x, s)
-        outs.append(out)  # the backward outputs stay in reversed time order
-        finals.append(final)
-    return torch.cat(outs, -1), finals
+def halves_swapped(forward, backward):
+    return torch.cat([backward, forward], -1)
+
+
+def backward_not_reversed_back(forward, backward):
+    return torch.cat([forward, backward.flip(1)], -1)  # the backward outputs stay in reversed time order
 
 
 def stacked_fed_x(cell, params, x, state):
@@ -98,15 +106,13 @@ def stacked_fed_x(cell, params, x, state):
     return runs[-1][0], {k: torch.cat([finals[k] for _, finals in runs], 1) for k in state}
 
 
-def layers_cold_start(cell, params, x, state):
-    """The layer ignores the initial state it is given and starts from zeros."""
-    return seq.stacked(cell, params, x, {k: torch.zeros_like(v) for k, v in state.items()})
-
-
-def seq2seq_cold_decoder(cell, encoder, decoder, output, x, y_prev, state):
+def seq2seq_cold_decoder(params):
     """The decoder starts from zeros, not from the encoder's last state."""
-    s, _ = seq.unroll(cell, decoder, y_prev, {k: torch.zeros_like(v) for k, v in state.items()})
-    return s, ref.rnn_output(s, **output)
+    def fn(x, y_prev, h_prev, C_prev):
+        s, _ = seq.unroll(ref.lstm_cell, params["decoder"], y_prev,
+                          {"h": torch.zeros_like(h_prev), "C": torch.zeros_like(C_prev)})
+        return {"h": s, "y": ref.rnn_output(s, **params["output"])}
+    return fn
 
 
 def output_softmax_over_batch(params):
@@ -114,38 +120,37 @@ def output_softmax_over_batch(params):
 
 
 MUTANTS = {m.subject.name.removeprefix("zoo."): m for m in (
-    mutant("lstm_gates_swapped", "forget and input gates swapped", ("lstm.cell",),
-           cells=cells(lstm=lstm_gates_swapped)),
-    mutant("lstm_output_on_C", "output gate applied to C_t instead of tanh(C_t)", ("lstm.cell",),
-           cells=cells(lstm=lstm_output_on_C)),
-    mutant("lstm_candidate_sigmoid", "candidate with σ instead of tanh", ("lstm.cell",),
-           cells=cells(lstm=lstm_candidate_sigmoid)),
-    mutant("lstm_forget_bias_dropped", "forget gate without its bias", ("lstm.cell",),
-           cells=cells(lstm=lstm_forget_bias_dropped)),
-    mutant("lstm_state_in_place", "cell state updated in place in the caller's tensor", ("lstm.cell",),
-           cells=cells(lstm=lstm_state_in_place)),
-    mutant("rnn_bias_dropped", "vanilla RNN without b_h", ("rnn.cell",), cells=cells(rnn=rnn_bias_dropped)),
-    mutant("rnn_square_weight_transposed", "W_hh used transposed", ("rnn.cell",),
-           cells=cells(rnn=rnn_square_weight_transposed)),
-    mutant("rnn_batch_rows_mixed", "each row reads another row's h_{t-1}", ("rnn.cell",),
-           cells=cells(rnn=rnn_batch_rows_mixed)),
-    mutant("rnn_dropout_left_on", "dropout on the new state, left on at evaluation", ("rnn.cell",),
-           cells=cells(rnn=rnn_dropout_left_on)),
-    mutant("gru_update_flipped", "GRU update convention flipped (z keeps the old state)", ("gru.cell",),
-           cells=cells(gru=gru_update_flipped)),
-    mutant("gru_reset_after_as_article", "a reset-after GRU declared as the article's", ("gru.cell",),
-           cells=cells(gru=gru_reset_after_as_article)),
+    mutant("lstm_gates_swapped", "forget and input gates swapped",
+           {"lstm.cell": bound(lstm_gates_swapped)}),
+    mutant("lstm_output_on_C", "output gate applied to C_t instead of tanh(C_t)",
+           {"lstm.cell": bound(lstm_output_on_C)}),
+    mutant("lstm_candidate_sigmoid", "candidate with σ instead of tanh",
+           {"lstm.cell": bound(lstm_candidate_sigmoid)}),
+    mutant("lstm_forget_bias_dropped", "forget gate without its bias",
+           {"lstm.cell": bound(lstm_forget_bias_dropped)}),
+    mutant("lstm_state_in_place", "cell state updated in place in the caller's tensor",
+           {"lstm.cell": bound(lstm_state_in_place)}),
+    mutant("rnn_bias_dropped", "vanilla RNN without b_h", {"rnn.cell": bound(rnn_bias_dropped)}),
+    mutant("rnn_square_weight_transposed", "W_hh used transposed",
+           {"rnn.cell": bound(rnn_square_weight_transposed)}),
+    mutant("rnn_batch_rows_mixed", "each row reads another row's h_{t-1}",
+           {"rnn.cell": bound(rnn_batch_rows_mixed)}),
+    mutant("rnn_dropout_left_on", "dropout on the new state, left on at evaluation",
+           {"rnn.cell": bound(rnn_dropout_left_on)}),
+    mutant("gru_update_flipped", "GRU update convention flipped (z keeps the old state)",
+           {"gru.cell": bound(gru_update_flipped)}),
+    mutant("gru_reset_after_as_article", "a reset-after GRU declared as the article's",
+           {"gru.cell": bound(gru_reset_after_as_article)}),
     mutant("bidirectional_halves_swapped", "bidirectional halves concatenated backward first",
-           ("rnn.layers",), stacked=partial(seq.stacked, layer=bidirectional_halves_swapped)),
+           {"rnn.layers": layers(each_layer(halves_swapped), ref.rnn_cell)}),
     mutant("bidirectional_not_reversed_back", "backward outputs not reversed back into time order",
-           ("lstm.layers",), stacked=partial(seq.stacked, layer=bidirectional_not_reversed_back)),
-    mutant("stacked_fed_x", "a stacked layer fed x instead of the states below", ("gru.layers",),
-           stacked=stacked_fed_x),
-    mutant("layers_cold_start", "the layer ignores its initial state (starts from zeros)", ("lstm.layers",),
-           stacked=layers_cold_start),
-    mutant("seq2seq_cold_decoder", "decoder started from zeros, not the encoder's last state", ("lstm.seq2seq",),
-           seq2seq=seq2seq_cold_decoder),
-    mutant("output_softmax_over_batch", "output softmax over the batch axis", ("rnn.output",),
-           output=output_softmax_over_batch),
+           {"lstm.layers": layers(each_layer(backward_not_reversed_back), ref.lstm_cell)}),
+    mutant("stacked_fed_x", "a stacked layer fed x instead of the states below",
+           {"gru.layers": layers(stacked_fed_x, ref.gru_cell)}),
+    mutant("layers_cold_start", "the layer ignores its initial state (starts from zeros)",
+           {"lstm.layers": zeroed("lstm.layers", "h_prev", "C_prev")}),
+    mutant("seq2seq_cold_decoder", "decoder started from zeros, not the encoder's last state",
+           {"lstm.seq2seq": seq2seq_cold_decoder}),
+    mutant("output_softmax_over_batch", "output softmax over the batch axis",
+           {"rnn.output": output_softmax_over_batch}),
 )}
-
