@@ -62,20 +62,14 @@ def numpy_mha(x, W_Q, W_K, W_V, W_O, hidden):
     return np.concatenate(heads, -1) @ W_O
 
 
-def oracle_mha(x, W_Q, W_K, W_V, W_O, hidden):
-    heads = compile_equation(spec_attention.MHA_HEAD)(X_q=x[:, None], X_k=x[:, None], X_v=x[:, None], W_Q=W_Q,
-                                                      W_K=W_K, W_V=W_V, B_mask=hidden)
-    Z = heads.transpose(0, 2, 1, 3).reshape(x.shape[0], x.shape[1], -1)
-    return compile_equation(spec_attention.MHA_OUTPUT)(Z_heads=Z, W_O=W_O)
-
-
 def attention_rows(rng):
     """Self-attention and MHA at B, T, D_MODEL, HEADS: (name, oracle, numpy, torch) timings."""
     x = rng.standard_normal((B, T, D_MODEL))
-    hidden = np.triu(np.ones((T, T), dtype=bool), 1)  # a causal mask, given as B_mask
+    hidden = spec_attention.hidden_keys(T, T, causal=True)  # a causal mask, given as B_mask
     d_k = D_MODEL // HEADS
     W_Q, W_K, W_V = (rng.standard_normal((HEADS, D_MODEL, d_k)) / np.sqrt(D_MODEL) for _ in range(3))
     W_O = rng.standard_normal((D_MODEL, D_MODEL)) / np.sqrt(D_MODEL)
+    p = {"W_Q": W_Q, "W_K": W_K, "W_V": W_V, "W_O": W_O}
     given = compile_equation(spec_attention.MASK_GIVEN)
     tx, tmask = torch.from_numpy(x), torch.from_numpy(~hidden)
     module = torch.nn.MultiheadAttention(D_MODEL, HEADS, bias=False, batch_first=True).double().eval()
@@ -86,7 +80,7 @@ def attention_rows(rng):
         rows = []
         runs = {"attention": (lambda: given(Q=x, K=x, V=x, B_mask=hidden), lambda: numpy_attention(x, x, x, hidden),
                               lambda: torch.nn.functional.scaled_dot_product_attention(tx, tx, tx, attn_mask=tmask)),
-                "mha": (lambda: oracle_mha(x, W_Q, W_K, W_V, W_O, hidden),
+                "mha": (lambda: spec_attention.multi_head(p, x, x, x, hidden)["O"],
                         lambda: numpy_mha(x, W_Q, W_K, W_V, W_O, hidden),
                         lambda: module(tx, tx, tx, attn_mask=torch.from_numpy(hidden), need_weights=False)[0])}
         for name, (oracle, hand, native) in runs.items():

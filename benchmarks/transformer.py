@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from nlpspec.properties import transformer as tf
+from nlpspec.properties.transformer import rows  # the subject's 1-D biases as the spec's 1×d rows
+from nlpspec.spec import transformer as spec
 from nlpspec.subjects import torch_transformer as tt
 
 B, T, D, HEADS, FF, LAYERS, V = 8, 128, 512, 8, 2048, 2, 1000
@@ -123,13 +124,13 @@ def main():
         return torch.softmax(d @ torch.from_numpy(model["W_c"]) + torch.from_numpy(model["b_c"]), -1)
 
     runs = {
-        "encoder layer": (lambda: tf.encoder_layer_oracle(())(enc, {"x": x, "key_padding_mask": no_padding})["out"],
+        "encoder layer": (lambda: spec.encoder_layer(rows(enc), x, no_padding)["E"],
                           lambda: numpy_encoder_layer(enc, x),
                           lambda: enc_module(torch.from_numpy(x), torch.from_numpy(no_padding))),
-        "decoder layer": (lambda: tf.decoder_layer_oracle(())(dec, {"y": x, "memory": memory})["out"],
+        "decoder layer": (lambda: spec.decoder_layer(rows(dec), x, memory)["D"],
                           lambda: numpy_decoder_layer(dec, x, memory),
                           lambda: dec_module(torch.from_numpy(x), torch.from_numpy(memory))),
-        "model": (lambda: tf.model_oracle(())(model, {"src": src, "tgt": tgt, "src_key_padding_mask": no_padding})["out"],
+        "model": (lambda: spec.model(rows(model), src, tgt, no_padding)["p"],
                   lambda: numpy_model(model, src, tgt),
                   torch_model),
     }

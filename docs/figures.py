@@ -46,7 +46,7 @@ def causal_attention(out: pathlib.Path) -> tuple[str, str]:
     free = compile_equation(attn.SELF_ATTENTION)(Q=Q, K=K, V=np.eye(n))
     causal = compile_equation(attn.MASK_CAUSAL)(Q=Q, K=K, V=np.eye(n))
     fig, axes = plt.subplots(1, 3, figsize=(12, 4))
-    hidden = np.triu(np.ones((n, n)), 1)
+    hidden = attn.hidden_keys(n, n, causal=True).astype(float)
     panels = ((hidden, "causal mask: keys j > i hidden", "Greys"), (free, "weights, no mask\n(self.attention)", "viridis"),
               (causal, "weights, causal mask\n(mask.causal)", "viridis"))
     for ax, (values, title, cmap) in zip(axes, panels):

@@ -16,6 +16,7 @@ import json
 import os
 import random
 import shlex
+import sys
 import warnings
 from functools import cached_property
 
@@ -185,6 +186,13 @@ def pytest_generate_tests(metafunc):
     from nlpspec.properties.runner import cases
     found = cases(state(metafunc.config).subject)
     metafunc.parametrize("nlpspec_case", found, ids=[case.id for case in found])
+
+
+def pytest_collection_finish(session):
+    """Pin a worker's threads once its tests are imported (torch among them), before any test runs:
+    the suite's own tests as much as the cases."""
+    if "torch" in sys.modules:
+        state(session.config).pin_threads()
 
 
 def pytest_collection_modifyitems(config, items):

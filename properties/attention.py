@@ -1,5 +1,6 @@
 """The §3–4 components: attention, causal attention, multi-head attention, seq2seq attention and
-positional encoding; how to draw their cases, and their oracles (the spec, in NumPy, any dtype).
+positional encoding; how to draw their cases, and their oracles: spec/attention.py's and
+spec/positional.py's, called on the subject's names.
 
 A `kind` here is the tuple of named variants the subject declares (empty: the article's). Masks
 are drawn as boolean arrays, True where a key is hidden from a query (the spec's B); the harness
@@ -14,7 +15,6 @@ from hypothesis.control import current_build_context
 
 from nlpspec.spec import attention as spec
 from nlpspec.spec import positional
-from nlpspec.spec.oracle import compile_equation, evaluate_chain
 
 from .strategies import Shape, case, magnitude, size
 
@@ -89,97 +89,61 @@ def draw_pe(data, kind):
     return case(data, {}, {"x": Shape((B, n, d), bound)})
 
 
-# --- oracles -----------------------------------------------------------------------------------
-def identity_values(m: int, dtype) -> np.ndarray:
-    """V = I (m×m): attention with these values returns its weights (A = softmax(·) I)."""
-    return np.eye(m, dtype=dtype)
+# --- oracles: the spec's (spec/attention.py, spec/positional.py), under the subject's names ------
+def named(found: dict, **names) -> dict:
+    """The spec's outputs under the subject's names: named(found, out="O") is {"out": found["O"]}."""
+    return {name: found[spec_name] for name, spec_name in names.items()}
 
 
-def undefined(outputs: dict, hidden: np.ndarray, per_head=("weights",)) -> dict:
-    """NaN in every row of a query that sees no key (its softmax is 0/0). The product by the values
-    cannot be trusted to carry the NaN: BLAS may give 0 for NaN times a zero matrix.
-
-    hidden is (…, n, m); for multi-head, (B, 1, n, m), and outputs without the head axis use [:, 0]."""
-    rows = hidden.all(axis=-1)
-    for name, value in outputs.items():
-        where = rows[:, 0] if hidden.ndim == 4 and name not in per_head else rows
-        value[np.broadcast_to(where, value.shape[:-1])] = np.nan
-    return outputs
+def mha_hidden(inputs) -> np.ndarray:
+    """The keys hidden from each query of a multi-head case (B, n, m): attn_mask or key padding."""
+    return spec.hidden_keys(inputs["query"].shape[-2], inputs["key"].shape[-2], given=inputs["attn_mask"],
+                            padding=inputs["key_padding_mask"])
 
 
-def attention_oracle(kind):
-    fn = compile_equation(spec.UNSCALED if "attn.unscaled" in kind else spec.MASK_GIVEN)
+def hidden_keys(component: str, kind, inputs) -> np.ndarray | None:
+    """Where each weight must be exactly 0, broadcastable to the weights (for mha, a head axis
+    second); None if no key is hidden. All from spec.attention.hidden_keys."""
+    if component == "attention":
+        return spec.hidden_keys(inputs["q"].shape[-2], inputs["k"].shape[-2], given=inputs["mask"])
+    if component == "mha":
+        return mha_hidden(inputs)[:, None]
+    if component == "attention.causal":
+        return spec.hidden_keys(inputs["q"].shape[-2], inputs["k"].shape[-2], causal=True,
+                                lower_right="mask.causal_lower_right" in kind)
+    return None
+
+
+def attention_oracle(kind, component="attention"):
+    if component == "attention.causal":
+        eq = spec.CAUSAL_LOWER_RIGHT if "mask.causal_lower_right" in kind else spec.MASK_CAUSAL
+    else:
+        eq = spec.UNSCALED if "attn.unscaled" in kind else spec.MASK_GIVEN
 
     def oracle(params, inputs):
-        q, k, v, hidden = inputs["q"], inputs["k"], inputs["v"], inputs["mask"]
-        return undefined({"out": fn(Q=q, K=k, V=v, B_mask=hidden),
-                          "weights": fn(Q=q, K=k, V=identity_values(k.shape[-2], q.dtype), B_mask=hidden)}, hidden)
+        given = {"B_mask": inputs["mask"]} if component == "attention" else {}
+        out, weights = spec.attention(eq, hidden_keys(component, kind, inputs), Q=inputs["q"], K=inputs["k"],
+                                      V=inputs["v"], **given)
+        return {"out": out, "weights": weights}
     return oracle
 
 
 def causal_oracle(kind):
-    fn = compile_equation(spec.CAUSAL_LOWER_RIGHT if "mask.causal_lower_right" in kind else spec.MASK_CAUSAL)
-
-    def oracle(params, inputs):
-        q, k, v = inputs["q"], inputs["k"], inputs["v"]
-        return undefined({"out": fn(Q=q, K=k, V=v), "weights": fn(Q=q, K=k, V=identity_values(k.shape[-2], q.dtype))},
-                         hidden_keys("attention.causal", kind, inputs))
-    return oracle
-
-
-def mha_hidden(inputs) -> np.ndarray:
-    """The keys hidden from each query of each head: (B, 1, n, m), attn_mask or key padding."""
-    return inputs["attn_mask"][None, None] | inputs["key_padding_mask"][:, None, None, :]
-
-
-def multi_head(params, query, key, value, hidden, weights=False) -> dict:
-    """mha.head and mha.output on batches (B, ·, d): "out" and "heads" (and the weights, per head
-    and averaged, if asked); hidden (B or 1, 1, n, m). Rows of a query that sees no key are NaN."""
-    head, output = compile_equation(spec.MHA_HEAD), compile_equation(spec.MHA_OUTPUT)
-    xq, xk, xv = query[:, None], key[:, None], value[:, None]  # a head axis
-    heads = head(X_q=xq, X_k=xk, X_v=xv, W_Q=params["W_Q"], W_K=params["W_K"], W_V=params["W_V"], B_mask=hidden)
-    B, h, n, d_v = heads.shape
-    Z = heads.transpose(0, 2, 1, 3).reshape(B, n, h * d_v)  # head 1's columns first
-    found = {"out": output(Z_heads=Z, W_O=params["W_O"]), "heads": Z}
-    if weights:
-        eye = identity_values(xk.shape[-2], xq.dtype)
-        found["weights"] = head(X_q=xq, X_k=xk, X_v=eye, W_Q=params["W_Q"], W_K=params["W_K"], W_V=eye, B_mask=hidden)
-        found["mean_weights"] = found["weights"].mean(axis=1)
-    return undefined(found, hidden)
+    return attention_oracle(kind, "attention.causal")
 
 
 def mha_oracle(kind):
     def oracle(params, inputs):
-        return multi_head(params, inputs["query"], inputs["key"], inputs["value"], mha_hidden(inputs), weights=True)
+        found = spec.multi_head(params, inputs["query"], inputs["key"], inputs["value"], mha_hidden(inputs),
+                                weights=True)
+        return {**named(found, out="O", heads="Z_heads", weights="weights"), "mean_weights": found["weights"].mean(1)}
     return oracle
 
 
 def seq2seq_attention_oracle(kind):
-    def oracle(params, inputs):
-        env = evaluate_chain((spec.ATTN_SCORE, spec.ATTN_WEIGHTS, spec.ATTN_CONTEXT),
-                             {"S": inputs["S"], "H_enc": inputs["H"]})
-        return {"context": env["C_ctx"], "weights": env["alpha"], "scores": env["E"]}
-    return oracle
+    return lambda params, inputs: named(spec.seq2seq_attention(inputs["S"], inputs["H"]), context="C_ctx",
+                                        weights="alpha", scores="E")
 
 
 def pe_oracle(kind):
-    layout = positional.PE_CONCAT if "pe.concat" in kind else positional.PE_INPUT
-    total = compile_equation(positional.PE_SCALED if "pe.scaled_input" in kind else layout)
-    alone = compile_equation(layout)
-
-    def oracle(params, inputs):
-        x = inputs["x"]
-        return {"out": total(X=x), "P": alone(X=np.zeros(x.shape[-2:], x.dtype))}
-    return oracle
-
-
-def hidden_keys(component: str, kind, inputs) -> np.ndarray | None:
-    """Where each weight must be exactly 0, broadcastable to the weights; None if no key is hidden."""
-    if component == "attention":
-        return inputs["mask"]
-    if component == "mha":
-        return mha_hidden(inputs)
-    if component == "attention.causal":
-        n, m = inputs["q"].shape[-2], inputs["k"].shape[-2]
-        return np.triu(np.ones((n, m), dtype=bool), k=1 + (m - n if "mask.causal_lower_right" in kind else 0))
-    return None
+    return lambda params, inputs: named(positional.encoding(inputs["x"], kind), out="X_P", P="P")

@@ -177,7 +177,7 @@ def check_one_head(h: Harness, data):
     component = COMPONENTS["attention"]
     single = Harness(replace(h.run, options=option_sets(h.run.subject, component)[0]), component)
     projected = single.round({"q": inputs["query"] @ params["W_Q"][0], "k": inputs["key"] @ params["W_K"][0],
-                              "v": inputs["value"] @ params["W_V"][0], "mask": att.mha_hidden(inputs)[:, 0]})
+                              "v": inputs["value"] @ params["W_V"][0], "mask": att.mha_hidden(inputs)})
     got, single_reference, single_tols = evaluate(single, {}, projected)
     W_O = params["W_O"]
     # attention's error carried through W_O, and the gap the rounding of the projections opens

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, Phase, settings
 # Cases are whole models drawn in one go: large and slow by Hypothesis's measure, on purpose.
 # No deadline: timing belongs to the benchmark (a hang is caught by properties/clock.py). No
 # "explain" phase: the message says what failed.
-_common = dict(deadline=None, phases=[p for p in Phase if p != Phase.explain],
+_common = dict(deadline=None, print_blob=False, phases=[p for p in Phase if p != Phase.explain],
                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                       HealthCheck.large_base_example])
 settings.register_profile("dev", max_examples=25, **_common)

@@ -198,7 +198,7 @@ def _message(exc: BaseException, reproduce: Callable[[str], str] | None, reporte
     """The failure's text, the falsifying example (Hypothesis's notes, or what a replay reported),
     and its reproduce line."""
     lines = [str(exc), *(getattr(exc, "__notes__", None) or [str(line) for line in reported])]
-    lines = [line for line in lines if not line.startswith("You can reproduce this example")]
+    lines = [line for line in lines if not line.strip().startswith("You can reproduce this example")]
     if reproduce is not None:
         lines.append(f"  reproduce: {reproduce(getattr(exc, '_nlpspec_replay', ''))}")
     return "\n".join(lines)

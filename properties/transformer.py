@@ -1,5 +1,5 @@
 """The §4 components: layer normalisation, the FFN, the encoder and decoder layers, the classifier;
-how to draw their cases, and their oracles (the spec, in NumPy, any dtype).
+how to draw their cases, and their oracles: spec/transformer.py's, called on the subject's names.
 
 A `kind` is the tuple of variants the subject declares: enc.attn.pre_ln / enc.ffn.pre_ln (and
 the dec.*.pre_ln) put LN inside the residual branch; ffn.gelu swaps ReLU for GELU; a mask form
@@ -21,9 +21,13 @@ MAX_HEADS, MAX_HEAD_SIZE, MAX_FF = 3, 2, 4
 PARAM_BOUND = 1.0  # weights, γ and β: with inputs up to 8, float16 stays finite
 
 
-def rows(params: dict) -> dict:
-    """Subject layout -> spec layout: a 1-D bias or γ/β becomes a 1×d row."""
-    return {k: v[None, :] if v.ndim == 1 else v for k, v in params.items()}
+def rows(params):
+    """Subject layout -> spec layout, through nested layers: a 1-D bias or γ/β becomes a 1×d row."""
+    if isinstance(params, dict):
+        return {k: rows(v) for k, v in params.items()}
+    if isinstance(params, list):
+        return [rows(v) for v in params]
+    return params[None, :] if params.ndim == 1 else params
 
 
 def mha_params(h, d_model, d_k) -> dict:
@@ -125,131 +129,40 @@ def draw_classifier(data, kind):
                 {"d": Shape((B, m, d), bound)})
 
 
-# --- oracles -----------------------------------------------------------------------------------
+# --- oracles: spec/transformer.py's, under the subject's names ---------------------------------
 def layernorm_oracle(kind):
     fn = compile_equation(spec.LAYERNORM)
     return lambda params, inputs: {"out": fn(X=inputs["x"], **rows(params))}
 
 
 def ffn_oracle(kind):
-    fn = compile_equation(spec.FFN_GELU if "ffn.gelu" in kind else spec.FFN)
-    return lambda params, inputs: {"out": fn(Z=inputs["z"], **rows(params))}
-
-
-def normalised(x, params, k):
-    return compile_equation(spec.LAYERNORM)(X=x, gamma=params[f"gamma_{k}"], beta=params[f"beta_{k}"])
-
-
-# E-id -> (post-LN equation, its input, its sublayer-output symbol, pre-LN equation, its symbol, LN index)
-SUBLAYERS = {
-    "enc.attn": (spec.ENC_ATTN, "X", "O_self", spec.PRE_LN_ATTN, "O_pre", 1),
-    "dec.self": (spec.DEC_SELF, "Y", "O_mask", spec.PRE_LN_SELF, "O_mask_pre", 1),
-    "dec.cross": (spec.DEC_CROSS, "A", "O_cross", spec.PRE_LN_CROSS, "O_cross_pre", 2),
-    "enc.ffn": (spec.ENC_FFN, "Z", "F_Z", spec.PRE_LN_FFN, "F_Z_pre", 2),
-    "dec.ffn": (spec.DEC_FFN, "B", "F_B", spec.PRE_LN_DEC_FFN, "F_B_pre", 3),
-}
-
-
-def sublayer(eid, x, p, kind, inner):
-    """The residual block `eid` around inner (a function of the normalised or raw input): post-LN,
-    LN(x + inner(x)), or, with the variant eid.pre_ln, x + inner(LN(x))."""
-    post, x_name, o_name, pre, pre_name, k = SUBLAYERS[eid]
-    if f"{eid}.pre_ln" in kind:
-        return compile_equation(pre)(**{x_name: x, pre_name: inner(normalised(x, p, k))})
-    return compile_equation(post)(**{x_name: x, o_name: inner(x), f"gamma_{k}": p[f"gamma_{k}"],
-                                     f"beta_{k}": p[f"beta_{k}"]})
-
-
-def attending(p, attn, hidden, memory=None):
-    return lambda q: att.multi_head(p[attn], q, q if memory is None else memory, q if memory is None else memory,
-                                    hidden)["out"]
-
-
-def feeding(p, kind):
-    ffn = compile_equation(spec.FFN_GELU if "ffn.gelu" in kind else spec.FFN)
-    return lambda z: ffn(Z=z, **{name: p[name] for name in ("W_1", "b_1", "W_2", "b_2")})
+    return lambda params, inputs: {"out": spec.feed_forward(rows(params), inputs["z"], kind)}
 
 
 def encoder_layer_oracle(kind):
-    def oracle(params, inputs):
-        p, x = rows_of_layer(params), inputs["x"]
-        B, n = inputs["key_padding_mask"].shape
-        hidden = np.broadcast_to(inputs["key_padding_mask"][:, None, None, :], (B, 1, n, n))
-        z = sublayer("enc.attn", x, p, kind, attending(p, "attn", hidden))
-        return {"Z": z, "out": sublayer("enc.ffn", z, p, kind, feeding(p, kind))}
-    return oracle
+    return lambda params, inputs: att.named(spec.encoder_layer(rows(params), inputs["x"], inputs["key_padding_mask"],
+                                                               kind), Z="Z", out="E")
 
 
 def decoder_layer_oracle(kind):
-    def oracle(params, inputs):
-        p, y, memory = rows_of_layer(params), inputs["y"], inputs["memory"]
-        (B, m), n = y.shape[:2], memory.shape[1]
-        causal = np.triu(np.ones((m, m), dtype=bool), 1)[None, None]
-        padding = inputs.get("memory_key_padding_mask", np.zeros((B, n), dtype=bool))
-        a = sublayer("dec.self", y, p, kind, attending(p, "self_attn", causal))
-        b = sublayer("dec.cross", a, p, kind,
-                     attending(p, "cross_attn", np.broadcast_to(padding[:, None, None, :], (B, 1, m, n)), memory))
-        return {"A": a, "B": b, "out": sublayer("dec.ffn", b, p, kind, feeding(p, kind))}
-    return oracle
+    return lambda params, inputs: att.named(spec.decoder_layer(rows(params), inputs["y"], inputs["memory"],
+                                                               inputs.get("memory_key_padding_mask"), kind),
+                                            A="A", B="B", out="D")
 
 
 def encoder_stack_oracle(kind):
-    layer = encoder_layer_oracle(kind)
-
-    def oracle(params, inputs):
-        x = inputs["x"]
-        for p in params["layers"]:
-            x = layer(p, {**inputs, "x": x})["out"]
-        return {"out": x}
-    return oracle
+    return lambda params, inputs: {"out": spec.encoder(rows(params["layers"]), inputs["x"], inputs["key_padding_mask"],
+                                                       kind)}
 
 
 def decoder_stack_oracle(kind):
-    layer = decoder_layer_oracle(kind)
-
-    def oracle(params, inputs):
-        y = inputs["y"]
-        for p in params["layers"]:
-            y = layer(p, {**inputs, "y": y})["out"]
-        return {"out": y}
-    return oracle
-
-
-def shift_right(tgt: np.ndarray) -> np.ndarray:
-    """pe.shift_right: ⟨bos⟩ (token 0) first, the last target dropped."""
-    return np.concatenate([np.zeros_like(tgt[:, :1]), tgt[:, :-1]], axis=1)
-
-
-def embedded(table, ids, kind):
-    """pe.input (or pe.scaled_input): the embeddings of ids plus P, in the table's dtype."""
-    from nlpspec.spec import positional
-    x = table[ids]
-    return compile_equation(positional.PE_SCALED if "pe.scaled_input" in kind else positional.PE_INPUT)(X=x)
+    return lambda params, inputs: {"out": spec.decoder(rows(params["layers"]), inputs["y"], inputs["memory"],
+                                                       inputs.get("memory_key_padding_mask"), kind)}
 
 
 def model_oracle(kind):
-    encode, decode = encoder_stack_oracle(kind), decoder_stack_oracle(kind)
-    tied = "classifier.tied" in kind
-    classify = compile_equation(spec.TIED if tied else spec.CLASSIFIER)
-
-    def oracle(params, inputs):
-        src, tgt = inputs["src"], inputs["tgt"]
-        x = embedded(params["src_embedding"], src, kind)
-        padding = inputs["src_key_padding_mask"]
-        memory = encode(params["encoder"], {"x": x, "key_padding_mask": padding})["out"]
-        if "stack.final_norm" in kind:
-            memory = normalised(memory, rows(params["encoder_norm"]), 1)
-        y = embedded(params["tgt_embedding"], shift_right(tgt), kind)
-        out = decode(params["decoder"], {"y": y, "memory": memory, "memory_key_padding_mask": padding})["out"]
-        if "stack.final_norm" in kind:
-            out = normalised(out, rows(params["decoder_norm"]), 1)
-        weights = {"Emb": params["tgt_embedding"]} if tied else {"W_c": params["W_c"]}
-        return {"out": classify(D=out, b_c=params["b_c"][None, :], **weights), "memory": memory}
-    return oracle
-
-
-def rows_of_layer(params: dict) -> dict:
-    return {k: v if isinstance(v, dict) else rows({k: v})[k] for k, v in params.items()}
+    return lambda params, inputs: att.named(spec.model(rows(params), inputs["src"], inputs["tgt"],
+                                                       inputs["src_key_padding_mask"], kind), out="p", memory="E")
 
 
 def classifier_oracle(kind):

@@ -5,6 +5,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from nlpspec.spec.functions import LayerNorm
+from nlpspec.spec.transformer import normalised
 
 from . import tolerance as tol
 from . import transformer as tf
@@ -29,9 +30,9 @@ def check_residual(h: Harness, data):
     actual, reference, tols = evaluate(h, silenced, inputs)
     expected = inputs[name]
     if not pre_ln(h):
-        p = tf.rows_of_layer(params)
+        p = tf.rows(params)
         for k in range(1, norms + 1):
-            expected = tf.normalised(expected, p, k)
+            expected = normalised(expected, p, k)
     h.compare({"out": actual["out"]}, {"out": expected}, tols,
               what=f"{'x' if pre_ln(h) else 'LN(… LN(x))'}: every sublayer silenced, only the residual path is left",
               eid=h.output_eids["out"])

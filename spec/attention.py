@@ -11,13 +11,18 @@ left, as PyTorch's `is_causal`); FlashAttention aligns the last query with the l
 right), the named variant mask.causal_lower_right. A query that no key may be seen by (a row of
 the mask all -∞) has no value in the article's math: its softmax is 0/0, NaN in the oracle, and
 the suite does not compare that row (see properties/attention_checks.py, fully_masked_row).
+
+The functions at the end are the oracle of what the equations compose: which keys the masks hide
+(`hidden_keys`, from the masks' own definitions), attention's weights, and multi-head attention.
 """
 from __future__ import annotations
 
+import numpy as np
 from sympy import MatrixSymbol, Transpose, sqrt, symbols
 
 from .equation import define
 from .functions import CausalMask, GivenMask, KeyPaddingMask, RowSoftmax as softmax
+from .oracle import compile_equation, compile_mask, evaluate_chain
 
 n, m, d_x, d_k, d_v, d_h = symbols("n m d_x d_k d_v d_h", integer=True, positive=True)
 d_model, d_kin, d_vin, d_z = symbols("d_model d_kin d_vin d_z", integer=True, positive=True)
@@ -38,7 +43,7 @@ X = MatrixSymbol("X", n, d_x)
 W_Q, W_K, W_V = MatrixSymbol("W_Q", d_x, d_k), MatrixSymbol("W_K", d_x, d_k), MatrixSymbol("W_V", d_x, d_v)
 Q, K, V = MatrixSymbol("Q", n, d_k), MatrixSymbol("K", m, d_k), MatrixSymbol("V", m, d_v)
 A = MatrixSymbol("A", n, d_v)
-hidden = MatrixSymbol("B_mask", n, m)  # 1 where key j is hidden from query i, else 0
+B_mask = MatrixSymbol("B_mask", n, m)  # 1 where key j is hidden from query i, else 0
 
 SELF_QKV = define("self.qkv", "Every token is projected to a query, a key and a value.",
                   (MatrixSymbol("Q", n, d_k), MatrixSymbol("K", n, d_k), MatrixSymbol("V", n, d_v)),
@@ -50,7 +55,7 @@ MASK_CAUSAL = define("mask.causal", "A causal mask (-∞ at keys j > i, 0 elsewh
                      A, softmax(Q * K.T / sqrt(d_k) + CausalMask(n, m)) * V)
 MASK_GIVEN = define("mask.given", "A given mask (-∞ where B_ij ≠ 0, 0 elsewhere; key padding is the case of "
                     "whole columns) is added to the scores before the softmax.",
-                    A, softmax(Q * K.T / sqrt(d_k) + GivenMask(hidden)) * V)
+                    A, softmax(Q * K.T / sqrt(d_k) + GivenMask(B_mask)) * V)
 padding = MatrixSymbol("p", m, 1)  # p_j = 1 where key j is padding, else 0
 MASK_KEY_PADDING = define("mask.key_padding", "Padding keys (p_j ≠ 0) are hidden from every query: a mask of "
                           "whole columns, added to the scores before the softmax.",
@@ -64,7 +69,7 @@ MASK_TRUE_ATTENDS = define("mask.bool_true_attends", "Variant (F.scaled_dot_prod
                            A, softmax(Q * K.T / sqrt(d_k) + GivenMask(attends, hide_zero=True)) * V,
                            variant_of="mask.given")
 UNSCALED = define("attn.unscaled", "Variant (T5): the scores are not divided by √d_k.",
-                  A, softmax(Q * K.T + GivenMask(hidden)) * V, variant_of="self.attention")
+                  A, softmax(Q * K.T + GivenMask(B_mask)) * V, variant_of="self.attention")
 CAUSAL_LOWER_RIGHT = define("mask.causal_lower_right", "Variant (FlashAttention): query i sees keys "
                             "j <= i + m - n, the last query aligned with the last key.",
                             A, softmax(Q * K.T / sqrt(d_k) + CausalMask(n, m, lower_right=True)) * V,
@@ -77,6 +82,66 @@ head, Z, W_O = MatrixSymbol("head", n, d_v), MatrixSymbol("Z_heads", n, d_z), Ma
 
 MHA_HEAD = define("mha.head", "Each head attends with its own projections of the queries, keys and values "
                   "(a mask, all 0 when there is none, added to the scores).",
-                  head, softmax(Xq * Wq * Transpose(Xk * Wk) / sqrt(d_k) + GivenMask(hidden)) * Xv * Wv)
+                  head, softmax(Xq * Wq * Transpose(Xk * Wk) / sqrt(d_k) + GivenMask(B_mask)) * Xv * Wv)
 MHA_OUTPUT = define("mha.output", "The heads are concatenated, head 1 first, and projected by W_O.",
                     MatrixSymbol("O", n, d_model), Z * W_O)
+
+
+# --- the oracle of the compositions: NumPy on batches (…, rows, columns) ----------------------
+def hidden_keys(n, m, causal=False, lower_right=False, given=None, padding=None) -> np.ndarray:
+    """Which keys are hidden from which query: True at [..., i, j] where a mask in force adds -∞ to
+    score e_ij, each as its equation defines it: mask.causal (mask.causal_lower_right with
+    lower_right), mask.given with B = given (…, n, m), mask.key_padding with p = padding (…, m)."""
+    hidden = np.zeros((n, m), dtype=bool)
+    if causal:
+        hidden = hidden | compile_mask(CAUSAL_LOWER_RIGHT if lower_right else MASK_CAUSAL)(n=n, m=m)
+    if given is not None:
+        hidden = hidden | compile_mask(MASK_GIVEN)(B_mask=given)
+    if padding is not None:
+        hidden = hidden | compile_mask(MASK_KEY_PADDING)(p=padding[..., None], n=n)
+    return hidden
+
+
+def identity_values(m: int, dtype) -> np.ndarray:
+    """V = I (m×m): attention with these values returns its weights (A = softmax(·) I)."""
+    return np.eye(m, dtype=dtype)
+
+
+def undefined(value: np.ndarray, hidden: np.ndarray) -> np.ndarray:
+    """value with NaN in every row of a query that sees no key (its softmax is 0/0). The product by
+    the values cannot be trusted to carry the NaN: BLAS may give 0 for NaN times a zero matrix."""
+    value[np.broadcast_to(hidden.all(axis=-1), value.shape[:-1])] = np.nan
+    return value
+
+
+def attention(eq, hidden, **arrays) -> tuple[np.ndarray, np.ndarray]:
+    """An attention equation (mask.given, mask.causal or a variant of them) on batches: A, and the
+    weights (A with V = I); hidden: the keys its mask hides, from hidden_keys."""
+    fn = compile_equation(eq)
+    eye = identity_values(arrays["K"].shape[-2], arrays["Q"].dtype)
+    return undefined(fn(**arrays), hidden), undefined(fn(**{**arrays, "V": eye}), hidden)
+
+
+def multi_head(p: dict, X_q, X_k, X_v, hidden, weights=False) -> dict:
+    """mha.head and mha.output on batches (B, rows, d): "O" and "Z_heads" (the heads concatenated,
+    head 1's columns first) and, with weights, each head's weights (B, h, n, m). p holds W_Q, W_K,
+    W_V (heads first: h×d×d_k) and W_O; hidden (…, n, m), from hidden_keys. Every head is one
+    compiled call: the heads ride on an axis of their own."""
+    each_head, output = compile_equation(MHA_HEAD), compile_equation(MHA_OUTPUT)
+    xq, xk, xv, per_head = X_q[:, None], X_k[:, None], X_v[:, None], np.expand_dims(hidden, -3)
+    heads = each_head(X_q=xq, X_k=xk, X_v=xv, W_Q=p["W_Q"], W_K=p["W_K"], W_V=p["W_V"], B_mask=per_head)
+    B, h, n, d_v = heads.shape
+    concatenated = heads.transpose(0, 2, 1, 3).reshape(B, n, h * d_v)
+    found = {"O": undefined(output(Z_heads=concatenated, W_O=p["W_O"]), hidden),
+             "Z_heads": undefined(concatenated, hidden)}
+    if weights:
+        eye = identity_values(xk.shape[-2], xq.dtype)
+        found["weights"] = undefined(each_head(X_q=xq, X_k=xk, X_v=eye, W_Q=p["W_Q"], W_K=p["W_K"], W_V=eye,
+                                          B_mask=per_head), per_head)
+    return found
+
+
+def seq2seq_attention(S, H_enc) -> dict:
+    """attn.score, attn.weights and attn.context in turn: E, alpha and C_ctx."""
+    env = evaluate_chain((ATTN_SCORE, ATTN_WEIGHTS, ATTN_CONTEXT), {"S": S, "H_enc": H_enc})
+    return {name: env[name] for name in ("E", "alpha", "C_ctx")}

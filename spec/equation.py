@@ -114,7 +114,8 @@ class Equation:
 class Composition:
     """A structure built from equations (a sequence of cells, a stack, …), stated as relations.
 
-    Its oracle is NumPy code that chains the compiled equations (see `spec.architectures`).
+    Its oracle is NumPy code that chains the compiled equations, at the end of the module that
+    states it (`spec.architectures`, `spec.attention`, `spec.transformer`).
     """
 
     eid: str

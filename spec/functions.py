@@ -234,6 +234,21 @@ class KeyPaddingMask(Mask):
         return f"({swap}({printer._print(self.args[0])}, -1, -2) != 0)"
 
 
+class Hidden(MatrixExpr):
+    """The entries a mask hides: 1 where it adds -∞ (key j hidden from query i), else 0; the B of
+    mask.given, for any mask. Printed to NumPy as the mask's own `hidden_numpy` (see oracle.compile_mask)."""
+
+    @property
+    def shape(self):
+        return self.args[0].shape
+
+    def _entry(self, i, j, **kwargs):
+        return sp.Piecewise((1, self.args[0].hidden(i, j, **kwargs)), (0, True))
+
+    def _numpycode(self, printer):
+        return self.args[0].hidden_numpy(printer)
+
+
 class ReLU(Elementwise):
     """max(a, 0), entry by entry (the FFN's activation)."""
 

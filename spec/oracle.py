@@ -17,6 +17,7 @@ import numpy as np
 import sympy as sp
 
 from .equation import Equation
+from .functions import Hidden, Mask
 from .printer import NAMESPACE, BatchedNumPyPrinter
 
 
@@ -95,6 +96,17 @@ def compile_equation(eq: Equation):
     evaluate.source = fn.__doc__
     evaluate.input_names = tuple(names)
     return evaluate
+
+
+@cache
+def compile_mask(eq: Equation):
+    """The keys hidden by the mask `eq` adds to its scores, as a NumPy function of the arrays and sizes
+    the mask reads, by name (extra names are ignored): True where the mask is -∞. It prints the mask's
+    own NumPy form, the code the compiled equation applies, so one definition serves both."""
+    (mask,) = eq.rhs.atoms(Mask)
+    args = sorted(mask.free_symbols, key=lambda s: s.name)  # its matrices and sizes: B_mask; n, m; n, p
+    fn = sp.lambdify(args, Hidden(mask), modules=[NAMESPACE, "numpy"], printer=BatchedNumPyPrinter, dummify=False)
+    return lambda **named: fn(*(named[s.name] for s in args))
 
 
 def evaluate_chain(equations, env: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

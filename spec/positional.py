@@ -7,11 +7,13 @@ is added (pe.scaled_input).
 """
 from __future__ import annotations
 
+import numpy as np
 import sympy as sp
 from sympy import Eq, IndexedBase, MatrixSymbol, sqrt, symbols
 
 from .equation import compose, define
 from .functions import MatrixFunction
+from .oracle import compile_equation
 
 n, d = symbols("n d_x", integer=True, positive=True)
 i, j = symbols("i j", integer=True, nonnegative=True)
@@ -61,3 +63,16 @@ PE_CONCAT = define("pe.concat", "Variant (Marian): all sines, then all cosines, 
                    MatrixSymbol("X_P", n, d), X + PositionalEncoding(X, concat=True), variant_of="pe.input")
 PE_SCALED = define("pe.scaled_input", "Variant: the embeddings are scaled by √d_model before P is added.",
                    MatrixSymbol("X_P", n, d), sqrt(d) * X + PositionalEncoding(X), variant_of="pe.input")
+
+
+def input_equation(variants=()):
+    """pe.input, or the variant in force: pe.scaled_input (√d X + P), else pe.concat (P's other layout)."""
+    return PE_SCALED if "pe.scaled_input" in variants else PE_CONCAT if "pe.concat" in variants else PE_INPUT
+
+
+def encoding(X, variants=()) -> dict:
+    """The oracle of pe.input on a batch X (…, n, d): X_P under the variants in force, and P alone
+    (in the layout in force, on X = 0)."""
+    layout = PE_CONCAT if "pe.concat" in variants else PE_INPUT
+    return {"X_P": compile_equation(input_equation(variants))(X=X),
+            "P": compile_equation(layout)(X=np.zeros(X.shape[-2:], X.dtype))}

@@ -10,14 +10,21 @@ are 1×d rows added to every position.
 
 Variants: pre-LN (LN inside the residual branch: X + MultiHead(LN(X)), PyTorch's norm_first,
 GPT-2), GELU instead of ReLU in the FFN, and the classifier's W tied to the embedding (W = Emb^T).
+
+The functions at the end are the oracle of the compositions: the sublayers around their
+multi-head attention or FFN, the layers, the stacks, the right shift and the whole model.
 """
 from __future__ import annotations
 
+import numpy as np
 from sympy import Eq, Function, IndexedBase, MatrixSymbol, symbols
 
+from . import positional
+from .attention import hidden_keys, multi_head
 from .equation import compose, define
 from .functions import GELU, LayerNorm, ReLU, Rows
 from .functions import RowSoftmax as softmax
+from .oracle import compile_equation
 
 n, m, d_model, d_ff, V = symbols("n m d_model d_ff V", integer=True, positive=True)
 
@@ -117,3 +124,100 @@ FINAL_NORM = define("stack.final_norm", "Variant (nn.Transformer, pre-LN models)
                     "stack, E = LN(E⁽ᴺ⁾) and D = LN(D⁽ᴺ⁾).", MatrixSymbol("E", n, d_model),
                     LayerNorm(MatrixSymbol("E_N", n, d_model), row("gamma_f", d_model), row("beta_f", d_model)),
                     variant_of="transformer.model")
+
+
+
+# --- the oracle of the compositions: NumPy on batches (B, rows, d_model) -----------------------
+# A layer's parameters p carry the names above, biases and γ, β as 1×d rows: γ_k, β_k of its LN k;
+# W_1, b_1, W_2, b_2 of its FFN; and under one key per attention ("attn" in an encoder layer,
+# "self_attn" and "cross_attn" in a decoder layer) its W_Q, W_K, W_V (heads first) and W_O.
+# `variants` is the set of named variants in force (E-ids: enc.attn.pre_ln, ffn.gelu, …).
+
+def normalised(x, p, k):
+    """LN_k of a layer: layernorm with γ_k and β_k."""
+    return compile_equation(LAYERNORM)(X=x, gamma=p[f"gamma_{k}"], beta=p[f"beta_{k}"])
+
+
+# E-id -> (post-LN equation, its input, its sublayer-output symbol, pre-LN equation, its symbol, LN index)
+SUBLAYERS = {
+    "enc.attn": (ENC_ATTN, "X", "O_self", PRE_LN_ATTN, "O_pre", 1),
+    "dec.self": (DEC_SELF, "Y", "O_mask", PRE_LN_SELF, "O_mask_pre", 1),
+    "dec.cross": (DEC_CROSS, "A", "O_cross", PRE_LN_CROSS, "O_cross_pre", 2),
+    "enc.ffn": (ENC_FFN, "Z", "F_Z", PRE_LN_FFN, "F_Z_pre", 2),
+    "dec.ffn": (DEC_FFN, "B", "F_B", PRE_LN_DEC_FFN, "F_B_pre", 3),
+}
+
+
+def sublayer(eid, x, p, inner, variants=()):
+    """The residual block `eid` around inner (the sublayer, a function of its input): post-LN,
+    LN(x + inner(x)), or, with the variant eid.pre_ln, x + inner(LN(x))."""
+    post, x_name, o_name, pre, pre_name, k = SUBLAYERS[eid]
+    if f"{eid}.pre_ln" in variants:
+        return compile_equation(pre)(**{x_name: x, pre_name: inner(normalised(x, p, k))})
+    return compile_equation(post)(**{x_name: x, o_name: inner(x), f"gamma_{k}": p[f"gamma_{k}"],
+                                     f"beta_{k}": p[f"beta_{k}"]})
+
+
+def feed_forward(p, z, variants=()):
+    """ffn (ffn.gelu) with the layer's W_1, b_1, W_2, b_2."""
+    ffn_eq = FFN_GELU if "ffn.gelu" in variants else FFN
+    return compile_equation(ffn_eq)(Z=z, **{name: p[name] for name in ("W_1", "b_1", "W_2", "b_2")})
+
+
+def encoder_layer(p, X, padding=None, variants=()) -> dict:
+    """enc.attn, then enc.ffn: Z and E. padding (B, n): the keys of mask.key_padding."""
+    hidden = hidden_keys(X.shape[-2], X.shape[-2], padding=padding)
+    Z = sublayer("enc.attn", X, p, lambda x: multi_head(p["attn"], x, x, x, hidden)["O"], variants)
+    return {"Z": Z, "E": sublayer("enc.ffn", Z, p, lambda z: feed_forward(p, z, variants), variants)}
+
+
+def decoder_layer(p, Y, E, padding=None, variants=()) -> dict:
+    """dec.self (under mask.causal), dec.cross on the encoder's output E (padding (B, n): its keys
+    of mask.key_padding), then dec.ffn: A, B and D."""
+    m, n = Y.shape[-2], E.shape[-2]
+    causal, crossed = hidden_keys(m, m, causal=True), hidden_keys(m, n, padding=padding)
+    A = sublayer("dec.self", Y, p, lambda y: multi_head(p["self_attn"], y, y, y, causal)["O"], variants)
+    B = sublayer("dec.cross", A, p, lambda a: multi_head(p["cross_attn"], a, E, E, crossed)["O"], variants)
+    return {"A": A, "B": B, "D": sublayer("dec.ffn", B, p, lambda b: feed_forward(p, b, variants), variants)}
+
+
+def encoder(layers, X, padding=None, variants=()):
+    """transformer.encoder: E⁽ᴺ⁾, each layer reading the one below."""
+    for p in layers:
+        X = encoder_layer(p, X, padding, variants)["E"]
+    return X
+
+
+def decoder(layers, Y, E, padding=None, variants=()):
+    """transformer.decoder: D⁽ᴺ⁾, every layer attending to the same E."""
+    for p in layers:
+        Y = decoder_layer(p, Y, E, padding, variants)["D"]
+    return Y
+
+
+def shift_right(tgt: np.ndarray) -> np.ndarray:
+    """pe.shift_right: ⟨bos⟩ (token 0) first, the last target dropped."""
+    return np.concatenate([np.zeros_like(tgt[:, :1]), tgt[:, :-1]], axis=1)
+
+
+def embedded(table, ids, variants=()):
+    """The rows of table for the token ids, plus P (pe.input, or pe.scaled_input), in the table's dtype."""
+    return compile_equation(positional.input_equation(variants))(X=table[ids])
+
+
+def model(p, src, tgt, padding=None, variants=()) -> dict:
+    """transformer.model: the encoder's output E and the probabilities p, from token ids src (B, n)
+    and tgt (B, m); padding (B, n): the source's key padding. p holds src_embedding, tgt_embedding,
+    the layers of "encoder" and "decoder", W_c and b_c (classifier.tied: no W_c), and with
+    stack.final_norm an "encoder_norm" and a "decoder_norm" (γ_1, β_1)."""
+    X = embedded(p["src_embedding"], src, variants)
+    E = encoder(p["encoder"]["layers"], X, padding, variants)
+    if "stack.final_norm" in variants:
+        E = normalised(E, p["encoder_norm"], 1)
+    Y = embedded(p["tgt_embedding"], shift_right(tgt), variants)
+    D = decoder(p["decoder"]["layers"], Y, E, padding, variants)
+    if "stack.final_norm" in variants:
+        D = normalised(D, p["decoder_norm"], 1)
+    if "classifier.tied" in variants:
+        return {"E": E, "p": compile_equation(TIED)(D=D, Emb=p["tgt_embedding"], b_c=p["b_c"])}
+    return {"E": E, "p": compile_equation(CLASSIFIER)(D=D, W_c=p["W_c"], b_c=p["b_c"])}
