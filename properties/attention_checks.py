@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from . import attention as att
 from . import tolerance as tol
-from .check import across, all_eids, doubled, evaluate, first_nonzero, row_gradients
+from .check import all_eids, evaluate, first_nonzero, row_gradients
 from .components import COMPONENTS
 from .harness import Harness, SubjectFailure, option_sets
 from .strategies import Shape, case, magnitude, size
@@ -74,7 +74,7 @@ def check_permutation(h: Harness, data):
     queries = np.array(data.draw(st.permutations(range(n)), label="query order"))
     keys = np.array(data.draw(st.permutations(range(m)), label="key order"))
     moved, _, _ = evaluate(h, params, permuted(inputs, queries, keys))
-    h.compare(moved, permuted(actual, queries, keys), doubled(tols),
+    h.compare(moved, permuted(actual, queries, keys), tol.doubled(tols),
               what="its own output on the original order, permuted (queries permute the output rows; "
                    "keys and values permuted together change nothing)")
 
@@ -97,7 +97,7 @@ def check_hidden_keys_ignored(h: Harness, data):
     others = np.arange(inputs[query].shape[1]) != i
     changed[query] = np.where(others[None, :, None], new[query], inputs[query])
     after = h.call(fn, changed, h.reference(params, changed))
-    h.compare(query_row(after, i), query_row(before, i), doubled(tols),
+    h.compare(query_row(after, i), query_row(before, i), tol.doubled(tols),
               what=f"its own output {i} before the keys and values hidden from query {i} (and the other "
                    f"queries) were changed")
     jacobian_is_zero(h, fn, inputs, hidden, i)
@@ -143,7 +143,7 @@ def check_padding_appended(h: Harness, data):
         longer["mask"] = np.concatenate([inputs["mask"], np.ones((B, n, extra), bool)], 2)
     grown, _, _ = evaluate(h, params, longer)
     grown = {k: v[..., :m] if k in ("weights", "mean_weights") else v for k, v in grown.items()}
-    h.compare(grown, actual, doubled(tols), what=f"its own output before {extra} padding key(s) were appended")
+    h.compare(grown, actual, tol.doubled(tols), what=f"its own output before {extra} padding key(s) were appended")
 
 
 def check_equal_keys(h: Harness, data):
@@ -159,7 +159,7 @@ def check_equal_keys(h: Harness, data):
                "attn_mask": np.zeros((n, 1), bool), "key_padding_mask": np.zeros((len(inputs[k]), 1), bool)}
         alone, alone_reference, alone_tols = evaluate(h, params, one)
         gap = tol.max_abs_diff(alone_reference["out"], reference["out"])  # the mean, rounded to the dtype
-        h.compare({"out": actual["out"]}, {"out": alone["out"]}, {"out": across(tols["out"], alone_tols["out"], gap)},
+        h.compare({"out": actual["out"]}, {"out": alone["out"]}, {"out": tols["out"].plus(alone_tols["out"], gap)},
                   what="its own output for one key holding the mean value (all keys equal)")
         return
     same["mask"] = np.zeros_like(inputs["mask"])
@@ -181,9 +181,9 @@ def check_one_head(h: Harness, data):
     got, single_reference, single_tols = evaluate(single, {}, projected)
     W_O = params["W_O"]
     # attention's error carried through W_O, and the gap the rounding of the projections opens
-    carried = replace(single_tols["out"], atol=single_tols["out"].atol * float(np.abs(W_O).sum(axis=0).max()))
+    carried = single_tols["out"].times(float(np.abs(W_O).sum(axis=0).max()), "largest column sum of |W_O|")
     gap = tol.max_abs_diff(single_reference["out"] @ W_O, reference["out"])
-    h.compare({"out": actual["out"]}, {"out": got["out"] @ W_O}, {"out": across(tols["out"], carried, gap)},
+    h.compare({"out": actual["out"]}, {"out": got["out"] @ W_O}, {"out": tols["out"].plus(carried, gap)},
               what="the subject's single-head attention on X_q W_Q, X_k W_K, X_v W_V, times W_O")
 
 
@@ -203,9 +203,8 @@ def check_head_locality(h: Harness, data):
     after, _, after_tols = evaluate(h, changed, inputs)
     others = np.ones(d_model, bool)
     others[t * d_k:(t + 1) * d_k] = False
-    bound = tols["out"].atol + after_tols["out"].atol
     h.compare({"out": after["out"][..., others]}, {"out": before["out"][..., others]},
-              {"out": tol.Tolerance(bound, 0.0, 0.0, tols["out"].floor, h.run.dtype)},
+              {"out": tols["out"].plus(after_tols["out"])},
               what=f"its own output before head {t}'s weights changed (W_O = I: other heads' columns stay)")
 
 

@@ -18,7 +18,7 @@ from . import tolerance as tol
 from . import attention_checks as attn
 from . import transformer_checks as layer_checks
 from .attention import hidden_keys
-from .check import Check, all_eids, doubled, evaluate
+from .check import Check, all_eids, evaluate
 from .components import COMPONENTS, draw_layers_case
 from .harness import Harness, SubjectFailure, option_sets
 
@@ -51,7 +51,7 @@ def check_batch_independence(h: Harness, data):
     b = data.draw(st.integers(0, len(next(iter(batched_inputs.values()))) - 1), label="row")
     row = {k: v if k in h.component.shared else v[b:b + 1] for k, v in inputs.items()}
     alone, row_reference, row_tol = evaluate(h, params, row)
-    h.compare({k: v if k in h.component.shared else v[b:b + 1] for k, v in batched.items()}, alone, doubled(row_tol),
+    h.compare({k: v if k in h.component.shared else v[b:b + 1] for k, v in batched.items()}, alone, tol.doubled(row_tol),
               what=f"the same subject run on batch row {b} alone (batch rows must not interact)")
 
 
@@ -117,7 +117,7 @@ def keeps(h: Harness, params, inputs, state: str, eid: str, why: str):
     """The subject's new `state` equals the old one (to rounding of the output)."""
     actual, _, _ = evaluate(h, params, inputs)
     old = inputs[f"{state}_prev"]
-    bound = tol.tolerance(old, None, old, h.run.dtype)
+    bound = tol.output_rounding(old, h.run.dtype)
     h.compare({state: actual[state]}, {state: old}, {state: bound}, what=f"its previous state ({why})", eid=eid)
 
 
@@ -160,7 +160,7 @@ def check_unroll_equals_steps(h: Harness, data):
         got = cell.call(fn, step_in, cell.reference(params["layers"][0][0], step_in))
         state = {f"{k}_prev": got[k] for k in cell.component.required}
         steps.append(got["h"])
-    h.compare({"out": np.stack(steps, 1)}, {"out": out["out"]}, doubled(tols),
+    h.compare({"out": np.stack(steps, 1)}, {"out": out["out"]}, tol.doubled(tols),
               what="stepping the subject's own cell over the sequence")
 
 
@@ -173,7 +173,7 @@ def check_bidirectional_reversal(h: Harness, data):
                        **{k: v[:, :, 1:2].copy() for k, v in inputs.items() if k.endswith("_prev")}}
     alone, _, _ = run_layers(h, backward_params, reversed_inputs)
     h.compare({"out": out["out"][..., H:]}, {"out": alone["out"][:, ::-1].copy()},
-              {"out": doubled(tols)["out"]},
+              {"out": tol.doubled(tols)["out"]},
               what="its forward layer on the reversed sequence, reversed back (the backward half)")
 
 
@@ -189,7 +189,7 @@ def check_stacked_composition(h: Harness, data):
         for name in got:
             finals.setdefault(name, []).append(got[name])
     composed = {"out": x, **{k: np.concatenate(v, 1) for k, v in finals.items() if k != "out"}}
-    h.compare(out, composed, doubled(tols), what="its single layers composed one after another")
+    h.compare(out, composed, tol.doubled(tols), what="its single layers composed one after another")
 
 
 def is_cell(c):

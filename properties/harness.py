@@ -7,6 +7,7 @@ missing output, a wrong shape, dtype or device, NaN or Inf, inputs modified in p
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -55,6 +56,17 @@ def leaves(tree, prefix=""):
             yield from leaves(v, f"{prefix}[{i}]")
     else:
         yield prefix, tree
+
+
+def outside(value: np.ndarray, expected: np.ndarray, bound: tol.Tolerance) -> str:
+    """torch.testing.assert_close's message where value is not within bound.atol of expected, else ""."""
+    try:
+        torch.testing.assert_close(torch.from_numpy(np.ascontiguousarray(value)),
+                                   torch.from_numpy(np.ascontiguousarray(expected)), rtol=0, atol=bound.atol,
+                                   equal_nan=True, msg=lambda m: m)
+        return ""
+    except AssertionError as exc:
+        return str(exc)
 
 
 def option_sets(subject: Subject, component: Component) -> list[dict]:
@@ -226,19 +238,29 @@ class Harness:
         return self.oracle(params, inputs)
 
     def tolerances(self, params, inputs, reference: dict) -> dict:
-        """The tolerance rule for each output of this case (see properties/tolerance.py)."""
+        """The tolerance rule for each output of this case (see properties/tolerance.py): judged on
+        one sample of rounded arithmetic, refined to all tol.SAMPLES where a subject is outside it."""
         dtype = self.run.dtype
         cast = tol.NUMPY_DTYPES[tol.baseline_dtype(dtype)]
         baseline = self.oracle(nested_map(on_values(lambda a: a.astype(cast)), params),
                                nested_map(on_values(lambda a: a.astype(cast)), inputs))
-        rng = np.random.default_rng(0)
+        first = self.rounded_oracle(params, inputs, 0)
+        more = functools.cache(lambda: [first] + [self.rounded_oracle(params, inputs, s) for s in range(1, tol.SAMPLES)])
+
+        def bound(name, samples, refine=None):
+            return tol.tolerance(reference[name], baseline[name], [s[name] for s in samples], dtype, refine)
+        return {name: bound(name, [first], lambda name=name: bound(name, more())) for name in reference}
+
+    def rounded_oracle(self, params, inputs, seed: int) -> dict:
+        """One sample of the oracle in rounded arithmetic: every input and every intermediate value
+        rounded once more, with random signs drawn from `seed` (properties/rounding.py)."""
+        dtype, rng = self.run.dtype, np.random.default_rng(seed)
 
         def rounded(a):  # one rounding of an input, then rounded arithmetic on it
             return tol.perturb(a, dtype, rng).view(Rounded)
         with rounding(rounded), rounded_arithmetic(tol.eps(dtype), rng):  # every equation's inputs, every result
-            perturbed = self.oracle(nested_map(on_values(rounded), params), nested_map(on_values(rounded), inputs))
-        return {name: tol.tolerance(ref, baseline[name], np.asarray(perturbed[name]), dtype)
-                for name, ref in reference.items()}
+            out = self.oracle(nested_map(on_values(rounded), params), nested_map(on_values(rounded), inputs))
+        return {name: np.asarray(value) for name, value in out.items()}
 
     def lower_precision(self, case, name: str, value: np.ndarray, reference: np.ndarray):
         """The lower dtype whose rounding explains a failing output of the oracle check, or None."""
@@ -265,13 +287,12 @@ class Harness:
             # where its oracle has a value, and masked the entries where the oracle has none
             undefined = np.isnan(expected) | np.isnan(value)
             value, expected = np.where(undefined, np.nan, value), np.where(undefined, np.nan, expected)
-            try:
-                torch.testing.assert_close(torch.from_numpy(np.ascontiguousarray(value)),
-                                           torch.from_numpy(np.ascontiguousarray(expected)), rtol=0,
-                                           atol=bound.atol, equal_nan=True, msg=lambda m: m)
+            mismatch = outside(value, expected, bound)
+            if mismatch:
+                bound = bound.final()
+                mismatch = outside(value, expected, bound)
+            if not mismatch:
                 continue
-            except AssertionError as exc:
-                mismatch = str(exc)
             error = tol.max_abs_diff(value, expected)
             index = tuple(int(i) for i in np.unravel_index(np.nanargmax(np.abs(value - expected)), value.shape))
             scale = tol.scale_of(expected)

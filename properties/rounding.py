@@ -34,10 +34,10 @@ class Rounded(np.ndarray):
         for k, value in enumerate(results):
             if state is not None and isinstance(value, np.ndarray) and value.dtype.kind == "f" and value.size:
                 eps, rng = state
-                value *= 1 + eps * rng.choice((-1.0, 1.0), size=value.shape)
+                value *= 1 + eps * np.where(rng.random(value.shape) < 0.5, -1.0, 1.0)
             elif state is not None and isinstance(value, np.floating):
                 eps, rng = state
-                value = value * (1 + eps * rng.choice((-1.0, 1.0)))
+                value = value * (1 + eps * (-1.0 if rng.random() < 0.5 else 1.0))
             if outs and k < len(outs) and isinstance(outs[k], Rounded):
                 value = outs[k]
             elif isinstance(value, np.ndarray):

@@ -29,6 +29,12 @@ on those same inputs, every output must satisfy
   layers, is decided by the rounding of the residual sum it normalises, which no change of the
   stack's own inputs reproduces reliably; the thorough profile found float32 and bfloat16 false
   alarms there, with bounds up to 20 times below torch's error.
+  Sensitivity is the largest over SAMPLES = 8 samples, each with its own random signs: one sample
+  can land on a cancellation of its roundings. torch.nn's pre-LN decoder (three layers,
+  d_model = 2, float64) was 1.9e-14 off the oracle where the one sample then taken moved the
+  result 3.8e-15, the smallest of 60 samples whose median was 3.2e-14: a false alarm in CI. A
+  bound is judged on its first sample and refined to all eight only where the subject is outside
+  it, so a passing case pays for one.
 - K = 4: FlashAttention's tests use 2 against a naive PyTorch implementation in the same dtype;
   fused kernels and different summation orders round differently from the per-operation
   rounding of the NumPy baseline, and the factor 4 leaves room for that, no more.
@@ -46,13 +52,15 @@ value error: a bug with a tiny effect on that case).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from typing import Callable
 
 import ml_dtypes
 import numpy as np
 import torch
 
 K = 4
+SAMPLES = 8  # samples of rounded arithmetic behind a failing verdict
 FLOOR_ULPS = 8
 LOWER = {torch.float64: (torch.float32,), torch.float32: (torch.float16, torch.bfloat16)}
 
@@ -80,22 +88,66 @@ def max_abs_diff(a: np.ndarray, b: np.ndarray) -> float:
 
 @dataclass(frozen=True)
 class Tolerance:
-    """The bound for one output, and the parts it was made of."""
+    """The bound for one output, and the parts it was made of.
+
+    A check that compares two subject outputs, or carries a bound through a map, derives its bound
+    here (`doubled`, `plus`, `times`), never by hand. `refine` (None when it is final) gives the
+    bound with all SAMPLES samples of rounded arithmetic: a bound is judged on one sample first and
+    refined only where the subject is outside it (more samples only widen it, so the verdict is
+    the one all SAMPLES would give)."""
 
     atol: float
     baseline_error: float
     sensitivity: float
     floor: float
     dtype: torch.dtype
+    samples: int = 1
+    formula: str = ""  # how a derived bound was made; "" for the rule itself
+    refine: Callable[[], "Tolerance"] | None = field(default=None, compare=False, repr=False)
+
+    def final(self) -> "Tolerance":
+        """This bound from all SAMPLES samples (itself where it already is)."""
+        return self if self.refine is None else self.refine()
+
+    def rule(self) -> str:
+        return self.formula or (f"{K}*max(baseline error {self.baseline_error:.3g}, sensitivity {self.sensitivity:.3g}"
+                                f" (largest of {self.samples} sample{'s' if self.samples > 1 else ''})) "
+                                f"+ floor {self.floor:.3g}")
 
     def describe(self) -> str:
-        return (f"tolerance {self.atol:.3g} = {K}*max(baseline error {self.baseline_error:.3g}, "
-                f"sensitivity {self.sensitivity:.3g}) + floor {self.floor:.3g} "
+        return (f"tolerance {self.atol:.3g} = {self.rule()} "
                 f"[{str(self.dtype).removeprefix('torch.')}, see properties/tolerance.py]")
+
+    def _derived(self, atol: float, formula: str, remake: Callable[[], "Tolerance"], *parts: "Tolerance"):
+        refinable = any(p.refine is not None for p in (self, *parts))
+        return replace(self, atol=atol, formula=formula, refine=remake if refinable else None)
+
+    def doubled(self) -> "Tolerance":
+        """Two subject outputs each within this bound of the truth differ by at most twice it."""
+        return self._derived(2 * self.atol, f"2 * ({self.rule()})", lambda: self.final().doubled())
+
+    def plus(self, other: "Tolerance | None" = None, gap: float = 0.0) -> "Tolerance":
+        """Two subject outputs on two cases, each within its bound of its own oracle, the oracles
+        `gap` apart (inputs rounded to the dtype are not exactly the values the other case implies)."""
+        parts = [f"({self.rule()})"] + ([f"({other.rule()})"] if other is not None else []) + \
+            ([f"oracle gap {gap:.3g}"] if gap else [])
+        return self._derived(self.atol + (other.atol if other is not None else 0.0) + gap, " + ".join(parts),
+                             lambda: self.final().plus(None if other is None else other.final(), gap),
+                             *([other] if other is not None else []))
+
+    def times(self, factor: float, what: str) -> "Tolerance":
+        """This bound carried through a linear map of norm `factor` (`what` names it)."""
+        return self._derived(self.atol * factor, f"({self.rule()}) * {what} {factor:.3g}",
+                             lambda: self.final().times(factor, what))
 
     def bits_reached(self, error: float, scale: float) -> float:
         """Correct bits of an output with this max error, relative to its scale."""
         return math.inf if error == 0 else max(0.0, -math.log2(error / scale))
+
+
+def doubled(bounds: dict) -> dict:
+    """Every output's bound doubled: two subject outputs compared with each other."""
+    return {name: bound.doubled() for name, bound in bounds.items()}
 
 
 def scale_of(reference: np.ndarray) -> float:
@@ -108,20 +160,32 @@ def baseline_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if dtype == torch.float64 else dtype
 
 
-def tolerance(reference: np.ndarray, baseline: np.ndarray | None, perturbed: np.ndarray,
-              dtype: torch.dtype) -> Tolerance:
-    """The rule above, for one output; `baseline` ran in `baseline_dtype(dtype)` (None: no baseline)."""
+def tolerance(reference: np.ndarray, baseline: np.ndarray | None, perturbed: list, dtype: torch.dtype,
+              refine: Callable[[], Tolerance] | None = None) -> Tolerance:
+    """The rule above, for one output; `baseline` ran in `baseline_dtype(dtype)` (None: no baseline);
+    `perturbed` holds the samples of rounded arithmetic taken so far, `refine` gives the bound
+    from all of them."""
     base = 0.0 if baseline is None else max_abs_diff(baseline, reference) * eps(dtype) / eps(baseline_dtype(dtype))
-    sens = max_abs_diff(perturbed, reference)
+    sens = max((max_abs_diff(p, reference) for p in perturbed), default=0.0)
     floor = FLOOR_ULPS * eps(dtype) * scale_of(reference)
-    return Tolerance(K * max(base, sens) + floor, base, sens, floor, dtype)
+    return Tolerance(K * max(base, sens) + floor, base, sens, floor, dtype, len(perturbed), refine=refine)
+
+
+def output_rounding(reference: np.ndarray, dtype: torch.dtype) -> Tolerance:
+    """Only the floor: a value passed on unchanged, rounded at most once more."""
+    return tolerance(reference, None, [], dtype)
+
+
+def random_signs(rng: np.random.Generator, shape) -> np.ndarray:
+    """-1.0 or +1.0, each with probability 1/2."""
+    return np.where(rng.random(shape) < 0.5, -1.0, 1.0)
 
 
 def perturb(array: np.ndarray, dtype: torch.dtype, rng: np.random.Generator) -> np.ndarray:
     """Each entry times (1 ± eps(D)), plus ± eps(D) times the array's largest magnitude, signs at
     random: one rounding's worth of change, of the entry and at the array's scale."""
     scale = float(np.max(np.abs(np.asarray(array)))) if array.size else 0.0
-    signs = rng.choice((-1.0, 1.0), size=(2,) + array.shape)
+    signs = random_signs(rng, (2,) + array.shape)
     return array * (1 + eps(dtype) * signs[0]) + eps(dtype) * scale * signs[1]
 
 

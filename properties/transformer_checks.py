@@ -9,7 +9,7 @@ from nlpspec.spec.transformer import normalised
 
 from . import tolerance as tol
 from . import transformer as tf
-from .check import doubled, evaluate, first_nonzero, parameter_gradient, row_gradients
+from .check import evaluate, first_nonzero, parameter_gradient, row_gradients
 from .harness import Harness, SubjectFailure
 from .strategies import Shape, case, magnitude, size
 
@@ -91,8 +91,7 @@ def check_residual_sum(h: Harness, data):
     x = inputs[name]
     expected = np.where(np.isnan(reference["out"]), np.nan, x @ perm)
     gap = tol.max_abs_diff(expected, reference["out"])  # x rounded to the dtype is standardised only so far
-    bound = {"out": tol.Tolerance(tols["out"].atol + gap, tols["out"].baseline_error, tols["out"].sensitivity,
-                                  tols["out"].floor, tols["out"].dtype)}
+    bound = {"out": tols["out"].plus(gap=gap)}
     variant = f"{eid}.pre_ln" if f"{eid}.pre_ln" in h.kind else eid
     h.compare({"out": actual["out"]}, {"out": expected}, bound, eid=variant,
               what=f"x + sublayer(x): LN the identity (γ = 1, β = 0, standardised x), only the {eid} sublayer on")
@@ -111,7 +110,7 @@ def check_causal_layer(h: Harness, data):
     changed = {**inputs, "y": np.where(later[None, :, None], new, y)}
     after = h.call(fn, changed, h.reference(params, changed))
     h.compare({k: v[:, :i + 1] for k, v in after.items()}, {k: v[:, :i + 1] for k, v in before.items()},
-              doubled(tols), what=f"its own outputs 0…{i} before the inputs after position {i} changed",
+              tol.doubled(tols), what=f"its own outputs 0…{i} before the inputs after position {i} changed",
               eid="mask.causal")
     grads = row_gradients(h, fn, inputs, ("y",), i, "causal")
     if grads is None or grads["y"] is None:
@@ -130,7 +129,7 @@ def check_memory_permutation(h: Harness, data):
     actual, _, tols = evaluate(h, params, inputs)
     order = np.array(data.draw(st.permutations(range(inputs["memory"].shape[1])), label="memory order"))
     moved, _, _ = evaluate(h, params, {**inputs, "memory": inputs["memory"][:, order]})
-    h.compare(moved, actual, doubled(tols), what="its own output before the encoder positions were permuted",
+    h.compare(moved, actual, tol.doubled(tols), what="its own output before the encoder positions were permuted",
               eid="dec.cross")
 
 
@@ -155,7 +154,7 @@ def check_padding_positions(h: Harness, data):
     longer = {**inputs, name: np.concatenate([x, new], 1),
               mask: np.concatenate([inputs[mask], np.ones((B, extra), bool)], 1)}
     grown, _, _ = evaluate(h, params, longer)
-    h.compare({k: v[:, :n] if along is None or k in along else v for k, v in grown.items()}, actual, doubled(tols),
+    h.compare({k: v[:, :n] if along is None or k in along else v for k, v in grown.items()}, actual, tol.doubled(tols),
               what=f"its own output before {extra} padded position(s) were appended", eid="mask.key_padding")
 
 
@@ -168,7 +167,7 @@ def check_incremental_decoding(h: Harness, data):
     for i in range(inputs[name].shape[1]):
         prefix, _, _ = evaluate(h, params, {**inputs, name: inputs[name][:, :i + 1]})
         steps.append(prefix["out"][:, i])
-    h.compare({"out": np.stack(steps, 1)}, {"out": full["out"]}, doubled(tols),
+    h.compare({"out": np.stack(steps, 1)}, {"out": full["out"]}, tol.doubled(tols),
               what="its own outputs decoded one position at a time from the prefix", eid="transformer.decoder")
 
 
@@ -186,7 +185,7 @@ def check_causal_model(h: Harness, data):
     changed = {**inputs, "tgt": np.where(np.arange(tgt.shape[1])[None, :] >= i, new, tgt)}
     after, _, _ = evaluate(h, params, changed)
     h.compare({k: v if k == "memory" else v[:, :i + 1] for k, v in after.items()},
-              {k: v if k == "memory" else v[:, :i + 1] for k, v in before.items()}, doubled(tols),
+              {k: v if k == "memory" else v[:, :i + 1] for k, v in before.items()}, tol.doubled(tols),
               what=f"its own outputs 0…{i} before the targets at {i} and after changed (the right shift and the "
                    f"causal mask hide them)", eid="pe.shift_right")
     # the Jacobian, on the sequences whose prediction i is defined (a wholly padded source has none,
@@ -229,5 +228,5 @@ def check_stacked_layers(h: Harness, data):
     value = inputs[name]
     for p in params["layers"]:
         value = evaluate(single, p, {**inputs, name: value})[0]["out"]
-    h.compare({"out": value}, {"out": stacked["out"]}, doubled(tols),
+    h.compare({"out": value}, {"out": stacked["out"]}, tol.doubled(tols),
               what="its own single layer applied once per layer", eid=f"transformer.{h.component.name}")
