@@ -14,9 +14,9 @@ import torch
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
-from nlpspec.properties import tolerance as tol
-from nlpspec.properties.components import COMPONENTS
-from nlpspec.properties.harness import Harness, Run, option_sets
+from nlpspec.properties.engine import tolerance as tol
+from nlpspec.properties.suite import COMPONENTS
+from nlpspec.properties.engine.harness import Harness, Run, option_sets
 from nlpspec.subjects import load_subject
 
 parser = argparse.ArgumentParser()

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from threadpoolctl import threadpool_limits
 
-from nlpspec.properties.transformer import rows  # the subject's 1-D biases as the spec's 1×d rows
+from nlpspec.properties.transformer.components import rows  # the subject's 1-D biases as the spec's 1×d rows
 from nlpspec.spec import transformer as spec
 from nlpspec.subjects import torch_transformer as tt
 

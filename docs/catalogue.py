@@ -13,8 +13,7 @@ import sys
 from dataclasses import dataclass
 
 from nlpspec import reference
-from nlpspec.properties.checks import CHECKS
-from nlpspec.properties.components import COMPONENTS
+from nlpspec.properties.suite import COMPONENTS, checks_for
 from nlpspec.spec import CATALOGUE
 from nlpspec.spec.equation import DEFINED_IN
 
@@ -113,7 +112,7 @@ def components_of(eid: str) -> list[str]:
 
 
 def checks_of(component: str) -> list:
-    return [check for check in CHECKS if check.applies(COMPONENTS[component])]
+    return list(checks_for(COMPONENTS[component]))
 
 
 def variants_of(eid: str) -> list[str]:
@@ -122,8 +121,8 @@ def variants_of(eid: str) -> list[str]:
 
 def implemented_by(eid: str, subjects) -> list[str]:
     """Where each given subject declares the variant: 'torch: mha (mode=fast_path)', …"""
-    from nlpspec.properties.components import declared
-    from nlpspec.properties.harness import option_sets
+    from nlpspec.properties.engine.component import declared
+    from nlpspec.properties.engine.harness import option_sets
     found = []
     for subject in subjects:
         for name, component in COMPONENTS.items():

@@ -5,7 +5,7 @@ import html
 import json
 import pathlib
 
-from nlpspec.properties.components import COMPONENTS
+from nlpspec.properties.suite import COMPONENTS
 from nlpspec.properties.summary import ORDER, RANK, verdict
 
 from .pages import layout, link_to

@@ -97,7 +97,7 @@ class State:
 
     @property
     def timeout(self) -> float:
-        from nlpspec.properties.clock import DEFAULT_SECONDS
+        from nlpspec.properties.engine.clock import DEFAULT_SECONDS
         given = self.config.getoption("nlpspec_timeout")
         return DEFAULT_SECONDS if given is None else given
 
@@ -218,7 +218,7 @@ def nlpspec_verdict(request, record_property):
     with its reproduce line), skip, xfail, or a warning for a stale expected failure."""
     from hypothesis.statistics import collector, describe_statistics
 
-    from nlpspec.properties.harness import Run
+    from nlpspec.properties.engine.harness import Run
     from nlpspec.properties.runner import execute
 
     def verdict(case):

@@ -11,9 +11,9 @@ import inspect
 from nlpspec.subjects import Subject
 from nlpspec.subjects.registry import SubjectLoadError
 
-from .checks import generate
-from .components import COMPONENTS, declared, kind_for
-from .harness import option_sets
+from .engine.component import declared, kind_for
+from .engine.harness import option_sets
+from .suite import COMPONENTS, generate
 
 
 def unknown(kind: str, name: str, known, where: str) -> SubjectLoadError:

@@ -9,7 +9,7 @@ import os
 from hypothesis import HealthCheck, Phase, settings
 
 # Cases are whole models drawn in one go: large and slow by Hypothesis's measure, on purpose.
-# No deadline: timing belongs to the benchmark (a hang is caught by properties/clock.py). No
+# No deadline: timing belongs to the benchmark (a hang is caught by properties/engine/clock.py). No
 # "explain" phase: the message says what failed.
 _common = dict(deadline=None, print_blob=False, phases=[p for p in Phase if p != Phase.explain],
                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,

@@ -27,10 +27,13 @@ from hypothesis.reporting import with_reporter
 
 from nlpspec.subjects import Subject
 
-from .checks import Check, generate
-from .components import COMPONENTS, Component, declared, eids_for, kind_for
 from .declarations import validate
-from .harness import Harness, Run, SubjectFailure, SubjectHang, option_sets
+from .engine import failures as fail
+from .engine.check import Check
+from .engine.clock import SubjectHang
+from .engine.component import Component, declared, kind_for
+from .engine.harness import Harness, Run, SubjectFailure, option_sets
+from .suite import COMPONENTS, generate
 from .profiles import chosen, settings_for
 
 
@@ -40,7 +43,7 @@ class Failure:
 
     message: str
     replay: str = ""     # a reproduce_failure blob; empty where none could be taken
-    kind: str = ""       # value, precision, form, raised, in-place, nondeterministic, hang, … (properties/failures.py)
+    kind: str = ""       # value, precision, form, raised, in-place, nondeterministic, hang, … (properties/engine/failures.py)
 
 
 @dataclass
@@ -156,13 +159,10 @@ def execute(run: Run, component: Component, check: Check, settings=None, seed: i
         failures = [exc]
     except FlakyFailure as group:
         first = group.exceptions[0]
-        failures = [SubjectFailure(f"this check failed on an example and passed when the same example ran again: "
-                                   f"the subject is not deterministic (dropout left on? state kept between calls?); "
-                                   f"the spec is eval mode, no dropout. The first run said:\n{first}",
-                                   "nondeterministic", harness.where())]
+        failures = [fail.unstable_verdict(harness.where(), first)]
         failures[0]._nlpspec_replay = getattr(first, "_nlpspec_replay", "")
     except DidNotReproduce as exc:
-        failures = [SubjectFailure(f"the replayed example passed ({exc})", "did not reproduce", harness.where())]
+        failures = [fail.did_not_reproduce(harness.where(), exc)]
     except SubjectFailure as exc:
         failures = [exc]
     except BaseExceptionGroup as group:  # several distinct failures

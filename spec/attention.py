@@ -10,7 +10,7 @@ Causal alignment when n ≠ m: query i sees keys j ≤ i, counted from the first
 left, as PyTorch's `is_causal`); FlashAttention aligns the last query with the last key (lower
 right), the named variant mask.causal_lower_right. A query that no key may be seen by (a row of
 the mask all -∞) has no value in the article's math: its softmax is 0/0, NaN in the oracle, and
-the suite does not compare that row (see properties/attention_checks.py, fully_masked_row).
+the suite does not compare that row (see properties/attention/checks.py, fully_masked_row).
 
 The functions at the end are the oracle of what the equations compose: which keys the masks hide
 (`hidden_keys`, from the masks' own definitions), attention's weights, and multi-head attention.

@@ -67,7 +67,7 @@ _ROUNDING: ContextVar = ContextVar("rounding", default=None)
 @contextmanager
 def rounding(fn):
     """Within it, every compiled equation first applies fn to each of its float inputs: how
-    properties/tolerance.py stands one rounding of every intermediate value of a composition."""
+    properties/engine/tolerance.py stands one rounding of every intermediate value of a composition."""
     token = _ROUNDING.set(fn)
     try:
         yield

@@ -83,7 +83,7 @@ def test_a_failure_that_does_not_reproduce_is_called_non_deterministic():
 
 
 def test_a_hanging_subject_is_reported_as_hanging_and_the_run_goes_on():
-    from nlpspec.properties.harness import Run
+    from nlpspec.properties.engine.harness import Run
     from nlpspec.properties.runner import cases, execute
     outcomes = {}
     for case in cases(HANGS):
@@ -152,8 +152,8 @@ def test_a_refusal_is_accepted_only_where_no_output_is_defined():
     where any output is defined, raising is a failure."""
     import numpy as np
 
-    from nlpspec.properties.components import COMPONENTS
-    from nlpspec.properties.harness import Harness, Run, SubjectFailure
+    from nlpspec.properties.suite import COMPONENTS
+    from nlpspec.properties.engine.harness import Harness, Run, SubjectFailure
 
     def refuses(**inputs):
         raise RuntimeError("empty batch")
@@ -171,9 +171,9 @@ def test_an_overflowed_gradient_is_not_judged_but_a_nan_leak_is():
     position while the visible ones are finite is a leak."""
     import numpy as np
 
-    from nlpspec.properties.check import first_nonzero
-    from nlpspec.properties.components import COMPONENTS
-    from nlpspec.properties.harness import Harness, Run
+    from nlpspec.properties.engine.check import first_nonzero
+    from nlpspec.properties.suite import COMPONENTS
+    from nlpspec.properties.engine.harness import Harness, Run
     harness = Harness(Run(load_subject("reference"), torch.device("cpu"), torch.float16), COMPONENTS["decoder"])
     hidden = np.array([[[False], [True]], [[False], [True]]])  # (batch 2, positions 2, 1 feature)
     overflowed = np.array([[[np.nan], [np.nan]], [[1.0], [0.0]]])

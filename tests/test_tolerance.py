@@ -1,4 +1,4 @@
-"""The tolerance rule (properties/tolerance.py) on a case where one sample of rounded arithmetic
+"""The tolerance rule (properties/engine/tolerance.py) on a case where one sample of rounded arithmetic
 is not enough: torch.nn's pre-LN decoder, correct, failed CI in float64 under a one-sample bound."""
 import json
 from pathlib import Path
@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from nlpspec.properties import tolerance as tol
-from nlpspec.properties.components import COMPONENTS
-from nlpspec.properties.harness import Harness, Run, outside
+from nlpspec.properties.engine import tolerance as tol
+from nlpspec.properties.suite import COMPONENTS
+from nlpspec.properties.engine.harness import Harness, Run, outside
 from nlpspec.subjects import load_subject
 
 CASE = Path(__file__).parent / "data" / "decoder_pre_ln_float64.json"

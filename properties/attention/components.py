@@ -1,4 +1,4 @@
-"""The §3–4 components: attention, causal attention, multi-head attention, seq2seq attention and
+"""The attention components (§3–4): attention, causal attention, multi-head attention, seq2seq attention and
 positional encoding; how to draw their cases, and their oracles: spec/attention.py's and
 spec/positional.py's, called on the subject's names.
 
@@ -16,9 +16,8 @@ from hypothesis.control import current_build_context
 from nlpspec.spec import attention as spec
 from nlpspec.spec import positional
 
-from .strategies import Shape, case, magnitude, size
-
-MASK_FORMS = ("mask.bool_true_masked", "mask.bool_true_attends")  # default: additive float, 0 or -inf
+from ..engine.component import MASK_FORMS, Component
+from ..engine.strategies import Shape, case, magnitude, size
 MAX_HEADS = 4        # several heads, so that a head split that mixes heads shows
 MAX_HEAD_SIZE = 3    # d_k = d_v of one head; d_model = heads · d_k
 WEIGHT_BOUND = 1.0   # projection weights: with inputs up to 8, float16 scores stay finite
@@ -147,3 +146,33 @@ def seq2seq_attention_oracle(kind):
 
 def pe_oracle(kind):
     return lambda params, inputs: named(positional.encoding(inputs["x"], kind), out="X_P", P="P")
+
+
+WEIGHT_BOUNDS = {"weights": (0.0, 1.0), "mean_weights": (0.0, 1.0)}
+
+
+def masked(component: str):
+    return lambda kind, inputs: hidden_keys(component, kind, inputs)
+
+
+COMPONENTS = [
+    Component("attention", "attention", ("self.attention", "mask.given"), ("out",), draw_attention,
+              attention_oracle, {"out": "self.attention", "weights": "self.attention"},
+              variants=("attn.unscaled",) + MASK_FORMS, bounds=WEIGHT_BOUNDS, probabilities=("weights",),
+              hidden_keys=masked("attention")),
+    Component("attention.causal", "attention", ("mask.causal",), ("out",), draw_causal, causal_oracle,
+              {"out": "mask.causal", "weights": "mask.causal"}, variants=("mask.causal_lower_right",),
+              bounds=WEIGHT_BOUNDS, probabilities=("weights",), hidden_keys=masked("attention.causal")),
+    Component("mha", "attention", ("self.qkv", "mha.head", "mha.output", "mask.given", "mask.key_padding"),
+              ("out",), draw_mha, mha_oracle,
+              {"out": "mha.output", "heads": "mha.head", "weights": "mha.head", "mean_weights": "mha.head"},
+              variants=MASK_FORMS, shared=("attn_mask",), bounds=WEIGHT_BOUNDS,
+              probabilities=("weights", "mean_weights"), hidden_keys=masked("mha")),
+    Component("attn.seq2seq", "attention", ("attn.score", "attn.weights", "attn.context"), ("context",),
+              draw_seq2seq_attention, seq2seq_attention_oracle,
+              {"context": "attn.context", "weights": "attn.weights", "scores": "attn.score"},
+              bounds=WEIGHT_BOUNDS, probabilities=("weights",)),
+    Component("pe", "pe", ("pe.sin", "pe.cos", "pe.input"), ("out",), draw_pe, pe_oracle,
+              {"out": "pe.input", "P": "pe.input"}, variants=("pe.concat", "pe.scaled_input"), shared=("P",),
+              replaces={"pe.concat": ("pe.sin", "pe.cos", "pe.input")}, bounds={"P": (-1.0, 1.0)}),
+]

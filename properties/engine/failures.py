@@ -64,6 +64,30 @@ def outside(where: str, eid: str, name: str, value: float, index: list, low: flo
                           f"({slack:.3g})", "bounds", where, eid)
 
 
+def masked_weight(where: str, eid: str, name: str, value: float, index: list) -> SubjectFailure:
+    """A softmax weight where the key is hidden: it must be exactly 0."""
+    return SubjectFailure(f"output {name!r} is {value:.6g} at {index}, where the key is hidden: a masked weight must "
+                          f"be exactly 0", "bounds", where, eid)
+
+
+def not_a_distribution(where: str, eid: str, name: str, total: float, index: list, floor: float) -> SubjectFailure:
+    """A softmax row that does not sum to 1."""
+    return SubjectFailure(f"output {name!r} has a row summing to {total:.17g} at {index}, not 1 (within {floor:.3g}); "
+                          f"a softmax row is a probability vector", "bounds", where, eid)
+
+
+def unstable_verdict(where: str, first: BaseException) -> SubjectFailure:
+    """An example that failed once and passed when run again."""
+    return SubjectFailure(f"this check failed on an example and passed when the same example ran again: the subject "
+                          f"is not deterministic (dropout left on? state kept between calls?); the spec is eval mode, "
+                          f"no dropout. The first run said:\n{first}", "nondeterministic", where)
+
+
+def did_not_reproduce(where: str, exc: BaseException) -> SubjectFailure:
+    """A replayed example (--nlpspec-replay) that passed."""
+    return SubjectFailure(f"the replayed example passed ({exc})", "did not reproduce", where)
+
+
 def gradient_leak(where: str, eid: str, text: str) -> SubjectFailure:
     """A gradient that must be exactly 0 is not (a random cotangent, autograd)."""
     return SubjectFailure(f"{text}, not exactly 0 (a random cotangent, autograd)", "gradient", where, eid)

@@ -1,4 +1,5 @@
-"""The invariants of §3–4, stated on the subject's own outputs (the oracle check is in checks.py).
+"""The invariants of the attention family (§3–4), stated on the subject's own outputs (the oracle
+check is in properties/generic.py).
 
 Each compares the subject with itself on a changed case, within twice the tolerance of the rule
 (two outputs each within atol of the truth differ by at most 2·atol), or with a plain fact
@@ -11,12 +12,13 @@ from dataclasses import replace
 import numpy as np
 from hypothesis import strategies as st
 
-from . import attention as att
-from . import tolerance as tol
-from .check import all_eids, evaluate, first_nonzero, row_gradients
-from .components import COMPONENTS
-from .harness import Harness, SubjectFailure, option_sets
-from .strategies import Shape, case, magnitude, size
+from ..engine import failures as fail
+from ..engine import tolerance as tol
+from ..engine.check import Check, all_eids, evaluate, first_nonzero, row_gradients
+from ..engine.component import Component
+from ..engine.harness import Harness, option_sets
+from ..engine.strategies import Shape, case, magnitude, size
+from . import components as att
 
 QUERIES = {"attention": "q", "attention.causal": "q", "mha": "query", "attn.seq2seq": "S"}
 KEYS = {"attention": ("k", "v"), "attention.causal": ("k", "v"), "mha": ("key", "value"), "attn.seq2seq": ("H",)}
@@ -122,9 +124,8 @@ def jacobian_is_zero(h: Harness, fn, inputs, hidden, i: int):
         if index is not None:
             b, j, c = index
             what = f"query {j}" if name == query else f"key {j}, hidden from query {i}"
-            raise SubjectFailure(f"[{mask_eid(h)}] {h.where()}: the gradient of output row {i} with respect to "
-                                 f"{name}[{b}, {j}, {c}] ({what}) is {grad[b, j, c]:.6g}, not exactly 0 "
-                                 f"(a random cotangent, autograd)")
+            raise fail.gradient_leak(h.where(), mask_eid(h), f"the gradient of output row {i} with respect to "
+                                     f"{name}[{b}, {j}, {c}] ({what}) is {grad[b, j, c]:.6g}")
 
 
 def check_padding_appended(h: Harness, data):
@@ -174,7 +175,7 @@ def check_one_head(h: Harness, data):
     h.examples += 1
     params, inputs = h.round(params), h.round(inputs)
     actual, reference, tols = evaluate(h, params, inputs)
-    component = COMPONENTS["attention"]
+    component = next(c for c in att.COMPONENTS if c.name == "attention")
     single = Harness(replace(h.run, options=option_sets(h.run.subject, component)[0]), component)
     projected = single.round({"q": inputs["query"] @ params["W_Q"][0], "k": inputs["key"] @ params["W_K"][0],
                               "v": inputs["value"] @ params["W_V"][0], "mask": att.mha_hidden(inputs)})
@@ -238,10 +239,6 @@ def mask_eids(h: Harness) -> tuple:
     return tuple(e for e in all_eids(h) if e.startswith("mask."))
 
 
-def component_is(*names):
-    return lambda c: c.name in names
-
-
 def check_full_size(h: Harness, data):
     """One case, drawn from nothing: X = 0 of (1, 2048, 512), so out = P at the article's size."""
     params, inputs = {}, {"x": np.zeros((1, 2048, 512))}
@@ -252,5 +249,43 @@ def check_full_size(h: Harness, data):
     for name, value in actual.items():
         if np.abs(value).max() > 1 + slack:
             index = tuple(int(x) for x in np.unravel_index(np.abs(value).argmax(), value.shape))
-            raise SubjectFailure(f"[pe.input] {h.where()}: output {name!r} is {value[index]:.6g} at {list(index)} "
-                                 f"for X = 0: P lies in [-1, 1]")
+            raise fail.outside(h.where(), "pe.input", name, value[index], list(index), -1.0, 1.0, slack)
+
+
+PERMUTATION = Check("permutation", "Permuting the queries permutes the output rows; permuting keys and values "
+                    "together changes nothing.", all_eids, check_permutation)
+HIDDEN_KEYS_IGNORED = Check("hidden_keys_ignored", "Output i is unchanged when keys and values hidden from query i, "
+                            "or other queries, change; their autograd Jacobian is exactly 0.", mask_eids,
+                            check_hidden_keys_ignored)
+PADDING_APPENDED = Check("padding_appended", "Appending padding keys (hidden from every query) changes nothing.",
+                         mask_eids, check_padding_appended)
+EQUAL_KEYS = Check("equal_keys", "All keys equal and none hidden: each output row is the mean of the values.",
+                   all_eids, check_equal_keys)
+ONE_HEAD = Check("one_head", "One-head MHA equals single-head attention on the projections, times W_O.",
+                 lambda h: ("mha.head", "mha.output"), check_one_head, lambda c: ("attention",))
+HEAD_LOCALITY = Check("head_locality", "With W_O = I, changing one head's weights changes only that head's columns.",
+                      lambda h: ("mha.head", "mha.output"), check_head_locality)
+FULLY_MASKED_ROW = Check("fully_masked_row", "A query with no key visible is undefined and not compared; the other "
+                         "rows are right; what the subject gives there is reported.", mask_eids,
+                         check_fully_masked_row)
+FULL_SIZE = Check("full_size", "At the article's 2048 positions × 512 columns, X = 0 gives P, which matches the "
+                  "spec and lies in [-1, 1].", all_eids, check_full_size)
+
+
+def yield_checks(component: Component):
+    """The attention family's checks that apply to `component` (none for another family's)."""
+    name = component.name
+    if name in ("attention", "mha", "attn.seq2seq"):
+        yield PERMUTATION
+    if name in ("attention", "attention.causal", "mha"):
+        yield HIDDEN_KEYS_IGNORED
+    if name in ("attention", "mha"):
+        yield PADDING_APPENDED
+        yield EQUAL_KEYS
+    if name == "mha":
+        yield ONE_HEAD
+        yield HEAD_LOCALITY
+    if name in ("attention", "mha"):
+        yield FULLY_MASKED_ROW
+    if name == "pe":
+        yield FULL_SIZE

@@ -8,15 +8,14 @@ import numpy as np
 import torch
 
 from . import failures as fail
-from .components import Component, eids_for
-from .harness import Harness, SubjectFailure
+from .component import Component, eids_for
+from .harness import Harness
 
 
 @dataclass(frozen=True)
 class Check:
     name: str
     statement: str
-    applies: Callable[[Component], bool]
     eids: Callable[[Harness], tuple]
     body: Callable[[Harness, object], None]
     needs: Callable[[Component], tuple] = lambda c: ()  # other components the check also drives

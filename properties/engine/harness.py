@@ -3,7 +3,7 @@
 Everything a subject can get wrong that is not a value (its builder or callable raising, a
 missing output, a wrong shape, dtype or device, NaN or Inf, inputs modified in place) becomes a
 `SubjectFailure` whose message names the subject and the component; the values are compared by
-`compare`, with the tolerance rule of `properties.tolerance`.
+`compare`, with the tolerance rule of properties/engine/tolerance.py.
 """
 from __future__ import annotations
 
@@ -19,11 +19,10 @@ from nlpspec.subjects import Subject
 
 from . import failures as fail
 from . import tolerance as tol
-from .clock import SubjectHang, time_limit  # noqa: F401  (SubjectHang: for the runner)
+from .clock import time_limit
 from .failures import SubjectFailure  # noqa: F401  (where the checks import it from)
 from .rounding import Rounded, rounded_arithmetic
-from .attention import MASK_FORMS
-from .components import Component, cell_output_eids, declared, kind_for
+from .component import MASK_FORMS, Component, declared, kind_for
 
 
 
@@ -100,8 +99,7 @@ class Harness:
         forms = [v for v in names if v in MASK_FORMS]
         self.mask_form = forms[0] if forms else "additive"
         self.oracle = component.oracle(self.kind)
-        self.output_eids = {**component.output_eids, **cell_output_eids(self.kind)} \
-            if component.name.endswith(".cell") else component.output_eids
+        self.output_eids = component.outputs_of(self.kind)
         self.examples = 0
         self.params: list = []  # (path, tensor given to the builder, its copy), set by build
         self.observations: set[str] = set()  # what the subject does where the spec leaves it open
@@ -238,7 +236,7 @@ class Harness:
         return self.oracle(params, inputs)
 
     def tolerances(self, params, inputs, reference: dict) -> dict:
-        """The tolerance rule for each output of this case (see properties/tolerance.py): judged on
+        """The tolerance rule for each output of this case (see properties/engine/tolerance.py): judged on
         one sample of rounded arithmetic, refined to all tol.SAMPLES where a subject is outside it."""
         dtype = self.run.dtype
         cast = tol.NUMPY_DTYPES[tol.baseline_dtype(dtype)]
@@ -253,7 +251,7 @@ class Harness:
 
     def rounded_oracle(self, params, inputs, seed: int) -> dict:
         """One sample of the oracle in rounded arithmetic: every input and every intermediate value
-        rounded once more, with random signs drawn from `seed` (properties/rounding.py)."""
+        rounded once more, with random signs drawn from `seed` (properties/engine/rounding.py)."""
         dtype, rng = self.run.dtype, np.random.default_rng(seed)
 
         def rounded(a):  # one rounding of an input, then rounded arithmetic on it

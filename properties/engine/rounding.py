@@ -1,5 +1,5 @@
 """One rounding of every intermediate value, for the tolerance rule's sensitivity
-(properties/tolerance.py): NumPy arrays whose every floating-point ufunc result (a sum, a product,
+(properties/engine/tolerance.py): NumPy arrays whose every floating-point ufunc result (a sum, a product,
 a mean's reduction, a square root, …) is changed by a relative eps of random sign, as if it had
 been rounded once more. Run the oracle on such arrays and its result moves as far as the
 rounding of its intermediate values moves it (one sample of Monte Carlo arithmetic).

@@ -16,7 +16,7 @@ on those same inputs, every output must satisfy
   same change made to the inputs of every equation the oracle evaluates on the way (each
   sublayer's input, each LayerNorm's, each step's state): how far one rounding of every input
   and of every intermediate value, relative to the entry and to its array's scale, moves the
-  exact result; and the oracle runs in rounded arithmetic (properties/rounding.py): every
+  exact result; and the oracle runs in rounded arithmetic (properties/engine/rounding.py): every
   floating-point operation inside it, each sum, product, mean and square root, rounds its
   result once more. Why inside: a LayerNorm of two nearly equal features x1 ≈ x2 ≈ 7.8 is
   decided by the rounding of their mean, which no change of its inputs reproduces (a shift of
@@ -116,7 +116,7 @@ class Tolerance:
 
     def describe(self) -> str:
         return (f"tolerance {self.atol:.3g} = {self.rule()} "
-                f"[{str(self.dtype).removeprefix('torch.')}, see properties/tolerance.py]")
+                f"[{str(self.dtype).removeprefix('torch.')}, see properties/engine/tolerance.py]")
 
     def _derived(self, atol: float, formula: str, remake: Callable[[], "Tolerance"], *parts: "Tolerance"):
         refinable = any(p.refine is not None for p in (self, *parts))

@@ -1,5 +1,8 @@
-"""The invariants of the Transformer's layers (§4), stated on the subject's own outputs."""
+"""The invariants of the Transformer family (§4), stated on the subject's own outputs: the
+residual connections, causality, the encoder's memory and padding, incremental decoding, stacks."""
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 from hypothesis import strategies as st
@@ -7,11 +10,15 @@ from hypothesis import strategies as st
 from nlpspec.spec.functions import LayerNorm
 from nlpspec.spec.transformer import normalised
 
-from . import tolerance as tol
-from . import transformer as tf
-from .check import evaluate, first_nonzero, parameter_gradient, row_gradients
-from .harness import Harness, SubjectFailure
-from .strategies import Shape, case, magnitude, size
+from ..engine import failures as fail
+from ..engine import tolerance as tol
+from ..engine.check import Check, all_eids, evaluate, first_nonzero, parameter_gradient, row_gradients
+from ..engine.component import Component
+from ..engine.harness import Harness, option_sets
+from ..engine.strategies import Shape, case, magnitude, size
+from . import components as tf
+
+LAYER_OF = {c.name: c for c in tf.COMPONENTS}
 
 LAYERS = {"encoder.layer": ("x", ("attn",), 2), "decoder.layer": ("y", ("self_attn", "cross_attn"), 3)}
 
@@ -118,9 +125,8 @@ def check_causal_layer(h: Harness, data):
     index = first_nonzero(grads["y"], np.broadcast_to(later[None, :, None], grads["y"].shape), h, "causal")
     if index is not None:
         b, j, c = index
-        raise SubjectFailure(f"[mask.causal] {h.where()}: the gradient of output {i} with respect to y[{b}, {j}, {c}] "
-                             f"(a later position) is {grads['y'][index]:.6g}, not exactly 0 (a random cotangent, "
-                             f"autograd)")
+        raise fail.gradient_leak(h.where(), "mask.causal", f"the gradient of output {i} with respect to "
+                                 f"y[{b}, {j}, {c}] (a later position) is {grads['y'][index]:.6g}")
 
 
 def check_memory_permutation(h: Harness, data):
@@ -207,20 +213,16 @@ def check_causal_model(h: Harness, data):
                           per_row=False)
     if index is not None:
         token, c = index
-        raise SubjectFailure(f"[pe.shift_right] {h.where()}: the gradient of prediction {i} with respect to the "
-                             f"embedding of token {token}, which appears only at targets {i} and after, is "
-                             f"{grad[index]:.6g} at feature {c}, not exactly 0 (a random cotangent, autograd)")
+        raise fail.gradient_leak(h.where(), "pe.shift_right", f"the gradient of prediction {i} with respect to the "
+                                 f"embedding of token {token}, which appears only at targets {i} and after, is "
+                                 f"{grad[index]:.6g} at feature {c}")
 
 
 def check_stacked_layers(h: Harness, data):
     """A stack of N layers equals the subject's own layer applied N times."""
-    from dataclasses import replace
-
-    from .components import COMPONENTS
-    from .harness import option_sets
     params, inputs = h.draw(data)
     stacked, _, tols = evaluate(h, params, inputs)
-    component = COMPONENTS[f"{h.component.name}.layer"]
+    component = LAYER_OF[f"{h.component.name}.layer"]
     options = [o for o in option_sets(h.run.subject, component) if o == h.run.options] or \
         option_sets(h.run.subject, component)[:1]
     single = Harness(replace(h.run, options=options[0]), component)
@@ -230,3 +232,49 @@ def check_stacked_layers(h: Harness, data):
         value = evaluate(single, p, {**inputs, name: value})[0]["out"]
     h.compare({"out": value}, {"out": stacked["out"]}, tol.doubled(tols),
               what="its own single layer applied once per layer", eid=f"transformer.{h.component.name}")
+
+
+def sublayer_eids(h: Harness) -> tuple:
+    return tuple(e for e in all_eids(h) if e.startswith(("enc.", "dec.")))
+
+
+RESIDUAL = Check("residual", "Every sublayer silenced through its parameters: the layer returns LN(… LN(x)) "
+                 "(post-LN) or x (pre-LN).", lambda h: tuple(e for e in all_eids(h) if e.startswith(("enc.", "dec."))
+                                                            or e == "layernorm"), check_residual)
+RESIDUAL_SUM = Check("residual_sum", "LN made the identity (γ = 1, β = 0, standardised input), one sublayer on: "
+                     "the layer returns x + sublayer(x).", sublayer_eids, check_residual_sum)
+CAUSAL = Check("causal", "Decoder output i is unchanged when inputs after i change; its Jacobian there is exactly 0.",
+               lambda h: ("mask.causal", "dec.self"), check_causal_layer)
+MEMORY_PERMUTATION = Check("memory_permutation", "Permuting the encoder's output positions leaves the decoder's "
+                           "output unchanged.", lambda h: ("dec.cross",), check_memory_permutation)
+PADDING_POSITIONS = Check("padding_positions", "Appending padded positions (source tokens, for the model) leaves the "
+                          "outputs at the others unchanged.", lambda h: ("mask.key_padding", "enc.attn") + (
+                              ("dec.cross",) if h.component.name == "transformer" else ()), check_padding_positions)
+INCREMENTAL_DECODING = Check("incremental_decoding", "Decoding one position at a time from the prefix equals the "
+                             "teacher-forced pass.", lambda h: ("mask.causal", "transformer.decoder"),
+                             check_incremental_decoding)
+CAUSAL_MODEL = Check("causal_model", "With the right shift, the prediction at i ignores the targets at i and after "
+                     "(their embeddings' Jacobian is exactly 0); the encoder ignores the targets.",
+                     lambda h: ("pe.shift_right", "mask.causal", "transformer.model"), check_causal_model)
+STACKED_LAYERS = Check("stacked_layers", "A stack of N layers equals the subject's own layer applied N times.",
+                       lambda h: (f"transformer.{h.component.name}",), check_stacked_layers,
+                       lambda c: (f"{c.name}.layer",))
+
+
+def yield_checks(component: Component):
+    """The Transformer family's checks that apply to `component` (none for another family's)."""
+    name = component.name
+    if name in ("encoder.layer", "decoder.layer"):
+        yield RESIDUAL
+        yield RESIDUAL_SUM
+    if name in ("decoder.layer", "decoder"):
+        yield CAUSAL
+        yield MEMORY_PERMUTATION
+    if name in ("encoder.layer", "encoder", "transformer"):
+        yield PADDING_POSITIONS
+    if name in ("decoder", "transformer"):
+        yield INCREMENTAL_DECODING
+    if name == "transformer":
+        yield CAUSAL_MODEL
+    if name in ("encoder", "decoder"):
+        yield STACKED_LAYERS

@@ -1,4 +1,4 @@
-"""The §4 components: layer normalisation, the FFN, the encoder and decoder layers, the classifier;
+"""The Transformer components (§4): layer normalisation, the FFN, the encoder and decoder layers, the classifier;
 how to draw their cases, and their oracles: spec/transformer.py's, called on the subject's names.
 
 A `kind` is the tuple of variants the subject declares: enc.attn.pre_ln / enc.ffn.pre_ln (and
@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 from nlpspec.spec import transformer as spec
 from nlpspec.spec.oracle import compile_equation
 
-from . import attention as att
-from .strategies import Shape, case, magnitude, size
+from ..attention import components as att
+from ..engine.component import MASK_FORMS, Component
+from ..engine.strategies import Shape, case, magnitude, size
 
 MAX_HEADS, MAX_HEAD_SIZE, MAX_FF = 3, 2, 4
 PARAM_BOUND = 1.0  # weights, γ and β: with inputs up to 8, float16 stays finite
@@ -170,7 +171,40 @@ def classifier_oracle(kind):
     return lambda params, inputs: {"out": fn(D=inputs["d"], **rows(params))}
 
 
-ENCODER_VARIANTS = ("enc.attn.pre_ln", "enc.ffn.pre_ln", "ffn.gelu") + att.MASK_FORMS
+ENCODER_VARIANTS = ("enc.attn.pre_ln", "enc.ffn.pre_ln", "ffn.gelu") + MASK_FORMS
 DECODER_VARIANTS = ("dec.self.pre_ln", "dec.cross.pre_ln", "dec.ffn.pre_ln", "ffn.gelu")
 MODEL_VARIANTS = tuple(dict.fromkeys(ENCODER_VARIANTS + DECODER_VARIANTS)) + \
     ("stack.final_norm", "pe.scaled_input", "classifier.tied")
+
+
+PROBABILITY = dict(bounds={"out": (0.0, 1.0)}, probabilities=("out",))  # a softmax over the vocabulary
+
+COMPONENTS = [
+    Component("layernorm", "transformer", ("layernorm",), ("out",), draw_layernorm, layernorm_oracle,
+              {"out": "layernorm"}),
+    Component("ffn", "transformer", ("ffn",), ("out",), draw_ffn, ffn_oracle, {"out": "ffn"},
+              variants=("ffn.gelu",)),
+    Component("encoder.layer", "transformer", ("self.qkv", "mha.head", "mha.output", "mask.key_padding",
+                                               "layernorm", "ffn", "enc.attn", "enc.ffn"),
+              ("out",), draw_encoder_layer, encoder_layer_oracle, {"Z": "enc.attn", "out": "enc.ffn"},
+              variants=ENCODER_VARIANTS),
+    Component("decoder.layer", "transformer", ("mask.causal", "mha.head", "mha.output", "layernorm", "ffn",
+                                               "dec.self", "dec.cross", "dec.ffn"),
+              ("out",), draw_decoder_layer, decoder_layer_oracle,
+              {"A": "dec.self", "B": "dec.cross", "out": "dec.ffn"}, variants=DECODER_VARIANTS),
+    Component("classifier", "transformer", ("classifier",), ("out",), draw_classifier, classifier_oracle,
+              {"out": "classifier"}, **PROBABILITY),
+    Component("encoder", "transformer", ("enc.attn", "enc.ffn", "mask.key_padding", "transformer.encoder"),
+              ("out",), draw_stack(draw_encoder_layer), encoder_stack_oracle,
+              {"out": "transformer.encoder"}, variants=ENCODER_VARIANTS),
+    Component("decoder", "transformer", ("mask.causal", "dec.self", "dec.cross", "dec.ffn", "transformer.decoder"),
+              ("out",), draw_stack(draw_decoder_layer), decoder_stack_oracle,
+              {"out": "transformer.decoder"}, variants=DECODER_VARIANTS),
+    Component("transformer", "transformer", ("pe.input", "pe.shift_right", "mask.key_padding",
+                                             "transformer.encoder", "transformer.decoder", "classifier",
+                                             "transformer.model"),
+              ("out",), draw_model, model_oracle, {"out": "transformer.model", "memory": "transformer.encoder"},
+              variants=MODEL_VARIANTS, replaces={"stack.final_norm": ()}, **PROBABILITY),
+]
+
+

@@ -1,0 +1,158 @@
+"""The recurrent components (§1–2): the cells, their layers (stacked, bidirectional) and seq2seq,
+each with the E-ids it covers, a way to draw a case, and its oracle (spec/recurrent.py's and
+spec/architectures.py's, called on the subject's names).
+
+Arrays here are in the subject's layout (batch first, row vectors, biases 1-D); the oracle
+converts to the spec's columns and back. A case is (params, inputs); params may nest (a list of
+layers, an encoder and a decoder).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from nlpspec.spec import architectures, recurrent
+
+from ..engine.component import Component, cell_eids
+from ..engine.strategies import Shape, case, magnitude, size
+
+
+def columns(params):
+    """Subject layout -> spec layout for parameters: a bias (H,) becomes a column (H, 1)."""
+    if isinstance(params, dict):
+        return {k: columns(v) for k, v in params.items()}
+    if isinstance(params, list):
+        return [columns(v) for v in params]
+    return params[:, None] if params.ndim == 1 else params
+
+
+CELL_PARAMS = {
+    # parameter name -> shape in (H, I) of a cell of each kind
+    "rnn": {"W_hh": lambda H, I: (H, H), "W_xh": lambda H, I: (H, I), "b_h": lambda H, I: (H,)},
+    "lstm": {f"{p}_{g}": (lambda H, I: (H, H + I)) if p == "W" else (lambda H, I: (H,))
+             for g in "fiCo" for p in "Wb"},
+    "gru": {f"{p}_{g}": (lambda H, I: (H, H + I)) if p == "W" else (lambda H, I: (H,))
+            for g in "rzh" for p in "Wb"},
+    "gru.reset_after": {"W_r": lambda H, I: (H, H + I), "b_r": lambda H, I: (H,),
+                        "W_z": lambda H, I: (H, H + I), "b_z": lambda H, I: (H,),
+                        "W_in": lambda H, I: (H, I), "b_in": lambda H, I: (H,),
+                        "W_hn": lambda H, I: (H, H), "b_hn": lambda H, I: (H,)},
+}
+
+
+def cell_params(kind: str, H: int, I: int, bound: float) -> dict:
+    return {name: Shape(shape(H, I), bound) for name, shape in CELL_PARAMS[kind].items()}
+
+
+def state(kind: str, shape: tuple, bound: float) -> dict:
+    """h_prev in [-1, 1] (a tanh's range), C_prev (LSTM) in [-bound, bound]."""
+    return {"h_prev": Shape(shape, 1.0), **({"C_prev": Shape(shape, bound)} if kind == "lstm" else {})}
+
+
+def state_names(kind: str) -> tuple[str, ...]:
+    return recurrent.STATE[kind]
+
+
+# --- oracles -----------------------------------------------------------------------------------
+def cell_oracle(kind: str):
+    def oracle(params: dict, inputs: dict) -> dict:
+        state = {name: inputs[f"{name}_prev"][..., None] for name in state_names(kind)}
+        env = architectures.step(kind, columns(params), inputs["x"][..., None], state)
+        return {eq.lhs.name: env[eq.lhs.name][..., 0] for eq in recurrent.CELLS[kind]}
+    return oracle
+
+
+def output_oracle(params: dict, inputs: dict) -> dict:
+    return {"y": architectures.output(columns(params), inputs["h"][..., None])[..., 0]}
+
+
+def layers_oracle(kind: str):
+    def oracle(params: dict, inputs: dict) -> dict:
+        L, D = inputs["h_prev"].shape[1:3]
+        state0 = [[{name: inputs[f"{name}_prev"][:, l, d, :, None] for name in state_names(kind)}
+                   for d in range(D)] for l in range(L)]
+        out, finals = architectures.layers(kind, columns(params["layers"]), inputs["x"][..., None], state0)
+        result = {"out": out[..., 0]}
+        for name in state_names(kind):
+            result[name] = np.stack([np.stack([f[name][..., 0] for f in layer], 1) for layer in finals], 1)
+        return result
+    return oracle
+
+
+def seq2seq_oracle(kind: str):
+    def oracle(params: dict, inputs: dict) -> dict:
+        p = columns(params)
+        state0 = {name: inputs[f"{name}_prev"][..., None] for name in state_names(kind)}
+        hs, ys = architectures.seq2seq(kind, p["encoder"], p["decoder"], p["output"], inputs["x"][..., None],
+                                       inputs["y_prev"][..., None], state0)
+        return {"h": hs[..., 0], "y": ys[..., 0]}
+    return oracle
+
+
+# --- drawing cases: sizes first, then every array of the case in one draw -------------------
+def draw_cell_case(kind: str):
+    def draw(data):
+        B, H, I, bound = size(data, "B"), size(data, "H"), size(data, "I"), magnitude(data)
+        return case(data, cell_params(kind, H, I, bound), {"x": Shape((B, I), bound), **state(kind, (B, H), bound)})
+    return draw
+
+
+def draw_output_case(data):
+    B, H, V, bound = size(data, "B"), size(data, "H"), size(data, "V"), magnitude(data)
+    return case(data, {"W_y": Shape((V, H), bound), "b_y": Shape((V,), bound)}, {"h": Shape((B, H), 1.0)})
+
+
+def draw_layers_case(kind: str, layers: int | None = None, directions: int | None = None):
+    def draw(data):
+        B, T, H, I, bound = size(data, "B"), size(data, "T", high=4), size(data, "H"), size(data, "I"), magnitude(data)
+        L = layers or size(data, "L", high=3)
+        D = directions or size(data, "D", high=2)
+        params = {"layers": [[cell_params(kind, H, I if l == 0 else D * H, bound) for d in range(D)]
+                             for l in range(L)]}
+        return case(data, params, {"x": Shape((B, T, I), bound), **state(kind, (B, L, D, H), bound)})
+    return draw
+
+
+def draw_seq2seq_case(kind: str):
+    def draw(data):
+        B, T, m, bound = size(data, "B"), size(data, "T", high=4), size(data, "m", high=4), magnitude(data)
+        H, I, J, V = size(data, "H"), size(data, "I"), size(data, "J"), size(data, "V")
+        params = {"encoder": cell_params(kind, H, I, bound), "decoder": cell_params(kind, H, J, bound),
+                  "output": {"W_y": Shape((V, H), bound), "b_y": Shape((V,), bound)}}
+        inputs = {"x": Shape((B, T, I), bound), "y_prev": Shape((B, m, J), bound), **state(kind, (B, H), bound)}
+        return case(data, params, inputs)
+    return draw
+
+
+# --- the components ----------------------------------------------------------------------------
+def cell_output_eids(kind):
+    return {eq.lhs.name: eq.eid for eq in recurrent.CELLS[kind]}
+
+
+ARCH_EIDS = ("seq.many_to_many", "seq.many_to_one", "seq.stacked", "seq.bidirectional")
+
+
+# the ranges of the article's functions: σ in [0, 1], tanh in [-1, 1]; C, the cell state, is unbounded
+BOUNDS = {name: (0.0, 1.0) for name in ("f", "i", "o", "r", "z", "y")} | \
+    {name: (-1.0, 1.0) for name in ("h", "out", "Chat", "htilde", "n")}
+
+
+def _components():
+    common = dict(bounds=BOUNDS, probabilities=("y",))
+    found = [Component("rnn.output", "rnn", ("rnn.output",), ("y",), lambda data, kind: draw_output_case(data),
+                       lambda kind: output_oracle, {"y": "rnn.output"}, **common)]
+    for kind in ("rnn", "lstm", "gru"):
+        found.append(Component(f"{kind}.cell", kind, cell_eids(kind), state_names(kind),
+                               lambda data, k: draw_cell_case(k)(data), cell_oracle, cell_output_eids(kind),
+                               kind_outputs=cell_output_eids, **common))
+        found.append(Component(f"{kind}.layers", kind, cell_eids(kind) + ARCH_EIDS, ("out",) + state_names(kind),
+                               lambda data, k: draw_layers_case(k)(data), layers_oracle,
+                               {"out": "seq.many_to_many", "h": "seq.many_to_one", "C": "seq.many_to_one"}, **common))
+        found.append(Component(f"{kind}.seq2seq", kind, cell_eids(kind) + ("rnn.output", "seq.seq2seq"), ("h", "y"),
+                               lambda data, k: draw_seq2seq_case(k)(data), seq2seq_oracle,
+                               {"h": "seq.seq2seq", "y": "rnn.output"}, **common))
+    return found
+
+
+COMPONENTS = _components()
+
+
