@@ -23,7 +23,6 @@ from functools import cached_property
 import pytest
 
 DTYPES = ("float64", "float32", "bfloat16", "float16")
-_records: list[dict] = []  # every case's record, gathered from the workers' reports
 
 
 def pytest_addoption(parser):
@@ -43,10 +42,12 @@ def pytest_addoption(parser):
 
 
 class State:
-    """The run's choices, resolved on first use."""
+    """The run's choices, resolved on first use, and its records (registered as a plugin of the
+    run, so that two runs in one process, `pytest.main` called twice, keep theirs apart)."""
 
     def __init__(self, config):
         self.config = config
+        self.records: list[dict] = []  # every case's record, gathered from the workers' reports
         option = config.getoption("subject")
         self.explicit = option is not None or "NLPSPEC_SUBJECT" in os.environ
         self.subject_name = option or os.environ.get("NLPSPEC_SUBJECT") or "reference"
@@ -121,6 +122,11 @@ class State:
             return line + ("" if self.settings.derandomize else f" --hypothesis-seed {self.seed}")
         return command
 
+    def pytest_runtest_logreport(self, report):
+        for name, value in report.user_properties:
+            if name == "nlpspec" and report.when == "call":
+                self.records.append(value)
+
     def write_report(self, records, error: str | None = None):
         if not self.report or hasattr(self.config, "workerinput"):
             return
@@ -143,6 +149,7 @@ def pytest_configure(config):
     import nlpspec.properties.profiles  # noqa: F401  (registers the dev, ci and thorough profiles)
     config._nlpspec = State(config)
     run = config._nlpspec
+    config.pluginmanager.register(run, "nlpspec-run")
     if run.report and not hasattr(config, "workerinput"):  # an old report never survives a run that stops early
         run.write_report([], error="the run stopped before any case finished")
     if run.check is None and run.replay:
@@ -250,22 +257,16 @@ def nlpspec_verdict(request, record_property):
     return verdict
 
 
-def pytest_runtest_logreport(report):
-    for name, value in report.user_properties:
-        if name == "nlpspec" and report.when == "call":
-            _records.append(value)
-
-
 def pytest_terminal_summary(terminalreporter, config):
-    if not _records:
+    run = state(config)
+    if not run.records:
         return
     from nlpspec.properties.summary import observations, summary
-    run = state(config)
-    subjects = ", ".join(sorted({r["subject"] for r in _records}))
+    subjects = ", ".join(sorted({r["subject"] for r in run.records}))
     terminalreporter.section(f"nlpspec conformance: {subjects} ({run.device}, {run.dtype_name})")
-    for line in summary(_records):
+    for line in summary(run.records):
         terminalreporter.write_line(line)
-    notes = observations(_records)
+    notes = observations(run.records)
     if notes:
         terminalreporter.write_line("observed, not judged (where the spec leaves a value undefined, or a check "
                                     "cannot look), the subject:")
@@ -278,4 +279,4 @@ def pytest_sessionfinish(session, exitstatus):
     if not run.report or hasattr(session.config, "workerinput"):
         return
     complete = int(exitstatus) in (0, 1, 5)  # passed, failed, nothing collected: every collected case reported
-    run.write_report(_records, error=None if complete else f"pytest stopped with exit status {int(exitstatus)}")
+    run.write_report(run.records, error=None if complete else f"pytest stopped with exit status {int(exitstatus)}")

@@ -3,7 +3,10 @@
 under a file lock, the others read it (pytest-xdist's recipe for a once-only session fixture)."""
 import json
 import os
+import pathlib
+import sys
 
+import _pytest.pytester
 import pytest
 import torch
 from filelock import FileLock
@@ -13,6 +16,42 @@ from nlpspec.docs.build import main
 from nlpspec.docs.catalogue import SECTIONS
 from nlpspec.properties.runner import check_subject
 from nlpspec.subjects import load_subject
+
+pytest_plugins = ["pytester"]
+HERE = pathlib.Path(__file__).parent
+
+
+@pytest.fixture
+def keep_imported_modules(monkeypatch, tmp_path):
+    """pytester forgets, after each in-process run and at the end of the test, the modules imported
+    meanwhile; torch registers its operator libraries once per process and fails when a module that
+    did is imported again. Forget only the modules of the test's own folders (its test files).
+    Set up before pytester, which takes its snapshot when it is made."""
+    folder = str(tmp_path.parent)
+
+    class ForgetOwnModules(_pytest.pytester.SysModulesSnapshot):
+        def __init__(self, preserve=None):
+            super().__init__(preserve=lambda name: not (getattr(sys.modules.get(name), "__file__", None) or "")
+                             .startswith(folder))
+    monkeypatch.setattr(_pytest.pytester, "SysModulesSnapshot", ForgetOwnModules)
+
+
+@pytest.fixture
+def run_pytest(keep_imported_modules, pytester):
+    """pytest run as a user runs it (`--pyargs nlpspec`, the ci profile unless another is named, a
+    JSON report), inside this process: pytester's in-process run, which pays no new start-up
+    (imports, compiling) for each run; returns (result, the report, or None where none was written).
+    A test that must have a fresh process (a reproduce line) runs a subprocess of its own."""
+    pytester.syspathinsert(HERE)  # tests/bad_subjects.py
+
+    def run(*args, pyargs=True):
+        report = pytester.path / "report.json"
+        profile = () if "--hypothesis-profile" in args else ("--hypothesis-profile", "ci")
+        result = pytester.runpytest_inprocess("-p", "no:xdist", "-p", "no:cacheprovider", "-p", "no:benchmark",
+                                              *(("--pyargs", "nlpspec") if pyargs else ()), *profile,
+                                              "--nlpspec-report", str(report), *args)
+        return result, json.loads(report.read_text()) if report.exists() else None
+    return run
 
 
 def build_site(out):

@@ -1,8 +1,5 @@
 """Bad input gets a clear failure that names subject and component, never a crash in the suite."""
-import json
 import pathlib
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -58,15 +55,13 @@ def test_an_unknown_declaration_is_a_one_line_usage_error(words):
     assert words in str(caught.value) and "\n" not in str(caught.value)
 
 
-def test_an_unknown_declaration_stops_pytest_and_the_report_says_why(tmp_path):
-    report = tmp_path / "report.json"
+def test_an_unknown_declaration_stops_pytest_and_the_report_says_why(run_pytest, pytester):
+    report = pytester.path / "report.json"
     report.write_text('{"records": ["an old run"]}')
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:xdist", "--pyargs", "nlpspec",
-                           "--subject", "bad_subjects:SUBJECT_WITH_TYPO", "--nlpspec-report", str(report)],
-                          capture_output=True, text=True, timeout=120, cwd=HERE)
-    assert done.returncode == 4, done.stdout + done.stderr
-    assert "ERROR: subject 'typo': unknown component 'lstm.celll' (did you mean 'lstm.cell'?); known: " in done.stderr
-    written = json.loads(report.read_text())
+    done, written = run_pytest("-q", "--subject", "bad_subjects:SUBJECT_WITH_TYPO")
+    assert done.ret == 4, done.stdout.str() + done.stderr.str()
+    assert "ERROR: subject 'typo': unknown component 'lstm.celll' (did you mean 'lstm.cell'?); known: " in \
+        done.stderr.str()
     assert written["records"] == [] and "unknown component 'lstm.celll'" in written["error"]
 
 
@@ -140,11 +135,11 @@ def test_unknown_subject_is_a_one_line_error(name, words):
         load_subject(name)
 
 
-def test_unknown_subject_stops_pytest_with_usage_error():
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "--subject", "no.such:thing", "-p", "no:xdist"],
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 4  # pytest's usage error
-    assert "ERROR: subject 'no.such:thing': importing 'no.such' failed" in done.stderr
+def test_unknown_subject_stops_pytest_with_usage_error(run_pytest):
+    done, written = run_pytest("-q", "--subject", "no.such:thing")
+    assert done.ret == 4  # pytest's usage error
+    assert "ERROR: subject 'no.such:thing': importing 'no.such' failed" in done.stderr.str()
+    assert "importing 'no.such' failed" in written["error"]
 
 
 def test_a_refusal_is_accepted_only_where_no_output_is_defined():

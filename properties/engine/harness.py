@@ -239,7 +239,7 @@ class Harness:
         """The tolerance rule for each output of this case (see properties/engine/tolerance.py): judged on
         one sample of rounded arithmetic, refined to all tol.SAMPLES where a subject is outside it."""
         dtype = self.run.dtype
-        cast = tol.NUMPY_DTYPES[tol.baseline_dtype(dtype)]
+        cast = tol.numpy_dtype(tol.baseline_dtype(dtype))
         baseline = self.oracle(nested_map(on_values(lambda a: a.astype(cast)), params),
                                nested_map(on_values(lambda a: a.astype(cast)), inputs))
         first = self.rounded_oracle(params, inputs, 0)
@@ -264,7 +264,7 @@ class Harness:
         """The lower dtype whose rounding explains a failing output of the oracle check, or None."""
         error, relative = tol.max_abs_diff(value, reference), tol.max_relative_diff(value, reference)
         for lower in tol.LOWER.get(self.run.dtype, ()):
-            cast = tol.NUMPY_DTYPES[lower]
+            cast = tol.numpy_dtype(lower)
             params, inputs = (nested_map(on_values(lambda a: a.astype(cast)), part) for part in case)
             if tol.explained_by(error, relative, reference, self.oracle(params, inputs)[name], lower):
                 return lower

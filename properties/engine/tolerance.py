@@ -55,7 +55,6 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
-import ml_dtypes
 import numpy as np
 import torch
 
@@ -64,8 +63,16 @@ SAMPLES = 8  # samples of rounded arithmetic behind a failing verdict
 FLOOR_ULPS = 8
 LOWER = {torch.float64: (torch.float32,), torch.float32: (torch.float16, torch.bfloat16)}
 
-NUMPY_DTYPES = {torch.float64: np.float64, torch.float32: np.float32, torch.float16: np.float16,
-                torch.bfloat16: ml_dtypes.bfloat16}
+NUMPY_DTYPES = {torch.float64: np.float64, torch.float32: np.float32, torch.float16: np.float16}
+
+
+def numpy_dtype(dtype: torch.dtype):
+    """The NumPy dtype that computes like `dtype` (ml_dtypes' for bfloat16, imported only then: it
+    takes a second to load)."""
+    if dtype == torch.bfloat16:
+        import ml_dtypes
+        return ml_dtypes.bfloat16
+    return NUMPY_DTYPES[dtype]
 
 
 def eps(dtype: torch.dtype) -> float:
