@@ -1,5 +1,6 @@
 """nlpspec installs as one import package with a pytest plugin, and no module has two names."""
 import pathlib
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -11,13 +12,28 @@ ROOT = pathlib.Path(__file__).parent.parent
 
 
 def test_the_wheel_holds_one_top_level_package_the_conformance_test_and_the_plugin(tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(ROOT),
+    """Built from a copy of the tracked files: an in-tree build would leave build/ in the checkout,
+    whose stale modules a later `pip install .` there would ship."""
+    tracked = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    source = tmp_path / "source"
+    for name in tracked:
+        if (ROOT / name).is_file():
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, source / name)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(source),
                     "-w", str(tmp_path)], check=True, capture_output=True, timeout=300)
     [wheel] = tmp_path.glob("nlpspec-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")} == {"nlpspec"}
     assert "nlpspec/test_conformance.py" in names and "nlpspec/spec/oracle.py" in names
+    assert "nlpspec/properties/engine/tolerance.py" in names and "nlpspec/properties/tolerance.py" not in names
     assert not any(n.startswith("nlpspec/tests/") for n in names)  # the suite's own tests stay in the checkout
+    shipped = {n for n in names if n.endswith(".py")}
+    mapped = {"nlpspec": "nlpspec", "spec": "nlpspec/spec", "reference": "nlpspec/reference",
+              "properties": "nlpspec/properties", "subjects": "nlpspec/subjects", "docs": "nlpspec/docs"}
+    sources = {mapped[n.split("/")[0]] + n[len(n.split("/")[0]):] for n in tracked
+               if n.endswith(".py") and n.split("/")[0] in mapped}
+    assert shipped == sources  # every module of the package, and nothing else
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "[pytest11]\nnlpspec = nlpspec.plugin" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
