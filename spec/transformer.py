@@ -50,7 +50,8 @@ def ffn(z, rows, activation=ReLU):
 
 FFN = define("ffn", "Two position-wise linear layers with a ReLU between them.", MatrixSymbol("F", n, d_model),
              ffn(Z, n))
-FFN_GELU = define("ffn.gelu", "Variant (BERT, GPT-2): GELU instead of ReLU.", MatrixSymbol("F", n, d_model),
+FFN_GELU = define("ffn.gelu", "Variant (BERT; nn.Transformer(activation='gelu')): the exact (erf) GELU instead of "
+                  "ReLU; GPT-2's tanh approximation is another function.", MatrixSymbol("F", n, d_model),
                   ffn(Z, n, GELU), variant_of="ffn")
 
 # --- encoder layer -----------------------------------------------------------------------------

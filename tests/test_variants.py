@@ -6,7 +6,7 @@ import torch
 from hypothesis import Phase, settings
 
 from nlpspec.properties.runner import check_subject
-from nlpspec.subjects import load_subject
+from nlpspec.subjects import Subject, load_subject
 
 pytestmark = pytest.mark.selftest
 QUICK = settings(max_examples=25, derandomize=True, database=None, deadline=None,
@@ -153,3 +153,18 @@ def test_tied_classifier_passes_as_its_variant_only(declared, status):
     [record] = records_of(subject, ["transformer"])
     assert record.status == status, record.message
     assert ("classifier.tied" in record.eids) == bool(declared)
+
+
+def test_a_layer_is_stepped_with_the_cell_of_its_own_variant():
+    """A knob that switches the variant (Keras' GRU reset_after): the layer's run with reset_after on
+    is stepped with the cell built with reset_after on, not with the cell's first option set."""
+    reference = load_subject("reference").builders
+    variant = {"gru.cell": lambda o: "gru.reset_after" if o["reset_after"] else None}
+    variant["gru.layers"] = variant["gru.cell"]
+    switched = Subject("switched", {name: (lambda build: lambda params, reset_after: build(params))(reference[name])
+                                    for name in ("gru.cell", "gru.layers")},
+                       variants=variant, options={name: {"reset_after": [False, True]} for name in variant})
+    records = check_subject(switched, "cpu", torch.float64, settings(settings.get_profile("ci"), max_examples=5),
+                            components=["gru.layers"], checks=["unroll_equals_steps"])
+    assert [(r.options, r.variant, r.status) for r in records] == [
+        ({"reset_after": False}, "", "pass"), ({"reset_after": True}, "gru.reset_after", "pass")], records

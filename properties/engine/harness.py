@@ -76,6 +76,15 @@ def option_sets(subject: Subject, component: Component) -> list[dict]:
     return combos
 
 
+def options_running(subject: Subject, component: Component, kind, prefer: dict) -> dict | None:
+    """The option set under which the subject's `component` runs `kind` (the variant another
+    component's check drew: a layer's cell, a stack's layer), `prefer` itself where it does; None
+    if no option set does."""
+    fitting = [options for options in option_sets(subject, component)
+               if kind_for(component, declared(subject.variants.get(component.name), options)) == kind]
+    return prefer if prefer in fitting else (fitting[0] if fitting else None)
+
+
 @dataclass
 class Run:
     """Where and how the suite runs a subject."""

@@ -14,7 +14,7 @@ from nlpspec.spec.recurrent import CELLS, UPDATE_KEEPS_STATE
 from ..engine import tolerance as tol
 from ..engine.check import Check, evaluate
 from ..engine.component import Component
-from ..engine.harness import Harness, option_sets
+from ..engine.harness import Harness, options_running
 from .components import COMPONENTS, draw_layers_case
 
 SATURATE = 50.0  # |pre-activation| that closes or opens a gate: σ(-50) ≈ 2e-22 < eps(float64)
@@ -65,7 +65,11 @@ def check_unroll_equals_steps(h: Harness, data):
     params, inputs = layers_case(h, data, layers=1, directions=1)
     out, _, tols = run_layers(h, params, inputs)
     cell_component = CELL_COMPONENTS[f"{h.component.family}.cell"]
-    cell = Harness(replace(h.run, options=option_sets(h.run.subject, cell_component)[0]), cell_component)
+    options = options_running(h.run.subject, cell_component, h.kind, h.run.options)
+    if options is None:
+        h.observations.add(f"no option set of {cell_component.name} runs {h.kind}: unroll_equals_steps not checked")
+        return
+    cell = Harness(replace(h.run, options=options), cell_component)
     fn = cell.build(params["layers"][0][0])
     state = {k: v[:, 0, 0] for k, v in inputs.items() if k.endswith("_prev")}
     steps = []
