@@ -176,3 +176,16 @@ def test_an_overflowed_gradient_is_not_judged_but_a_nan_leak_is():
     assert any("not judged" in note for note in harness.observations)
     leaking = np.array([[[1.0], [np.nan]], [[1.0], [0.0]]])
     assert first_nonzero(leaking, hidden, harness, "causal") == (0, 1, 0)
+
+
+def test_a_value_just_outside_its_range_is_printed_in_full():
+    """tanh's range is [-1, 1]: a state at -1 - 1e-7 is named with all its digits, never as
+    "-1 outside [-1, 1]"."""
+    from nlpspec import Subject
+
+    def past_minus_one(params):
+        return lambda x, h_prev: {"h": torch.full_like(h_prev, -1 - 1e-7)}
+    [record] = check_subject(Subject("past", {"rnn.cell": past_minus_one}), "cpu", torch.float64, QUICK,
+                             components=["rnn.cell"], checks=["bounds"])
+    assert record.status == "fail" and "output 'h' is -1.0000001000000001 at [0, 0], outside [-1.0, 1.0]" in \
+        record.message, record.message
