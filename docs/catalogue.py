@@ -50,7 +50,8 @@ ELSEWHERE = {
     "dec.self.pre_ln": "GPT-2; nn.Transformer(norm_first=True)",
     "dec.cross.pre_ln": "nn.Transformer(norm_first=True)",
     "dec.ffn.pre_ln": "GPT-2; nn.Transformer(norm_first=True)",
-    "stack.final_norm": "nn.Transformer (its encoder and decoder norms); GPT-2's ln_f",
+    "stack.final_norm": "nn.Transformer (its encoder and decoder norms); nn.TransformerEncoder/Decoder(norm=...); "
+                        "GPT-2's ln_f",
     "classifier.tied": "the original Transformer paper; GPT-2 (lm_head tied to the token embedding)",
 }
 

@@ -182,18 +182,23 @@ def decoder_layer(p, Y, E, padding=None, variants=()) -> dict:
     return {"A": A, "B": B, "D": sublayer("dec.ffn", B, p, lambda b: feed_forward(p, b, variants), variants)}
 
 
-def encoder(layers, X, padding=None, variants=()):
-    """transformer.encoder: E⁽ᴺ⁾, each layer reading the one below."""
+def stack_output(X, norm, variants):
+    """A stack's output: its last layer's, or, with stack.final_norm, LN of it with `norm` (γ_1, β_1)."""
+    return normalised(X, norm, 1) if "stack.final_norm" in variants else X
+
+
+def encoder(layers, X, padding=None, variants=(), norm=None):
+    """transformer.encoder: E⁽ᴺ⁾, each layer reading the one below (stack.final_norm: then LN)."""
     for p in layers:
         X = encoder_layer(p, X, padding, variants)["E"]
-    return X
+    return stack_output(X, norm, variants)
 
 
-def decoder(layers, Y, E, padding=None, variants=()):
-    """transformer.decoder: D⁽ᴺ⁾, every layer attending to the same E."""
+def decoder(layers, Y, E, padding=None, variants=(), norm=None):
+    """transformer.decoder: D⁽ᴺ⁾, every layer attending to the same E (stack.final_norm: then LN)."""
     for p in layers:
         Y = decoder_layer(p, Y, E, padding, variants)["D"]
-    return Y
+    return stack_output(Y, norm, variants)
 
 
 def shift_right(tgt: np.ndarray) -> np.ndarray:
@@ -212,13 +217,9 @@ def model(p, src, tgt, padding=None, variants=()) -> dict:
     the layers of "encoder" and "decoder", W_c and b_c (classifier.tied: no W_c), and with
     stack.final_norm an "encoder_norm" and a "decoder_norm" (γ_1, β_1)."""
     X = embedded(p["src_embedding"], src, variants)
-    E = encoder(p["encoder"]["layers"], X, padding, variants)
-    if "stack.final_norm" in variants:
-        E = normalised(E, p["encoder_norm"], 1)
+    E = encoder(p["encoder"]["layers"], X, padding, variants, p.get("encoder_norm"))
     Y = embedded(p["tgt_embedding"], shift_right(tgt), variants)
-    D = decoder(p["decoder"]["layers"], Y, E, padding, variants)
-    if "stack.final_norm" in variants:
-        D = normalised(D, p["decoder_norm"], 1)
+    D = decoder(p["decoder"]["layers"], Y, E, padding, variants, p.get("decoder_norm"))
     if "classifier.tied" in variants:
         return {"E": E, "p": compile_equation(TIED)(D=D, Emb=p["tgt_embedding"], b_c=p["b_c"])}
     return {"E": E, "p": compile_equation(CLASSIFIER)(D=D, W_c=p["W_c"], b_c=p["b_c"])}

@@ -47,7 +47,8 @@ Components of §3–4 (n queries, m keys; d_k, d_v head widths; h heads, d_model
                       x (B,n,d), key_padding_mask (B,n) -> out (B,n,d) [, Z (B,n,d)]
     decoder.layer     {self_attn, cross_attn: mha weights, the FFN's, gamma_k, beta_k (k = 1…3)}
                       y (B,m,d), memory (B,n,d) -> out (B,m,d) [, A, B (B,m,d)]
-    encoder, decoder  {layers: [a layer's parameters, …]}   the layer's inputs -> out
+    encoder, decoder  {layers: [a layer's parameters, …] [, norm: {gamma_1, beta_1} with stack.final_norm]}
+                      the layer's inputs -> out
     classifier        {W_c (d,V), b_c (V,)}      d (B,m,d) -> out (B,m,V), probabilities
     transformer       {src_embedding (V_src,d), tgt_embedding (V,d), encoder, decoder, W_c, b_c
                        [, encoder_norm, decoder_norm: {gamma_1, beta_1} with stack.final_norm]}

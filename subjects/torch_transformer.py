@@ -2,13 +2,15 @@
 parameters: nn.LayerNorm, a Linear-ReLU-Linear FFN, nn.TransformerEncoderLayer and
 nn.TransformerDecoderLayer (dropout 0, eval mode), and softmax(F.linear) as the classifier.
 
-A layer's attention weights load as in subjects/torch_attention.py (biases 0); linear1.weight is
-W_1 transposed (W_1 acts on the right in the spec), linear2.weight W_2 transposed; norm_k holds
-gamma_k and beta_k. Modes: post_ln (the article), pre_ln (norm_first=True: the variants
-*.pre_ln), gelu (activation="gelu": ffn.gelu), seq_first (batch_first=False), and, for the
-encoder, fast_path (eval under torch.no_grad(), which lets PyTorch run its fused encoder layer
-when the heads are even). The key padding mask is boolean, True where hidden (the variant
-mask.bool_true_masked); the decoder's causal mask is the square subsequent mask PyTorch makes.
+A layer's attention weights load as in subjects/torch_attention.py (biases 0); linear1.weight is W_1
+transposed (W_1 acts on the right in the spec), linear2.weight W_2 transposed; norm_k holds gamma_k
+and beta_k. Modes: post_ln (the article), pre_ln (norm_first=True: the variants *.pre_ln), gelu
+(activation="gelu": ffn.gelu), seq_first (batch_first=False), and, for the encoder, fast_path (eval
+under torch.no_grad(), which lets PyTorch run its fused encoder layer when the heads are even); for
+the stacks, pre_ln_final_norm (pre-LN layers and the stack's own final LayerNorm, `norm=`: the
+variant stack.final_norm, as GPT-2's ln_f). The key padding mask is boolean, True where hidden (the
+variant mask.bool_true_masked); the decoder's causal mask is the square subsequent mask PyTorch
+makes.
 """
 from __future__ import annotations
 
@@ -95,20 +97,36 @@ def decoder_layer_builder(params, mode="post_ln"):
     return decoding(decoder_layer_module(params, mode), mode)
 
 
+FINAL_NORM = "pre_ln_final_norm"  # a stack's mode: pre-LN layers, then the stack's own LayerNorm
+
+
+def final_norm(params, mode):
+    """The stack's last LayerNorm (`norm=`), loaded from params["norm"], or None."""
+    if mode != FINAL_NORM:
+        return None
+    gamma = params["norm"]["gamma_1"]
+    norm = nn.LayerNorm(gamma.shape[0], device=gamma.device, dtype=gamma.dtype)
+    load_norm(norm, params["norm"], 1)
+    return norm
+
+
 def encoder_builder(params, mode="post_ln"):
-    """nn.TransformerEncoder (no final norm): its deep-copied layers are loaded one by one."""
-    layers = params["layers"]
-    module = nn.TransformerEncoder(encoder_layer_module(layers[0], mode), len(layers), enable_nested_tensor=False)
+    """nn.TransformerEncoder (its final norm with pre_ln_final_norm): its deep-copied layers are
+    loaded one by one."""
+    layers, layer_mode = params["layers"], "pre_ln" if mode == FINAL_NORM else mode
+    module = nn.TransformerEncoder(encoder_layer_module(layers[0], layer_mode), len(layers),
+                                   norm=final_norm(params, mode), enable_nested_tensor=False)
     for k, p in enumerate(layers):
-        module.layers[k] = encoder_layer_module(p, mode)
+        module.layers[k] = encoder_layer_module(p, layer_mode)
     return encoding(module.eval(), mode)
 
 
 def decoder_builder(params, mode="post_ln"):
-    layers = params["layers"]
-    module = nn.TransformerDecoder(decoder_layer_module(layers[0], mode), len(layers))
+    layers, layer_mode = params["layers"], "pre_ln" if mode == FINAL_NORM else mode
+    module = nn.TransformerDecoder(decoder_layer_module(layers[0], layer_mode), len(layers),
+                                   norm=final_norm(params, mode))
     for k, p in enumerate(layers):
-        module.layers[k] = decoder_layer_module(p, mode)
+        module.layers[k] = decoder_layer_module(p, layer_mode)
     return decoding(module.eval(), mode)
 
 
@@ -132,13 +150,15 @@ def classifier_builder(params):
 
 def encoder_variants(options):
     mode = options.get("mode", "post_ln")
-    return {"pre_ln": ("enc.attn.pre_ln", "enc.ffn.pre_ln"), "gelu": ("ffn.gelu",)}.get(mode, ()) + \
+    pre_ln = ("enc.attn.pre_ln", "enc.ffn.pre_ln")
+    return {"pre_ln": pre_ln, "gelu": ("ffn.gelu",), FINAL_NORM: pre_ln + ("stack.final_norm",)}.get(mode, ()) + \
         ("mask.bool_true_masked",)
 
 
 def decoder_variants(options):
     mode = options.get("mode", "post_ln")
-    return {"pre_ln": ("dec.self.pre_ln", "dec.cross.pre_ln", "dec.ffn.pre_ln"), "gelu": ("ffn.gelu",)}.get(mode, ())
+    pre_ln = ("dec.self.pre_ln", "dec.cross.pre_ln", "dec.ffn.pre_ln")
+    return {"pre_ln": pre_ln, "gelu": ("ffn.gelu",), FINAL_NORM: pre_ln + ("stack.final_norm",)}.get(mode, ())
 
 
 BUILDERS = {"layernorm": layernorm_builder, "ffn": ffn_builder, "encoder.layer": encoder_layer_builder,
@@ -147,7 +167,7 @@ BUILDERS = {"layernorm": layernorm_builder, "ffn": ffn_builder, "encoder.layer":
 VARIANTS = {"encoder.layer": encoder_variants, "decoder.layer": decoder_variants, "encoder": encoder_variants,
             "decoder": decoder_variants}
 OPTIONS = {"encoder.layer": {"mode": MODES + ["fast_path"]}, "decoder.layer": {"mode": MODES},
-           "encoder": {"mode": MODES + ["fast_path"]}, "decoder": {"mode": MODES}}
+           "encoder": {"mode": MODES + ["fast_path", FINAL_NORM]}, "decoder": {"mode": MODES + [FINAL_NORM]}}
 
 
 def tutorial_positions(n, d, dtype, device, work=None):

@@ -168,3 +168,29 @@ def test_a_layer_is_stepped_with_the_cell_of_its_own_variant():
                             components=["gru.layers"], checks=["unroll_equals_steps"])
     assert [(r.options, r.variant, r.status) for r in records] == [
         ({"reset_after": False}, "", "pass"), ({"reset_after": True}, "gru.reset_after", "pass")], records
+
+
+def test_a_stack_with_its_own_final_norm_is_declared_as_such_and_a_forgotten_one_is_caught():
+    """nn.TransformerEncoder/Decoder(norm=...) after pre-LN layers (GPT-2's ln_f) is the variant
+    stack.final_norm of encoder and decoder, as of the model; a stack that declares it and does
+    not apply it fails the oracle."""
+    from nlpspec.subjects import torch_transformer
+
+    torch_subject = load_subject("torch")
+    quick = settings(settings.get_profile("ci"), max_examples=5)
+    mode = {"mode": [torch_transformer.FINAL_NORM]}
+    final = replace(torch_subject, options={"encoder": mode, "decoder": mode, "encoder.layer": {"mode": ["pre_ln"]},
+                                            "decoder.layer": {"mode": ["pre_ln"]}})
+    records = check_subject(final, "cpu", torch.float64, quick, components=["encoder", "decoder"])
+    assert records and all(r.status == "pass" for r in records), \
+        [(r.id, r.message) for r in records if r.status != "pass"]
+    assert all("stack.final_norm" in r.variant for r in records)
+    assert all("stack.final_norm" in r.eids for r in records if r.check == "oracle")
+    assert {r.check for r in records} >= {"oracle", "stacked_layers", "incremental_decoding"}
+
+    def forgets(params, mode):
+        return torch_transformer.encoder_builder(params, "pre_ln")
+    forgetful = replace(torch_subject, name="forgets", builders={"encoder": forgets}, options={"encoder": mode},
+                        variants={"encoder": torch_subject.variants["encoder"]}, expected_failures={})
+    [oracle] = check_subject(forgetful, "cpu", torch.float64, quick, components=["encoder"], checks=["oracle"])
+    assert oracle.status == "fail" and "disagrees with the oracle" in oracle.message

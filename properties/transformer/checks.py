@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 from nlpspec.spec.functions import LayerNorm
-from nlpspec.spec.transformer import normalised
+from nlpspec.spec.transformer import normalised, stack_output
 
 from ..engine import failures as fail
 from ..engine import tolerance as tol
@@ -219,19 +219,23 @@ def check_causal_model(h: Harness, data):
 
 
 def check_stacked_layers(h: Harness, data):
-    """A stack of N layers equals the subject's own layer applied N times."""
+    """A stack of N layers equals the subject's own layer applied N times (with stack.final_norm,
+    then the spec's LN with the stack's own γ and β)."""
     params, inputs = h.draw(data)
     stacked, _, tols = evaluate(h, params, inputs)
     component = LAYER_OF[f"{h.component.name}.layer"]
-    options = options_running(h.run.subject, component, h.kind, h.run.options)
+    layer_kind = tuple(v for v in h.kind if v != "stack.final_norm")  # a variant of the stack, not of its layers
+    options = options_running(h.run.subject, component, layer_kind, h.run.options)
     if options is None:
-        h.observations.add(f"no option set of {component.name} runs {', '.join(h.kind)}: stacked_layers not checked")
+        h.observations.add(f"no option set of {component.name} runs {', '.join(layer_kind) or 'the article'}: "
+                           f"stacked_layers not checked")
         return
     single = Harness(replace(h.run, options=options), component)
     name = "x" if h.component.name == "encoder" else "y"
     value = inputs[name]
     for p in params["layers"]:
         value = evaluate(single, p, {**inputs, name: value})[0]["out"]
+    value = stack_output(value, tf.rows(params.get("norm")), h.kind)
     h.compare({"out": value}, {"out": stacked["out"]}, tol.doubled(tols),
               what="its own single layer applied once per layer", eid=f"transformer.{h.component.name}")
 
@@ -258,7 +262,8 @@ INCREMENTAL_DECODING = Check("incremental_decoding", "Decoding one position at a
 CAUSAL_MODEL = Check("causal_model", "With the right shift, the prediction at i ignores the targets at i and after "
                      "(their embeddings' Jacobian is exactly 0); the encoder ignores the targets.",
                      lambda h: ("pe.shift_right", "mask.causal", "transformer.model"), check_causal_model)
-STACKED_LAYERS = Check("stacked_layers", "A stack of N layers equals the subject's own layer applied N times.",
+STACKED_LAYERS = Check("stacked_layers", "A stack of N layers equals the subject's own layer applied N times "
+                       "(then LN, with stack.final_norm).",
                        lambda h: (f"transformer.{h.component.name}",), check_stacked_layers,
                        lambda c: (f"{c.name}.layer",))
 

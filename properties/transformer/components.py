@@ -24,6 +24,8 @@ PARAM_BOUND = 1.0  # weights, γ and β: with inputs up to 8, float16 stays fini
 
 def rows(params):
     """Subject layout -> spec layout, through nested layers: a 1-D bias or γ/β becomes a 1×d row."""
+    if params is None:
+        return None
     if isinstance(params, dict):
         return {k: rows(v) for k, v in params.items()}
     if isinstance(params, list):
@@ -86,7 +88,8 @@ def draw_stack(draw_layer):
         params, inputs = draw_layer(data, kind)
         shapes = layer_shapes(params)
         more = [case(data, shapes, {})[0] for _ in range(layers - 1)]
-        return {"layers": [params, *more]}, inputs
+        final = {"norm": case(data, norms(1, params["gamma_1"].shape[0]), {})[0]} if "stack.final_norm" in kind else {}
+        return {"layers": [params, *more], **final}, inputs
     return draw
 
 
@@ -153,12 +156,13 @@ def decoder_layer_oracle(kind):
 
 def encoder_stack_oracle(kind):
     return lambda params, inputs: {"out": spec.encoder(rows(params["layers"]), inputs["x"], inputs["key_padding_mask"],
-                                                       kind)}
+                                                       kind, rows(params.get("norm")))}
 
 
 def decoder_stack_oracle(kind):
     return lambda params, inputs: {"out": spec.decoder(rows(params["layers"]), inputs["y"], inputs["memory"],
-                                                       inputs.get("memory_key_padding_mask"), kind)}
+                                                       inputs.get("memory_key_padding_mask"), kind,
+                                                       rows(params.get("norm")))}
 
 
 def model_oracle(kind):
@@ -196,10 +200,12 @@ COMPONENTS = [
               {"out": "classifier"}, **PROBABILITY),
     Component("encoder", "transformer", ("enc.attn", "enc.ffn", "mask.key_padding", "transformer.encoder"),
               ("out",), draw_stack(draw_encoder_layer), encoder_stack_oracle,
-              {"out": "transformer.encoder"}, variants=ENCODER_VARIANTS),
+              {"out": "transformer.encoder"}, variants=ENCODER_VARIANTS + ("stack.final_norm",),
+              replaces={"stack.final_norm": ()}),
     Component("decoder", "transformer", ("mask.causal", "dec.self", "dec.cross", "dec.ffn", "transformer.decoder"),
               ("out",), draw_stack(draw_decoder_layer), decoder_stack_oracle,
-              {"out": "transformer.decoder"}, variants=DECODER_VARIANTS),
+              {"out": "transformer.decoder"}, variants=DECODER_VARIANTS + ("stack.final_norm",),
+              replaces={"stack.final_norm": ()}),
     Component("transformer", "transformer", ("pe.input", "pe.shift_right", "mask.key_padding",
                                              "transformer.encoder", "transformer.decoder", "classifier",
                                              "transformer.model"),
