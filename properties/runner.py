@@ -32,7 +32,8 @@ from .engine import failures as fail
 from .engine.check import Check
 from .engine.clock import SubjectHang
 from .engine.component import Component, declared, kind_for
-from .engine.harness import Harness, Run, SubjectFailure, option_sets
+from .engine.failures import SubjectFailure
+from .engine.harness import Harness, Run, option_sets
 from .suite import COMPONENTS, generate
 from .profiles import chosen, settings_for
 

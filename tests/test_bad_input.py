@@ -148,7 +148,8 @@ def test_a_refusal_is_accepted_only_where_no_output_is_defined():
     import numpy as np
 
     from nlpspec.properties.suite import COMPONENTS
-    from nlpspec.properties.engine.harness import Harness, Run, SubjectFailure
+    from nlpspec.properties.engine.failures import SubjectFailure
+    from nlpspec.properties.engine.harness import Harness, Run
 
     def refuses(**inputs):
         raise RuntimeError("empty batch")

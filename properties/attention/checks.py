@@ -20,6 +20,7 @@ from ..engine.harness import Harness, option_sets
 from ..engine.strategies import Shape, case, magnitude, size
 from . import components as att
 
+BY_NAME = {c.name: c for c in att.COMPONENTS}  # this family's components
 QUERIES = {"attention": "q", "attention.causal": "q", "mha": "query", "attn.seq2seq": "S"}
 KEYS = {"attention": ("k", "v"), "attention.causal": ("k", "v"), "mha": ("key", "value"), "attn.seq2seq": ("H",)}
 
@@ -175,7 +176,7 @@ def check_one_head(h: Harness, data):
     h.examples += 1
     params, inputs = h.round(params), h.round(inputs)
     actual, reference, tols = evaluate(h, params, inputs)
-    component = next(c for c in att.COMPONENTS if c.name == "attention")
+    component = BY_NAME["attention"]
     single = Harness(replace(h.run, options=option_sets(h.run.subject, component)[0]), component)
     projected = single.round({"q": inputs["query"] @ params["W_Q"][0], "k": inputs["key"] @ params["W_K"][0],
                               "v": inputs["value"] @ params["W_V"][0], "mask": att.mha_hidden(inputs)})

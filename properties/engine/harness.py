@@ -20,7 +20,7 @@ from nlpspec.subjects import Subject
 from . import failures as fail
 from . import tolerance as tol
 from .clock import time_limit
-from .failures import SubjectFailure  # noqa: F401  (where the checks import it from)
+from .failures import SubjectFailure
 from .rounding import Rounded, rounded_arithmetic
 from .component import MASK_FORMS, Component, declared, kind_for
 

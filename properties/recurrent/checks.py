@@ -18,7 +18,7 @@ from ..engine.harness import Harness, options_running
 from .components import COMPONENTS, draw_layers_case
 
 SATURATE = 50.0  # |pre-activation| that closes or opens a gate: σ(-50) ≈ 2e-22 < eps(float64)
-CELL_COMPONENTS = {c.name: c for c in COMPONENTS}
+BY_NAME = {c.name: c for c in COMPONENTS}  # this family's components
 
 
 def saturated(params: dict, gate: str, sign: float) -> dict:
@@ -64,7 +64,7 @@ def run_layers(h: Harness, params, inputs):
 def check_unroll_equals_steps(h: Harness, data):
     params, inputs = layers_case(h, data, layers=1, directions=1)
     out, _, tols = run_layers(h, params, inputs)
-    cell_component = CELL_COMPONENTS[f"{h.component.family}.cell"]
+    cell_component = BY_NAME[f"{h.component.family}.cell"]
     options = options_running(h.run.subject, cell_component, h.kind, h.run.options)
     if options is None:
         h.observations.add(f"no option set of {cell_component.name} runs {h.kind}: unroll_equals_steps not checked")

@@ -18,7 +18,7 @@ from ..engine.harness import Harness, options_running
 from ..engine.strategies import Shape, case, magnitude, size
 from . import components as tf
 
-LAYER_OF = {c.name: c for c in tf.COMPONENTS}
+BY_NAME = {c.name: c for c in tf.COMPONENTS}  # this family's components
 
 LAYERS = {"encoder.layer": ("x", ("attn",), 2), "decoder.layer": ("y", ("self_attn", "cross_attn"), 3)}
 
@@ -223,7 +223,7 @@ def check_stacked_layers(h: Harness, data):
     then the spec's LN with the stack's own γ and β)."""
     params, inputs = h.draw(data)
     stacked, _, tols = evaluate(h, params, inputs)
-    component = LAYER_OF[f"{h.component.name}.layer"]
+    component = BY_NAME[f"{h.component.name}.layer"]
     layer_kind = tuple(v for v in h.kind if v != "stack.final_norm")  # a variant of the stack, not of its layers
     options = options_running(h.run.subject, component, layer_kind, h.run.options)
     if options is None:
