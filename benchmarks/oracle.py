@@ -57,9 +57,10 @@ def numpy_attention(q, k, v, hidden):
     return softmax_rows(scores) @ v
 
 
-def numpy_mha(x, W_Q, W_K, W_V, W_O, hidden):
-    heads = [numpy_attention(x @ W_Q[h], x @ W_K[h], x @ W_V[h], hidden) for h in range(len(W_Q))]
-    return np.concatenate(heads, -1) @ W_O
+def numpy_mha(x, p, hidden):
+    heads = [numpy_attention(x @ p["W_Q"][h] + p["b_Q"][h], x @ p["W_K"][h] + p["b_K"][h], x @ p["W_V"][h] + p["b_V"][h],
+                             hidden) for h in range(len(p["W_Q"]))]
+    return np.concatenate(heads, -1) @ p["W_O"] + p["b_O"]
 
 
 def attention_rows(rng):
@@ -69,19 +70,22 @@ def attention_rows(rng):
     d_k = D_MODEL // HEADS
     W_Q, W_K, W_V = (rng.standard_normal((HEADS, D_MODEL, d_k)) / np.sqrt(D_MODEL) for _ in range(3))
     W_O = rng.standard_normal((D_MODEL, D_MODEL)) / np.sqrt(D_MODEL)
-    p = {"W_Q": W_Q, "W_K": W_K, "W_V": W_V, "W_O": W_O}
+    p = {"W_Q": W_Q, "W_K": W_K, "W_V": W_V, "W_O": W_O, "b_O": rng.standard_normal(D_MODEL) * 0.1,
+         **{b: rng.standard_normal((HEADS, d_k)) * 0.1 for b in ("b_Q", "b_K", "b_V")}}
     given = compile_equation(spec_attention.MASK_GIVEN)
     tx, tmask = torch.from_numpy(x), torch.from_numpy(~hidden)
-    module = torch.nn.MultiheadAttention(D_MODEL, HEADS, bias=False, batch_first=True).double().eval()
+    module = torch.nn.MultiheadAttention(D_MODEL, HEADS, batch_first=True).double().eval()
     with torch.no_grad():
         module.in_proj_weight.copy_(torch.cat([torch.from_numpy(W.transpose(0, 2, 1).reshape(D_MODEL, D_MODEL))
                                                for W in (W_Q, W_K, W_V)]))
+        module.in_proj_bias.copy_(torch.from_numpy(np.concatenate([p[b].reshape(-1) for b in ("b_Q", "b_K", "b_V")])))
         module.out_proj.weight.copy_(torch.from_numpy(W_O.T))
+        module.out_proj.bias.copy_(torch.from_numpy(p["b_O"]))
         rows = []
         runs = {"attention": (lambda: given(Q=x, K=x, V=x, B_mask=hidden), lambda: numpy_attention(x, x, x, hidden),
                               lambda: torch.nn.functional.scaled_dot_product_attention(tx, tx, tx, attn_mask=tmask)),
                 "mha": (lambda: spec_attention.multi_head(p, x, x, x, hidden)["O"],
-                        lambda: numpy_mha(x, W_Q, W_K, W_V, W_O, hidden),
+                        lambda: numpy_mha(x, p, hidden),
                         lambda: module(tx, tx, tx, attn_mask=torch.from_numpy(hidden), need_weights=False)[0])}
         for name, (oracle, hand, native) in runs.items():
             np.testing.assert_allclose(oracle(), hand(), atol=1e-10)  # the same function

@@ -32,11 +32,12 @@ def softmax(a):
 def mha(p, q, kv, hidden=None):
     heads = []
     for h in range(len(p["W_Q"])):
-        s = (q @ p["W_Q"][h]) @ np.swapaxes(kv @ p["W_K"][h], -1, -2) / np.sqrt(p["W_Q"].shape[-1])
+        s = (q @ p["W_Q"][h] + p["b_Q"][h]) @ np.swapaxes(kv @ p["W_K"][h] + p["b_K"][h], -1, -2) \
+            / np.sqrt(p["W_Q"].shape[-1])
         if hidden is not None:
             s = np.where(hidden, -np.inf, s)
-        heads.append(softmax(s) @ (kv @ p["W_V"][h]))
-    return np.concatenate(heads, -1) @ p["W_O"]
+        heads.append(softmax(s) @ (kv @ p["W_V"][h] + p["b_V"][h]))
+    return np.concatenate(heads, -1) @ p["W_O"] + p["b_O"]
 
 
 def ffn(p, z):
@@ -76,7 +77,9 @@ def params(rng, attentions, norms):
     mha_p = lambda: {"W_Q": rng.standard_normal((HEADS, D, d_k)) / np.sqrt(D),  # noqa: E731
                      "W_K": rng.standard_normal((HEADS, D, d_k)) / np.sqrt(D),
                      "W_V": rng.standard_normal((HEADS, D, d_k)) / np.sqrt(D),
-                     "W_O": rng.standard_normal((D, D)) / np.sqrt(D)}
+                     "W_O": rng.standard_normal((D, D)) / np.sqrt(D),
+                     **{b: rng.standard_normal((HEADS, d_k)) * 0.1 for b in ("b_Q", "b_K", "b_V")},
+                     "b_O": rng.standard_normal(D) * 0.1}
     p = {a: mha_p() for a in attentions}
     p |= {"W_1": rng.standard_normal((D, FF)) / np.sqrt(D), "b_1": rng.standard_normal(FF) * 0.1,
           "W_2": rng.standard_normal((FF, D)) / np.sqrt(FF), "b_2": rng.standard_normal(D) * 0.1}

@@ -3,7 +3,7 @@ implementation to them.
 
     pytest --pyargs nlpspec --subject mypkg.mod:SUBJECT      # verify a subject of one's own
 
-    from nlpspec import Subject, check_subject, parametrize_with_checks
+    from nlpspec import Declaration, Subject, check_subject, parametrize_with_checks
 
 The names below are imported on first use, so that the pytest plugin (registered for every pytest
 run of the environment) costs nothing where nlpspec's checks are not collected.
@@ -16,6 +16,7 @@ __version__ = "0.2.0"
 
 _EXPORTS = {
     "Subject": "nlpspec.subjects.base",
+    "Declaration": "nlpspec.subjects.base",
     "load_subject": "nlpspec.subjects.registry",
     "SubjectLoadError": "nlpspec.subjects.registry",
     "check_subject": "nlpspec.properties.runner",

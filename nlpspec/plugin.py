@@ -261,11 +261,16 @@ def pytest_terminal_summary(terminalreporter, config):
     run = state(config)
     if not run.records:
         return
-    from nlpspec.properties.summary import observations, summary
+    from nlpspec.properties.summary import declarations, observations, summary
     subjects = ", ".join(sorted({r["subject"] for r in run.records}))
     terminalreporter.section(f"nlpspec conformance: {subjects} ({run.device}, {run.dtype_name})")
     for line in summary(run.records):
         terminalreporter.write_line(line)
+    declared = declarations(run.records)
+    if declared:
+        terminalreporter.write_line("declared by the subject (not drawn, not run, or set as it says):")
+        for line in declared:
+            terminalreporter.write_line(f"  {line}")
     notes = observations(run.records)
     if notes:
         terminalreporter.write_line("observed, not judged (where the spec leaves a value undefined, or a check "

@@ -8,7 +8,9 @@ from __future__ import annotations
 import difflib
 import inspect
 
-from nlpspec.subjects import Subject
+import torch
+
+from nlpspec.subjects import Declaration, Subject
 from nlpspec.subjects.registry import SubjectLoadError
 
 from .engine.component import declared, kind_for
@@ -25,13 +27,17 @@ def unknown(kind: str, name: str, known, where: str) -> SubjectLoadError:
 def validate(subject: Subject) -> None:
     """Raise SubjectLoadError, one line, on the first name the suite does not know."""
     where = f"subject {subject.name!r}"
-    for name in (*subject.builders, *subject.variants, *subject.options):
+    for name in (*subject.builders, *subject.variants, *subject.options, *subject.declarations):
         if name not in COMPONENTS:
             raise unknown("component", name, COMPONENTS, where)
-    for name in (*subject.variants, *subject.options):
+    for name in (*subject.variants, *subject.options, *subject.declarations):
         if name not in subject.builders:
-            raise SubjectLoadError(f"{where} declares {'variants' if name in subject.variants else 'options'} for "
-                                   f"{name}, which it does not offer (its builders: {', '.join(subject.builders)})")
+            what = "variants" if name in subject.variants else "options" if name in subject.options else "a declaration"
+            raise SubjectLoadError(f"{where} declares {what} for {name}, which it does not offer "
+                                   f"(its builders: {', '.join(subject.builders)})")
+    for name in subject.declarations:
+        for options in option_sets(subject, COMPONENTS[name]):
+            check_declaration(subject, COMPONENTS[name], options, f"{where}, component {name}")
     for name, knobs in subject.options.items():
         accepts = _keywords(subject.builders[name])
         for knob, values in knobs.items():
@@ -51,6 +57,27 @@ def validate(subject: Subject) -> None:
     for name in subject.expected_failures:
         if name not in ids:
             raise unknown("expected-failure id", name, sorted(ids), where)
+
+
+def check_declaration(subject: Subject, component, options: dict, where: str) -> None:
+    """A declaration names only capabilities the component has and constants its oracle reads."""
+    try:
+        declaration = subject.declaration(component.name, options)
+    except Exception as exc:
+        raise SubjectLoadError(f"{where}: its declaration raised {type(exc).__name__}: {exc}") from None
+    if not isinstance(declaration, Declaration):
+        raise SubjectLoadError(f"{where}: a declaration is a nlpspec.Declaration, not a {type(declaration).__name__}")
+    for capability in declaration.lacks:
+        if capability not in component.capabilities:
+            raise unknown("capability", capability, component.capabilities, where)
+    for constant, value in declaration.constants.items():
+        if constant not in component.constants:
+            raise unknown("constant", constant, component.constants, where)
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise SubjectLoadError(f"{where}: constant {constant!r} is {value!r}; give a number")
+    for dtype in declaration.dtypes or ():
+        if not isinstance(dtype, torch.dtype):
+            raise SubjectLoadError(f"{where}: dtypes lists {dtype!r}; give torch dtypes (torch.float32, …)")
 
 
 def _keywords(builder) -> list[str] | None:

@@ -25,6 +25,7 @@ from hypothesis.core import encode_failure
 from hypothesis.errors import DidNotReproduce, FlakyFailure
 from hypothesis.reporting import with_reporter
 
+from nlpspec.spec.constants import in_force
 from nlpspec.subjects import Subject
 
 from .declarations import validate
@@ -62,6 +63,8 @@ class Record:
     examples: int = 0    # cases drawn: all of them if it passed, up to the first failure if not
     failures: list = field(default_factory=list)  # [{"message", "replay"}], one per distinct failure
     observations: list = field(default_factory=list)  # what the subject did where nothing is judged
+    declined: str = ""  # why the subject's declaration rules the check out ("lacks key_padding"), if it does
+    declared: list = field(default_factory=list)  # what the subject's declaration leaves unchecked or sets
 
     @property
     def id(self) -> str:
@@ -119,6 +122,27 @@ def skip_reason(subject: Subject, component: Component, check: Check) -> str:
     return ""
 
 
+def described(declaration, component: Component) -> list[str]:
+    """The declaration in words, for the summary: what is not drawn, the constants, the absent parameters."""
+    lines = [f"lacks {c}: {component.capabilities.get(c, '?')}" for c in declaration.lacks]
+    lines += [f"{name} = {value!r}" for name, value in declaration.constants.items()]
+    if declaration.absent:
+        lines.append(f"no {', '.join(declaration.absent)} (drawn as 0)")
+    return lines
+
+
+def declared_reason(run: Run, component: Component, check: Check) -> tuple[str, str]:
+    """Why the subject's declaration rules this check out, in short and in full (("", "") if it does
+    not): capabilities the check needs that the component lacks, or a dtype or device it does not run on."""
+    declaration = run.subject.declaration(component.name, run.options)
+    lacking = [c for c in check.requires(component) if c in declaration.lacks]
+    if lacking:
+        short = f"lacks {', '.join(lacking)}"
+        return short, f"declared: {component.name} {short}: " + "; ".join(component.capabilities[c] for c in lacking)
+    why = declaration.not_run(run.dtype, run.device)
+    return why, f"declared: {component.name} {why}" if why else ""
+
+
 def execute(run: Run, component: Component, check: Check, settings=None, seed: int | None = None,
             replay: str | None = None) -> Record:
     """Run one check; return its record. `replay` (a blob from a failure) runs that example alone."""
@@ -127,7 +151,12 @@ def execute(run: Run, component: Component, check: Check, settings=None, seed: i
     variant = declared(subject.variants.get(component.name), run.options)
     record.variant = ", ".join(variant)
     record.eids = list(Case(subject, component, check, run.options).eids)
+    record.declared = described(subject.declaration(component.name, run.options), component)
     reason = skip_reason(subject, component, check)
+    if reason:
+        record.status, record.message = "skip", reason
+        return record
+    record.declined, reason = declared_reason(run, component, check)
     if reason:
         record.status, record.message = "skip", reason
         return record
@@ -138,7 +167,8 @@ def execute(run: Run, component: Component, check: Check, settings=None, seed: i
     def test(data):
         harness.begin_example()
         try:
-            check.body(harness, data)
+            with in_force(harness.declaration.constants):  # the oracle with the subject's constants
+                check.body(harness, data)
         except BaseException as exc:
             found_at.append(harness.examples)
             exc._nlpspec_replay = encode_failure(current_build_context().data.choices).decode()

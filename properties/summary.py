@@ -114,6 +114,23 @@ def _wrapped(line: str, indent: str) -> list[str]:
     return textwrap.wrap(line, WIDTH, subsequent_indent=indent, break_on_hyphens=False) or [line]
 
 
+def declarations(records: list[dict]) -> list[str]:
+    """What each component's declaration leaves unchecked or sets, and the checks it rules out,
+    once per component and option set (merged where the option sets agree)."""
+    said, skipped = defaultdict(dict), defaultdict(lambda: defaultdict(set))
+    for r in records:
+        said[r["component"]].update(dict.fromkeys(r.get("declared", ())))
+        if r.get("declined"):
+            skipped[r["component"]][r["declined"]].add(r["check"])
+    lines = []
+    for where in sorted(set(said) | set(skipped)):
+        parts = list(said[where]) + [f"not run ({why}): {', '.join(sorted(checks))}"
+                                     for why, checks in sorted(skipped[where].items())]
+        if parts:
+            lines += _wrapped(f"{where}: {'; '.join(parts)}", "  ")
+    return lines
+
+
 def observations(records: list[dict]) -> list[str]:
     """What the subject did where nothing is judged (a query with no key visible, a case with no
     output defined, a Jacobian it gives no graph for), per component and option set, over all its

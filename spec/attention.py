@@ -21,7 +21,8 @@ import numpy as np
 from sympy import MatrixSymbol, Transpose, sqrt, symbols
 
 from .equation import define
-from .functions import CausalMask, GivenMask, KeyPaddingMask, RowSoftmax as softmax
+from .functions import CausalMask, GivenMask, KeyPaddingMask, Rows
+from .functions import RowSoftmax as softmax
 from .oracle import compile_equation, compile_mask, evaluate_chain
 
 n, m, d_x, d_k, d_v, d_h = symbols("n m d_x d_k d_v d_h", integer=True, positive=True)
@@ -80,11 +81,16 @@ Xq, Xk, Xv = MatrixSymbol("X_q", n, d_model), MatrixSymbol("X_k", m, d_kin), Mat
 Wq, Wk, Wv = MatrixSymbol("W_Q", d_model, d_k), MatrixSymbol("W_K", d_kin, d_k), MatrixSymbol("W_V", d_vin, d_v)
 head, Z, W_O = MatrixSymbol("head", n, d_v), MatrixSymbol("Z_heads", n, d_z), MatrixSymbol("W_O", d_z, d_model)
 
-MHA_HEAD = define("mha.head", "Each head attends with its own projections of the queries, keys and values "
-                  "(a mask, all 0 when there is none, added to the scores).",
-                  head, softmax(Xq * Wq * Transpose(Xk * Wk) / sqrt(d_k) + GivenMask(B_mask)) * Xv * Wv)
-MHA_OUTPUT = define("mha.output", "The heads are concatenated, head 1 first, and projected by W_O.",
-                    MatrixSymbol("O", n, d_model), Z * W_O)
+b_Q, b_K, b_V = MatrixSymbol("b_Q", 1, d_k), MatrixSymbol("b_K", 1, d_k), MatrixSymbol("b_V", 1, d_v)
+b_O = MatrixSymbol("b_O", 1, d_model)
+MHA_HEAD = define("mha.head", "Each head attends with its own projections of the queries, keys and values, "
+                  "each with a bias added to every row (the article writes none: biases 0); a mask, all 0 when "
+                  "there is none, is added to the scores. b_K has no effect: it adds q_i·b_K to every score of "
+                  "row i, which the softmax removes.",
+                  head, softmax((Xq * Wq + Rows(b_Q, n)) * Transpose(Xk * Wk + Rows(b_K, m)) / sqrt(d_k)
+                                + GivenMask(B_mask)) * (Xv * Wv + Rows(b_V, m)))
+MHA_OUTPUT = define("mha.output", "The heads are concatenated, head 1 first, and projected by W_O (plus a bias "
+                    "b_O on every row; 0 in the article).", MatrixSymbol("O", n, d_model), Z * W_O + Rows(b_O, n))
 
 
 # --- the oracle of the compositions: NumPy on batches (…, rows, columns) ----------------------
@@ -125,19 +131,22 @@ def attention(eq, hidden, **arrays) -> tuple[np.ndarray, np.ndarray]:
 def multi_head(p: dict, X_q, X_k, X_v, hidden, weights=False) -> dict:
     """mha.head and mha.output on batches (B, rows, d): "O" and "Z_heads" (the heads concatenated,
     head 1's columns first) and, with weights, each head's weights (B, h, n, m). p holds W_Q, W_K,
-    W_V (heads first: h×d×d_k) and W_O; hidden (…, n, m), from hidden_keys. Every head is one
-    compiled call: the heads ride on an axis of their own."""
+    W_V (heads first: h×d×d_k), W_O, and the biases b_Q, b_K, b_V (h×d_k, one row per head) and b_O
+    (d_model); hidden (…, n, m), from hidden_keys. Every head is one compiled call: the heads ride
+    on an axis of their own."""
     each_head, output = compile_equation(MHA_HEAD), compile_equation(MHA_OUTPUT)
     xq, xk, xv, per_head = X_q[:, None], X_k[:, None], X_v[:, None], np.expand_dims(hidden, -3)
-    heads = each_head(X_q=xq, X_k=xk, X_v=xv, W_Q=p["W_Q"], W_K=p["W_K"], W_V=p["W_V"], B_mask=per_head)
+    b_Q, b_K, b_V = (np.asarray(p[name])[:, None, :] for name in ("b_Q", "b_K", "b_V"))  # h×1×d: a row per head
+    heads = each_head(X_q=xq, X_k=xk, X_v=xv, W_Q=p["W_Q"], W_K=p["W_K"], W_V=p["W_V"], b_Q=b_Q, b_K=b_K, b_V=b_V,
+                      B_mask=per_head)
     B, h, n, d_v = heads.shape
     concatenated = heads.transpose(0, 2, 1, 3).reshape(B, n, h * d_v)
-    found = {"O": undefined(output(Z_heads=concatenated, W_O=p["W_O"]), hidden),
+    found = {"O": undefined(output(Z_heads=concatenated, W_O=p["W_O"], b_O=np.reshape(p["b_O"], (1, -1))), hidden),
              "Z_heads": undefined(concatenated, hidden)}
     if weights:
         eye = identity_values(xk.shape[-2], xq.dtype)
-        found["weights"] = undefined(each_head(X_q=xq, X_k=xk, X_v=eye, W_Q=p["W_Q"], W_K=p["W_K"], W_V=eye,
-                                          B_mask=per_head), per_head)
+        found["weights"] = undefined(each_head(X_q=xq, X_k=xk, X_v=eye, W_Q=p["W_Q"], W_K=p["W_K"], W_V=eye, b_Q=b_Q,
+                                               b_K=b_K, b_V=np.zeros_like(eye[:1]), B_mask=per_head), per_head)
     return found
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import sympy as sp
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
+from .constants import DEFAULTS
+
 
 # The generic argument, indices and sizes a function's definition is stated with (`definition`).
 _n, _d = sp.symbols("n d", integer=True, positive=True)
@@ -291,7 +293,7 @@ class Rows(MatrixExpr):
         return printer._print(self.args[0])  # (…, 1, d) broadcasts over the rows
 
 
-EPSILON = sp.Rational(1, 10**5)  # LayerNorm's ε: PyTorch's default; the article leaves it unstated
+EPSILON = DEFAULTS["layernorm.epsilon"]  # LayerNorm's ε by default: a subject may declare its own (spec/constants.py)
 
 
 class LayerNorm(MatrixExpr):
@@ -343,4 +345,4 @@ class LayerNorm(MatrixExpr):
 
     def _numpycode(self, printer):
         x, gamma, beta = (printer._print(a) for a in self.args)
-        return f"_layernorm({x}, {gamma}, {beta}, {float(self.EPSILON)!r})"
+        return f"_layernorm({x}, {gamma}, {beta}, _constant('layernorm.epsilon'))"

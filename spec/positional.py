@@ -13,11 +13,12 @@ from sympy import Eq, IndexedBase, MatrixSymbol, sqrt, symbols
 
 from .equation import compose, define
 from .functions import MatrixFunction
+from .constants import DEFAULTS
 from .oracle import compile_equation
 
 n, d = symbols("n d_x", integer=True, positive=True)
 i, j = symbols("i j", integer=True, nonnegative=True)
-BASE = 10000
+BASE = DEFAULTS["pe.base"]  # a subject may declare its own (spec/constants.py)
 
 
 def angle(i, j, d):

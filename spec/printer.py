@@ -15,6 +15,7 @@ from scipy import special
 from sympy import OneMatrix
 from sympy.printing.numpy import NumPyPrinter
 
+from .constants import constant
 from .functions import Mask
 
 
@@ -149,11 +150,8 @@ def _positional(like, concat=False):
     else:
         pair, sines = col // 2, col % 2 == 0
     i = np.arange(n).astype(like.dtype)[:, None]
-    angle = i / real(BASE) ** ((2 * pair).astype(like.dtype) / real(d))
+    angle = i / real(constant("pe.base")) ** ((2 * pair).astype(like.dtype) / real(d))
     return np.where(sines, np.sin(angle), np.cos(angle))
-
-
-BASE = 10000  # the wavelengths run from 2π to 10000·2π (spec.positional)
 
 
 def _relu(a):
@@ -186,4 +184,4 @@ def _softmax_columns(a):
 
 NAMESPACE = {"_block": _block, "_chain": _chain, "_matmul": _matmul, "_sigmoid": _sigmoid, "_tanh": np.tanh, "_softmax_columns": _softmax_columns,
              "_softmax_rows": _softmax_rows, "_causal_hidden": _causal_hidden, "_mask_fill": _mask_fill,
-             "_positional": _positional, "_relu": _relu, "_gelu": _gelu, "_layernorm": _layernorm}
+             "_positional": _positional, "_relu": _relu, "_gelu": _gelu, "_layernorm": _layernorm, "_constant": constant}

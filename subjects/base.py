@@ -64,6 +64,20 @@ with mask.bool_true_attends, booleans True where the query may attend (F.scaled_
 A query with no key visible has no value in the spec: any value (NaN, zeros, …) is accepted there
 and reported, but the call must succeed and the other rows must be right.
 
+What a subject's component does less than, or otherwise than, the spec's is declared per component
+in `declarations` ({component: Declaration(...)}, or a function of the component's options
+returning one), scikit-learn-tags style:
+
+    Declaration(lacks=("cross_attention", "key_padding"),   # what it cannot take (see below)
+                constants={"layernorm.epsilon": 1e-12},     # the free constants it uses
+                absent=("b_hn",),                           # parameters it structurally lacks: drawn as 0
+                dtypes=(torch.float32,), devices=("cpu",))  # where it runs; other runs are skipped
+
+The suite then draws only what the subject takes, evaluates the oracle with its constants, and
+the summary says what was not checked because of a declaration. The capabilities a component
+may lack are listed by `python -m nlpspec --capabilities` (mha: cross_attention, kv_widths,
+attn_mask, key_padding; attention: mask; …); the constants by spec/constants.py.
+
 A subject that implements a named variant of the article says so in `variants`
 ({component: variant E-id, or a tuple of them}); it is then checked against that variant and
 reported under its name. `expected_failures` maps a check id ("lstm.cell-oracle") to the reason; one that
@@ -78,6 +92,25 @@ from typing import Any, Callable
 Builder = Callable[..., Callable[..., Any]]
 
 
+@dataclass(frozen=True)
+class Declaration:
+    """What one component of a subject takes and uses, where it differs from the spec's full contract."""
+
+    lacks: tuple[str, ...] = ()          # capabilities it does not have: those cases are not drawn
+    constants: dict[str, float] = field(default_factory=dict)  # free constants (spec/constants.py)
+    absent: tuple[str, ...] = ()         # parameter names it has no such parameter for: drawn as 0
+    dtypes: tuple | None = None          # torch dtypes it runs in (None: any)
+    devices: tuple[str, ...] | None = None  # device types it runs on ("cpu", "cuda"; None: any)
+
+    def not_run(self, dtype, device) -> str:
+        """Why a run in this dtype on this device is not for it ("" if it is)."""
+        if self.dtypes is not None and dtype not in self.dtypes:
+            return f"declared to run in {', '.join(str(d).replace('torch.', '') for d in self.dtypes)} only"
+        if self.devices is not None and device.type not in self.devices:
+            return f"declared to run on {', '.join(self.devices)} only"
+        return ""
+
+
 @dataclass
 class Subject:
     """An implementation under test: a name and a builder per component it offers."""
@@ -88,6 +121,12 @@ class Subject:
     variants: dict[str, str | tuple[str, ...]] = field(default_factory=dict)
     expected_failures: dict[str, str] = field(default_factory=dict)
     options: dict[str, dict[str, list]] = field(default_factory=dict)
+    declarations: dict[str, Declaration | Callable[[dict], Declaration]] = field(default_factory=dict)
 
     def offers(self, component: str) -> bool:
         return component in self.builders
+
+    def declaration(self, component: str, options: dict | None = None) -> Declaration:
+        """What the subject declares of `component` under these options (Declaration() if nothing)."""
+        found = self.declarations.get(component, Declaration())
+        return found(options or {}) if callable(found) else found

@@ -10,8 +10,8 @@ F.scaled_dot_product_attention, fed the spec's parameters.
   mask.bool_true_masked). The spec's per-head W_Q[h] (d_model×d_k, acting on the right) is rows
   h·d_k … (h+1)·d_k - 1 of q_proj_weight, transposed; with key and value widths equal to d_model
   the three go into the packed in_proj_weight, else into q/k/v_proj_weight; out_proj.weight is
-  W_O transposed. Modes: batch_first (per-head weights), seq_first (batch_first=False, weights
-  averaged over heads), fast_path (eval, torch.no_grad, zero biases: when query, key and value
+  W_O transposed; in_proj_bias is b_Q, b_K, b_V (each head's row in turn), out_proj.bias b_O. Modes: batch_first (per-head weights), seq_first (batch_first=False, weights
+  averaged over heads), fast_path (eval, torch.no_grad: when query, key and value
   are equal and the heads even, one tensor is passed three times, which is what lets PyTorch
   take its native fast path; other cases run the ordinary path under the same settings).
 """
@@ -20,6 +20,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .glue import per_head_rows
 
 
 def attention_builder(params, mask_dtype="bool"):
@@ -38,14 +40,8 @@ def seq2seq_attention_builder(params):
     return lambda S, H: {"context": F.scaled_dot_product_attention(S, H, H)}
 
 
-def per_head_rows(W):
-    """Per-head (h, d_in, d) acting on the right -> PyTorch's (h·d, d_in) acting as F.linear."""
-    h, d_in, d = W.shape
-    return W.transpose(1, 2).reshape(h * d, d_in)
-
-
 def load_mha(module: nn.MultiheadAttention, params) -> nn.MultiheadAttention:
-    """Copy the spec's per-head W_Q, W_K, W_V, W_O into a module; its biases, if any, become 0."""
+    """Copy the spec's per-head W_Q, W_K, W_V, W_O and the biases b_Q, b_K, b_V, b_O into a module."""
     with torch.no_grad():
         q, k, v = per_head_rows(params["W_Q"]), per_head_rows(params["W_K"]), per_head_rows(params["W_V"])
         if module._qkv_same_embed_dim:
@@ -55,23 +51,21 @@ def load_mha(module: nn.MultiheadAttention, params) -> nn.MultiheadAttention:
             module.k_proj_weight.copy_(k)
             module.v_proj_weight.copy_(v)
         module.out_proj.weight.copy_(params["W_O"].T)
-        if module.in_proj_bias is not None:
-            module.in_proj_bias.zero_()
-        if module.out_proj.bias is not None:
-            module.out_proj.bias.zero_()
+        module.in_proj_bias.copy_(torch.cat([params[b].reshape(-1) for b in ("b_Q", "b_K", "b_V")]))
+        module.out_proj.bias.copy_(params["b_O"])
     return module
 
 
-def mha_module(params, batch_first=True, bias=False) -> nn.MultiheadAttention:
+def mha_module(params, batch_first=True) -> nn.MultiheadAttention:
     W_Q, W_K, W_V = params["W_Q"], params["W_K"], params["W_V"]
     heads, d_model = W_Q.shape[:2]
-    module = nn.MultiheadAttention(d_model, heads, bias=bias, kdim=W_K.shape[1], vdim=W_V.shape[1],
+    module = nn.MultiheadAttention(d_model, heads, kdim=W_K.shape[1], vdim=W_V.shape[1],
                                    batch_first=batch_first, device=W_Q.device, dtype=W_Q.dtype)
     return load_mha(module, params).eval()
 
 
 def mha_builder(params, mode="batch_first"):
-    module = mha_module(params, batch_first=mode != "seq_first", bias=mode == "fast_path")
+    module = mha_module(params, batch_first=mode != "seq_first")
 
     def fn(query, key, value, attn_mask, key_padding_mask):
         if mode == "fast_path":

@@ -2,12 +2,14 @@
 (its attention modules: subjects/torch_attention.py; its Transformer layers:
 subjects/torch_transformer.py).
 
-rnn.cell is nn.RNNCell (tanh) with weight_ih = W_xh, weight_hh = W_hh, bias_ih = b_h, bias_hh = 0;
+rnn.cell is nn.RNNCell (tanh) with weight_ih = W_xh, weight_hh = W_hh, and b_h split into bias_ih and
+bias_hh (glue.split_bias: both non-zero, summing to b_h exactly, so a library dropping one fails);
 rnn.output is softmax(F.linear(h, W_y, b_y)). lstm.cell is nn.LSTMCell: each gate's W_g (on
 [h, x], h columns first) splits into its weight_hh rows W_g[:, :H] and weight_ih rows W_g[:, H:],
-stacked in PyTorch's order i, f, g (= the candidate C), o; bias_ih is the stacked b, bias_hh = 0.
+stacked in PyTorch's order i, f, g (= the candidate C), o; the stacked b is split into bias_ih and bias_hh.
 gru.cell is nn.GRUCell (order r, z, n), which computes the variant gru.reset_after: its params
-{W_r, b_r, W_z, b_z, W_in, b_in, W_hn, b_hn} map directly (b_hn into bias_hh). Given the article's
+{W_r, b_r, W_z, b_z, W_in, b_in, W_hn, b_hn} map directly (b_r, b_z split; b_in into bias_ih, b_hn
+into bias_hh). Given the article's
 GRU params (W_h, b_h) instead, z is mapped with its sign flipped (σ(-a) = 1 - σ(a)) and W_h is cut
 into W_hn = W_h[:, :H], W_in = W_h[:, H:], b_in = b_h, b_hn = 0: the reset still acts after the
 product, so the result differs from gru.candidate, which is the point of such a check.
@@ -24,6 +26,7 @@ from torch import nn
 
 from . import torch_attention, torch_transformer
 from .base import Subject
+from .glue import GATE_ORDERS, gate_rows, split_bias
 
 CELLS = {"rnn": nn.RNNCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}
 SEQUENCES = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
@@ -41,13 +44,11 @@ def sizes(kind: str, p: dict) -> tuple[int, int]:
 def torch_weights(kind: str, p: dict):
     """Spec params of one cell -> (weight_ih, weight_hh, bias_ih, bias_hh) in PyTorch's layout."""
     if kind == "rnn":
-        return p["W_xh"], p["W_hh"], p["b_h"], torch.zeros_like(p["b_h"])
+        return (p["W_xh"], p["W_hh"], *split_bias(p["b_h"]))
     H = sizes(kind, p)[1]
     if kind == "lstm":
-        gates = [(p[f"W_{g}"], p[f"b_{g}"]) for g in "ifCo"]  # PyTorch's order i, f, g, o
-        return (torch.cat([W[:, H:] for W, _ in gates]), torch.cat([W[:, :H] for W, _ in gates]),
-                torch.cat([b for _, b in gates]), torch.zeros(4 * H, dtype=p["b_f"].dtype,
-                                                             device=p["b_f"].device))
+        order = GATE_ORDERS["torch.lstm"]  # i, f, g (the candidate C), o
+        return (*gate_rows([p[f"W_{g}"] for g in order], H), *split_bias(torch.cat([p[f"b_{g}"] for g in order])))
     # gru, PyTorch's order r, z, n
     W_r, b_r, W_z, b_z = p["W_r"], p["b_r"], p["W_z"], p["b_z"]
     if "W_h" in p:  # the article's params: z_torch = 1 - z_article, the reset stays after the product
@@ -55,9 +56,10 @@ def torch_weights(kind: str, p: dict):
         W_in, W_hn, b_in, b_hn = p["W_h"][:, H:], p["W_h"][:, :H], p["b_h"], torch.zeros_like(p["b_h"])
     else:  # gru.reset_after
         W_in, W_hn, b_in, b_hn = p["W_in"], p["W_hn"], p["b_in"], p["b_hn"]
-    zero = torch.zeros_like(b_r)
-    return (torch.cat([W_r[:, H:], W_z[:, H:], W_in]), torch.cat([W_r[:, :H], W_z[:, :H], W_hn]),
-            torch.cat([b_r, b_z, b_in]), torch.cat([zero, zero, b_hn]))
+    (ih_r, hh_r), (ih_z, hh_z) = split_bias(b_r), split_bias(b_z)
+    weight_ih, weight_hh = gate_rows([W_r, W_z], H)
+    return (torch.cat([weight_ih, W_in]), torch.cat([weight_hh, W_hn]), torch.cat([ih_r, ih_z, b_in]),
+            torch.cat([hh_r, hh_z, b_hn]))
 
 
 def load(module: nn.Module, kind: str, p: dict, suffix: str = "") -> None:

@@ -2,7 +2,7 @@
 parameters: nn.LayerNorm, a Linear-ReLU-Linear FFN, nn.TransformerEncoderLayer and
 nn.TransformerDecoderLayer (dropout 0, eval mode), and softmax(F.linear) as the classifier.
 
-A layer's attention weights load as in subjects/torch_attention.py (biases 0); linear1.weight is W_1
+A layer's attention weights and biases load as in subjects/torch_attention.py; linear1.weight is W_1
 transposed (W_1 acts on the right in the spec), linear2.weight W_2 transposed; norm_k holds gamma_k
 and beta_k. Modes: post_ln (the article), pre_ln (norm_first=True: the variants *.pre_ln), gelu
 (activation="gelu": ffn.gelu), seq_first (batch_first=False), and, for the encoder, fast_path (eval

@@ -16,11 +16,16 @@ CASE = Path(__file__).parent / "data" / "decoder_pre_ln_float64.json"
 
 
 def decoded(tree):
+    """The saved case; it was drawn before attention had biases: they are 0 (the article's)."""
     if isinstance(tree, list):
         return [decoded(v) for v in tree]
     if set(tree) == {"dtype", "values"}:
         return np.asarray(tree["values"], dtype=tree["dtype"])
-    return {k: decoded(v) for k, v in tree.items()}
+    found = {k: decoded(v) for k, v in tree.items()}
+    if "W_O" in found and "b_O" not in found:
+        h, _, d_k = found["W_Q"].shape
+        found |= {b: np.zeros((h, d_k)) for b in ("b_Q", "b_K", "b_V")} | {"b_O": np.zeros(found["W_O"].shape[1])}
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -36,13 +41,13 @@ def judged():
 
 def test_one_sample_can_be_too_tight_here(judged):
     """The case is a hard one: for some seeds, the bound of one sample of rounded arithmetic is
-    below torch's error (2 of the first 100 seeds), so a one-sample rule raises a false alarm."""
+    below torch's error (1 of the first 400 seeds), so a one-sample rule raises a false alarm."""
     h, actual, reference, _ = judged
     saved = json.loads(CASE.read_text())
     params, inputs = decoded(saved["params"]), decoded(saved["inputs"])
-    tight = [seed for seed in range(100) if outside(actual, reference, tol.tolerance(
-        reference, None, [h.rounded_oracle(params, inputs, seed)["out"]], torch.float64))]
-    assert tight, "no seed gives a one-sample bound below torch's error: the case no longer tests the rule"
+    tight = next((seed for seed in range(400) if outside(actual, reference, tol.tolerance(
+        reference, None, [h.rounded_oracle(params, inputs, seed)["out"]], torch.float64))), None)
+    assert tight is not None, "no seed gives a one-sample bound below torch's error: the case no longer tests the rule"
 
 
 def test_all_samples_accept_the_correct_subject(judged):

@@ -75,7 +75,8 @@ def check_permutation(h: Harness, data):
     actual, _, tols = evaluate(h, params, inputs)
     n, m = lengths(h, inputs)
     queries = np.array(data.draw(st.permutations(range(n)), label="query order"))
-    keys = np.array(data.draw(st.permutations(range(m)), label="key order"))
+    keys = queries if "cross_attention" in h.lacks else np.array(data.draw(st.permutations(range(m)),
+                                                                           label="key order"))
     moved, _, _ = evaluate(h, params, permuted(inputs, queries, keys))
     h.compare(moved, permuted(actual, queries, keys), tol.doubled(tols),
               what="its own output on the original order, permuted (queries permute the output rows; "
@@ -172,36 +173,36 @@ def check_equal_keys(h: Harness, data):
 
 def check_one_head(h: Harness, data):
     """One-head MHA is attention on the projected queries, keys and values, times W_O."""
-    params, inputs = att.draw_mha(data, h.kind, heads=1)
-    h.examples += 1
-    params, inputs = h.round(params), h.round(inputs)
+    params, inputs = h.draw(data, lambda data, kind, **declared: att.draw_mha(data, kind, heads=1, **declared))
     actual, reference, tols = evaluate(h, params, inputs)
     component = BY_NAME["attention"]
     single = Harness(replace(h.run, options=option_sets(h.run.subject, component)[0]), component)
-    projected = single.round({"q": inputs["query"] @ params["W_Q"][0], "k": inputs["key"] @ params["W_K"][0],
-                              "v": inputs["value"] @ params["W_V"][0], "mask": att.mha_hidden(inputs)})
+    projected = single.round({name: inputs[x] @ params[W][0] + params[b][0] for name, x, W, b in
+                              (("q", "query", "W_Q", "b_Q"), ("k", "key", "W_K", "b_K"), ("v", "value", "W_V", "b_V"))}
+                             | {"mask": att.mha_hidden(inputs)})
     got, single_reference, single_tols = evaluate(single, {}, projected)
-    W_O = params["W_O"]
+    W_O, b_O = params["W_O"], params["b_O"]
     # attention's error carried through W_O, and the gap the rounding of the projections opens
     carried = single_tols["out"].times(float(np.abs(W_O).sum(axis=0).max()), "largest column sum of |W_O|")
-    gap = tol.max_abs_diff(single_reference["out"] @ W_O, reference["out"])
-    h.compare({"out": actual["out"]}, {"out": got["out"] @ W_O}, {"out": tols["out"].plus(carried, gap)},
-              what="the subject's single-head attention on X_q W_Q, X_k W_K, X_v W_V, times W_O")
+    gap = tol.max_abs_diff(single_reference["out"] @ W_O + b_O, reference["out"])
+    h.compare({"out": actual["out"]}, {"out": got["out"] @ W_O + b_O}, {"out": tols["out"].plus(carried, gap)},
+              what="the subject's single-head attention on X_q W_Q + b_Q, X_k W_K + b_K, X_v W_V + b_V, times W_O, "
+                   "plus b_O")
 
 
 def check_head_locality(h: Harness, data):
     """With W_O = I the output is the concatenated heads: changing head t's weights changes only
     columns t·d_v … (t+1)·d_v - 1."""
-    params, inputs = att.draw_mha(data, h.kind, heads=data.draw(st.integers(2, att.MAX_HEADS), label="h"))
-    h.examples += 1
-    params, inputs = h.round(params), h.round(inputs)
+    heads = data.draw(st.integers(2, att.MAX_HEADS), label="h")
+    params, inputs = h.draw(data, lambda data, kind, **declared: att.draw_mha(data, kind, heads=heads, **declared))
     heads, d_model, d_k = params["W_Q"].shape
-    params["W_O"] = np.eye(d_model)
+    params["W_O"], params["b_O"] = np.eye(d_model), np.zeros(d_model)
     before, _, tols = evaluate(h, params, inputs)
     t = data.draw(st.integers(0, heads - 1), label="changed head")
-    new = fresh(h, data, {name: params[name].shape[1:] for name in ("W_Q", "W_K", "W_V")})
+    each = ("W_Q", "W_K", "W_V", "b_Q", "b_K", "b_V")  # one head's weights and biases
+    new = h.without_absent(fresh(h, data, {name: params[name].shape[1:] for name in each}))
     changed = {**params, **{name: np.concatenate([params[name][:t], new[name][None], params[name][t + 1:]])
-                            for name in ("W_Q", "W_K", "W_V")}}
+                            for name in each}}
     after, _, after_tols = evaluate(h, changed, inputs)
     others = np.ones(d_model, bool)
     others[t * d_k:(t + 1) * d_k] = False
@@ -253,22 +254,29 @@ def check_full_size(h: Harness, data):
             raise fail.outside(h.where(), "pe.input", name, value[index], list(index), -1.0, 1.0, slack)
 
 
+def needing(**by_component):
+    """A check's `requires`: the capabilities it needs of each component (none for the others)."""
+    return lambda component: by_component.get(component.name.replace(".", "_"), ())
+
+
 PERMUTATION = Check("permutation", "Permuting the queries permutes the output rows; permuting keys and values "
                     "together changes nothing.", all_eids, check_permutation)
 HIDDEN_KEYS_IGNORED = Check("hidden_keys_ignored", "Output i is unchanged when keys and values hidden from query i, "
                             "or other queries, change; their autograd Jacobian is exactly 0.", mask_eids,
-                            check_hidden_keys_ignored)
+                            check_hidden_keys_ignored, requires=needing(attention=("mask",), mha=("cross_attention",)))
 PADDING_APPENDED = Check("padding_appended", "Appending padding keys (hidden from every query) changes nothing.",
-                         mask_eids, check_padding_appended)
+                         mask_eids, check_padding_appended,
+                         requires=needing(attention=("mask",), mha=("cross_attention", "key_padding")))
 EQUAL_KEYS = Check("equal_keys", "All keys equal and none hidden: each output row is the mean of the values.",
-                   all_eids, check_equal_keys)
-ONE_HEAD = Check("one_head", "One-head MHA equals single-head attention on the projections, times W_O.",
+                   all_eids, check_equal_keys, requires=needing(mha=("cross_attention",)))
+ONE_HEAD = Check("one_head", "One-head MHA equals single-head attention on the projections, times W_O, plus b_O.",
                  lambda h: ("mha.head", "mha.output"), check_one_head, lambda c: ("attention",))
-HEAD_LOCALITY = Check("head_locality", "With W_O = I, changing one head's weights changes only that head's columns.",
+HEAD_LOCALITY = Check("head_locality", "With W_O = I and b_O = 0, changing one head's weights and biases changes "
+                      "only that head's columns.",
                       lambda h: ("mha.head", "mha.output"), check_head_locality)
 FULLY_MASKED_ROW = Check("fully_masked_row", "A query with no key visible is undefined and not compared; the other "
                          "rows are right; what the subject gives there is reported.", mask_eids,
-                         check_fully_masked_row)
+                         check_fully_masked_row, requires=needing(attention=("mask",), mha=("attn_mask",)))
 FULL_SIZE = Check("full_size", "At the article's 2048 positions × 512 columns, X = 0 gives P, which matches the "
                   "spec and lies in [-1, 1].", all_eids, check_full_size)
 

@@ -38,13 +38,13 @@ def mask(data, shape: tuple, label: str) -> np.ndarray:
 
 
 # --- drawing cases -----------------------------------------------------------------------------
-def draw_attention(data, kind, masked=True):
+def draw_attention(data, kind, masked=True, lacks=frozenset()):
     B, n, m, d_k, d_v, bound = (size(data, "B"), size(data, "n"), size(data, "m"), size(data, "d_k"),
                                 size(data, "d_v"), magnitude(data))
     params, inputs = case(data, {}, {"q": Shape((B, n, d_k), bound), "k": Shape((B, m, d_k), bound),
                                      "v": Shape((B, m, d_v), bound)})
     if masked:
-        inputs["mask"] = mask(data, (B, n, m), "mask")
+        inputs["mask"] = np.zeros((B, n, m), bool) if "mask" in lacks else mask(data, (B, n, m), "mask")
     return params, inputs
 
 
@@ -52,29 +52,46 @@ def draw_causal(data, kind):
     return draw_attention(data, kind, masked=False)
 
 
-def draw_mha(data, kind, heads=None):
+def mha_biases(h, d_k, d_model, bound) -> dict:
+    """The projections' biases, one row per head (b_Q, b_K, b_V: h×d_k), and b_O (d_model)."""
+    return {"b_Q": Shape((h, d_k), bound), "b_K": Shape((h, d_k), bound), "b_V": Shape((h, d_k), bound),
+            "b_O": Shape((d_model,), bound)}
+
+
+def draw_mha(data, kind, heads=None, lacks=frozenset()):
     """Cross-attention in general; half the draws are self-attention (key and value are the query),
-    half of the rest have key and value widths equal to d_model (a packed projection can serve)."""
+    half of the rest have key and value widths equal to d_model (a packed projection can serve).
+    What the subject lacks (MHA_CAPABILITIES) is not drawn."""
     B, h, d_k = size(data, "B"), heads or size(data, "h", high=MAX_HEADS), size(data, "d_k", high=MAX_HEAD_SIZE)
     d_model, n, bound = h * d_k, size(data, "n"), magnitude(data)
-    self_attention = data.draw(st.booleans(), label="self-attention")
+    self_attention = "cross_attention" in lacks or data.draw(st.booleans(), label="self-attention")
     if self_attention:
         m, d_kin, d_vin = n, d_model, d_model
-    elif data.draw(st.booleans(), label="key and value widths = d_model"):
+    elif "kv_widths" in lacks or data.draw(st.booleans(), label="key and value widths = d_model"):
         m, d_kin, d_vin = size(data, "m"), d_model, d_model
     else:
         m, d_kin, d_vin = size(data, "m"), size(data, "d_kin"), size(data, "d_vin")
     params = {"W_Q": Shape((h, d_model, d_k), WEIGHT_BOUND), "W_K": Shape((h, d_kin, d_k), WEIGHT_BOUND),
-              "W_V": Shape((h, d_vin, d_k), WEIGHT_BOUND), "W_O": Shape((h * d_k, d_model), WEIGHT_BOUND)}
+              "W_V": Shape((h, d_vin, d_k), WEIGHT_BOUND), "W_O": Shape((h * d_k, d_model), WEIGHT_BOUND),
+              **mha_biases(h, d_k, d_model, WEIGHT_BOUND)}
     inputs = {"query": Shape((B, n, d_model), bound)}
     if not self_attention:
         inputs |= {"key": Shape((B, m, d_kin), bound), "value": Shape((B, m, d_vin), bound)}
     params, inputs = case(data, params, inputs)
     if self_attention:
         inputs["key"], inputs["value"] = inputs["query"].copy(), inputs["query"].copy()
-    inputs["attn_mask"] = mask(data, (n, m), "attn_mask")
-    inputs["key_padding_mask"] = mask(data, (B, m), "key_padding_mask")
+    inputs["attn_mask"] = np.zeros((n, m), bool) if "attn_mask" in lacks else mask(data, (n, m), "attn_mask")
+    inputs["key_padding_mask"] = np.zeros((B, m), bool) if "key_padding" in lacks else \
+        mask(data, (B, m), "key_padding_mask")
     return params, inputs
+
+
+MHA_CAPABILITIES = {
+    "cross_attention": "keys and values other than the query not checked (self-attention only)",
+    "kv_widths": "key and value widths other than d_model not checked",
+    "attn_mask": "attention masks not checked",
+    "key_padding": "key padding not checked",
+}
 
 
 def draw_seq2seq_attention(data, kind):
@@ -159,7 +176,7 @@ COMPONENTS = [
     Component("attention", "attention", ("self.attention", "mask.given"), ("out",), draw_attention,
               attention_oracle, {"out": "self.attention", "weights": "self.attention"},
               variants=("attn.unscaled",) + MASK_FORMS, bounds=WEIGHT_BOUNDS, probabilities=("weights",),
-              hidden_keys=masked("attention")),
+              hidden_keys=masked("attention"), capabilities={"mask": "masks not checked (every key visible)"}),
     Component("attention.causal", "attention", ("mask.causal",), ("out",), draw_causal, causal_oracle,
               {"out": "mask.causal", "weights": "mask.causal"}, variants=("mask.causal_lower_right",),
               bounds=WEIGHT_BOUNDS, probabilities=("weights",), hidden_keys=masked("attention.causal")),
@@ -167,12 +184,13 @@ COMPONENTS = [
               ("out",), draw_mha, mha_oracle,
               {"out": "mha.output", "heads": "mha.head", "weights": "mha.head", "mean_weights": "mha.head"},
               variants=MASK_FORMS, shared=("attn_mask",), bounds=WEIGHT_BOUNDS,
-              probabilities=("weights", "mean_weights"), hidden_keys=masked("mha")),
+              probabilities=("weights", "mean_weights"), hidden_keys=masked("mha"), capabilities=MHA_CAPABILITIES),
     Component("attn.seq2seq", "attention", ("attn.score", "attn.weights", "attn.context"), ("context",),
               draw_seq2seq_attention, seq2seq_attention_oracle,
               {"context": "attn.context", "weights": "attn.weights", "scores": "attn.score"},
               bounds=WEIGHT_BOUNDS, probabilities=("weights",)),
     Component("pe", "pe", ("pe.sin", "pe.cos", "pe.input"), ("out",), draw_pe, pe_oracle,
               {"out": "pe.input", "P": "pe.input"}, variants=("pe.concat", "pe.scaled_input"), shared=("P",),
-              replaces={"pe.concat": ("pe.sin", "pe.cos", "pe.input")}, bounds={"P": (-1.0, 1.0)}),
+              replaces={"pe.concat": ("pe.sin", "pe.cos", "pe.input")}, bounds={"P": (-1.0, 1.0)},
+              constants=("pe.base",)),
 ]

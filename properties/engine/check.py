@@ -19,6 +19,7 @@ class Check:
     eids: Callable[[Harness], tuple]
     body: Callable[[Harness, object], None]
     needs: Callable[[Component], tuple] = lambda c: ()  # other components the check also drives
+    requires: Callable[[Component], tuple] = lambda c: ()  # capabilities of the component it needs
 
 
 def all_eids(h: Harness) -> tuple:

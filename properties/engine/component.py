@@ -32,6 +32,8 @@ class Component:
     probabilities: tuple[str, ...] = ()           # outputs whose last axis is a softmax row
     hidden_keys: Callable | None = None           # (kind, inputs) -> the spec's mask B (True: hidden), or None
     kind_outputs: Callable = lambda kind: {}      # kind -> output E-ids that the drawn kind adds or renames
+    capabilities: dict = field(default_factory=dict)  # what a subject may lack -> what is then not drawn
+    constants: tuple[str, ...] = ()               # the free constants its oracle reads (spec/constants.py)
 
     @property
     def recurrent(self) -> bool:

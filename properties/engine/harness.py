@@ -105,6 +105,8 @@ class Harness:
         names = declared(run.subject.variants.get(component.name), run.options)
         self.variant = ", ".join(names)
         self.kind = kind_for(component, names)
+        self.declaration = run.subject.declaration(component.name, run.options)
+        self.lacks = frozenset(self.declaration.lacks)
         forms = [v for v in names if v in MASK_FORMS]
         self.mask_form = forms[0] if forms else "additive"
         self.oracle = component.oracle(self.kind)
@@ -120,11 +122,34 @@ class Harness:
         return f"subject {self.run.subject.name!r}, component {self.component.name}{opts}"
 
     # -- cases -----------------------------------------------------------------------------
-    def draw(self, data):
-        """A case, rounded to the run's dtype: float64 arrays holding values exact in that dtype."""
-        params, inputs = self.component.draw(data, self.kind)
+    def draw(self, data, draw=None):
+        """A case, rounded to the run's dtype: float64 arrays holding values exact in that dtype; only
+        what the subject takes (its declared lacks), its absent parameters 0. `draw`: another way
+        than the component's to draw it (same signature)."""
+        draw = draw or self.component.draw
+        params, inputs = draw(data, self.kind, lacks=self.lacks) if self.component.capabilities else draw(data, self.kind)
         self.examples += 1
-        return self.round(params), self.round(inputs)
+        return self.round(self.without_absent(params)), self.round(inputs)
+
+    def without_absent(self, params):
+        """params with every parameter the subject declares absent set to 0 (at any depth, by name)."""
+        absent = set(self.declaration.absent)
+        if not absent:
+            return params
+        found = {path.rsplit(".", 1)[-1].split("[")[0] for path, _ in leaves(params)}
+        missing = sorted(absent - found)
+        if missing:
+            raise fail.form(self.where(), f"declares absent parameter(s) {', '.join(map(repr, missing))}, which "
+                                          f"{self.component.name} does not have (its parameters: {', '.join(sorted(found))})")
+
+        def zeroed(tree):
+            if isinstance(tree, dict):
+                return {k: np.zeros_like(v) if k in absent and not isinstance(v, (dict, list)) else zeroed(v)
+                        for k, v in tree.items()}
+            if isinstance(tree, list):
+                return [zeroed(v) for v in tree]
+            return tree
+        return zeroed(params)
 
     def round(self, tree):
         return nested_map(on_values(lambda a: torch.from_numpy(a).to(self.run.dtype).double().numpy()), tree)

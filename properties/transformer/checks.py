@@ -7,7 +7,7 @@ from dataclasses import replace
 import numpy as np
 from hypothesis import strategies as st
 
-from nlpspec.spec.functions import LayerNorm
+from nlpspec.spec.constants import constant
 from nlpspec.spec.transformer import normalised, stack_output
 
 from ..engine import failures as fail
@@ -28,12 +28,13 @@ def pre_ln(h: Harness) -> bool:
 
 
 def check_residual(h: Harness, data):
-    """Every sublayer silenced through its parameters (W_O = 0, W_2 = 0, b_2 = 0): each block returns
+    """Every sublayer silenced through its parameters (W_O = 0, b_O = 0, W_2 = 0, b_2 = 0): each block returns
     LN(x) (post-LN) or x itself (pre-LN), so the layer returns LN_k(… LN_1(x)) or x."""
     params, inputs = h.draw(data)
     name, attentions, norms = LAYERS[h.component.name]
     silenced = {**params, "W_2": np.zeros_like(params["W_2"]), "b_2": np.zeros_like(params["b_2"]),
-                **{a: {**params[a], "W_O": np.zeros_like(params[a]["W_O"])} for a in attentions}}
+                **{a: {**params[a], "W_O": np.zeros_like(params[a]["W_O"]), "b_O": np.zeros_like(params[a]["b_O"])}
+                   for a in attentions}}
     actual, reference, tols = evaluate(h, silenced, inputs)
     expected = inputs[name]
     if not pre_ln(h):
@@ -51,12 +52,12 @@ BLOCKS = {"encoder.layer": (("enc.attn", "attn"), ("enc.ffn", "ffn")),
 
 
 def standardised(data, shape, same_row: bool) -> np.ndarray:
-    """Rows of mean 0 and (biased) variance 1 - ε, so that LN with γ = 1, β = 0 returns them
+    """Rows of mean 0 and (biased) variance 1 - ε (the ε in force), so that LN with γ = 1, β = 0 returns them
     unchanged; with same_row, one row per sequence, repeated at every position."""
     B, n, d = shape
     raw = case(data, {}, {"x": Shape((B, 1 if same_row else n, d), 1.0)})[1]["x"] + 3 * np.arange(d)  # features never all equal
     centred = raw - raw.mean(-1, keepdims=True)
-    rows = centred * np.sqrt((1 - float(LayerNorm.EPSILON)) / (centred**2).mean(-1, keepdims=True))
+    rows = centred * np.sqrt((1 - constant("layernorm.epsilon")) / (centred**2).mean(-1, keepdims=True))
     return np.broadcast_to(rows, shape).copy()
 
 
@@ -64,7 +65,7 @@ def check_residual_sum(h: Harness, data):
     """LN made the identity (γ = 1, β = 0, standardised input) and one block's sublayer made
     s(x) = x(Π - I), Π a permutation of the features, every other block silenced: the layer
     returns x + s(x) = xΠ, post-LN or pre-LN. The attention sublayer gives x(Π - I) when every
-    position holds the same row (W_V = I, W_O = Π - I); the FFN does with W_1 = [I, -I], b_1 = 0,
+    position holds the same row (W_V = I, W_O = Π - I, b_V = b_O = 0); the FFN does with W_1 = [I, -I], b_1 = 0,
     W_2 = [Π - I; I - Π], b_2 = 0, since ReLU(a) - ReLU(-a) = a (and GELU(a) - GELU(-a) = a)."""
     params, inputs = h.draw(data)
     name = LAYERS[h.component.name][0]
@@ -77,11 +78,12 @@ def check_residual_sum(h: Harness, data):
     B, n = inputs[name].shape[:2]
     new = {}
     for _, key in (b for b in BLOCKS[h.component.name] if b[1] != "ffn"):
-        drawn = case(data, {"W_Q": Shape((heads, d, d_k), tf.PARAM_BOUND), "W_K": Shape((heads, d, d_k), tf.PARAM_BOUND)},
+        drawn = case(data, {"W_Q": Shape((heads, d, d_k), tf.PARAM_BOUND), "W_K": Shape((heads, d, d_k), tf.PARAM_BOUND),
+                            "b_Q": Shape((heads, d_k), tf.PARAM_BOUND), "b_K": Shape((heads, d_k), tf.PARAM_BOUND)},
                      {})[0]
         identity = np.eye(d).reshape(d, heads, d_k).transpose(1, 0, 2)
         out = perm - np.eye(d) if key == active else np.zeros((d, d))
-        new[key] = {**drawn, "W_V": identity, "W_O": out}
+        new[key] = {**drawn, "W_V": identity, "W_O": out, "b_V": np.zeros((heads, d_k)), "b_O": np.zeros(d)}
     split = perm - np.eye(d) if active == "ffn" else np.zeros((d, d))
     new |= {"W_1": np.concatenate([np.eye(d), -np.eye(d)], 1), "b_1": np.zeros(2 * d),
             "W_2": np.concatenate([split, -split], 0), "b_2": np.zeros(d)}
@@ -255,7 +257,8 @@ MEMORY_PERMUTATION = Check("memory_permutation", "Permuting the encoder's output
                            "output unchanged.", lambda h: ("dec.cross",), check_memory_permutation)
 PADDING_POSITIONS = Check("padding_positions", "Appending padded positions (source tokens, for the model) leaves the "
                           "outputs at the others unchanged.", lambda h: ("mask.key_padding", "enc.attn") + (
-                              ("dec.cross",) if h.component.name == "transformer" else ()), check_padding_positions)
+                              ("dec.cross",) if h.component.name == "transformer" else ()), check_padding_positions,
+                          requires=lambda c: ("key_padding",))
 INCREMENTAL_DECODING = Check("incremental_decoding", "Decoding one position at a time from the prefix equals the "
                              "teacher-forced pass.", lambda h: ("mask.causal", "transformer.decoder"),
                              check_incremental_decoding)

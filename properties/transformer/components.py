@@ -35,7 +35,8 @@ def rows(params):
 
 def mha_params(h, d_model, d_k) -> dict:
     return {"W_Q": Shape((h, d_model, d_k), PARAM_BOUND), "W_K": Shape((h, d_model, d_k), PARAM_BOUND),
-            "W_V": Shape((h, d_model, d_k), PARAM_BOUND), "W_O": Shape((h * d_k, d_model), PARAM_BOUND)}
+            "W_V": Shape((h, d_model, d_k), PARAM_BOUND), "W_O": Shape((h * d_k, d_model), PARAM_BOUND),
+            **att.mha_biases(h, d_k, d_model, PARAM_BOUND)}
 
 
 def ffn_params(d_model, d_ff) -> dict:
@@ -64,16 +65,21 @@ def draw_ffn(data, kind):
     return case(data, ffn_params(d, d_ff), {"z": Shape((B, n, d), bound)})
 
 
-def draw_encoder_layer(data, kind):
+def padding(data, shape, label, lacks):
+    """A key padding mask, or none where the subject lacks key padding."""
+    return np.zeros(shape, bool) if "key_padding" in lacks else att.mask(data, shape, label)
+
+
+def draw_encoder_layer(data, kind, lacks=frozenset()):
     B, n, bound = size(data, "B"), size(data, "n"), magnitude(data)
     h, d_k, d_model, d_ff = widths(data)
     params, inputs = case(data, {"attn": mha_params(h, d_model, d_k), **ffn_params(d_model, d_ff), **norms(2, d_model)},
                           {"x": Shape((B, n, d_model), bound)})
-    inputs["key_padding_mask"] = att.mask(data, (B, n), "key_padding_mask")
+    inputs["key_padding_mask"] = padding(data, (B, n), "key_padding_mask", lacks)
     return params, inputs
 
 
-def draw_decoder_layer(data, kind):
+def draw_decoder_layer(data, kind, lacks=frozenset()):
     B, m, n, bound = size(data, "B"), size(data, "m"), size(data, "n"), magnitude(data)
     h, d_k, d_model, d_ff = widths(data)
     params = {"self_attn": mha_params(h, d_model, d_k), "cross_attn": mha_params(h, d_model, d_k),
@@ -83,9 +89,9 @@ def draw_decoder_layer(data, kind):
 
 def draw_stack(draw_layer):
     """N layers (1 to 3) of the same widths: the first layer's case, then N - 1 more parameter sets."""
-    def draw(data, kind):
+    def draw(data, kind, lacks=frozenset()):
         layers = size(data, "N", high=3)
-        params, inputs = draw_layer(data, kind)
+        params, inputs = draw_layer(data, kind, lacks=lacks)
         shapes = layer_shapes(params)
         more = [case(data, shapes, {})[0] for _ in range(layers - 1)]
         final = {"norm": case(data, norms(1, params["gamma_1"].shape[0]), {})[0]} if "stack.final_norm" in kind else {}
@@ -104,7 +110,7 @@ def token_ids(data, shape, vocabulary, label):
     return (np.frombuffer(raw, np.uint8).astype(np.int64) % vocabulary).reshape(shape)
 
 
-def draw_model(data, kind):
+def draw_model(data, kind, lacks=frozenset()):
     """Source and target token ids, the embeddings, N encoder and N decoder layers, the classifier."""
     B, n, m, V = size(data, "B"), size(data, "n"), size(data, "m"), size(data, "V", low=2, high=6)
     V_src = size(data, "V_src", low=2, high=6)
@@ -123,7 +129,7 @@ def draw_model(data, kind):
         del params["W_c"]  # the target embedding serves
     params = case(data, params, {})[0]
     inputs = {"src": token_ids(data, (B, n), V_src, "src"), "tgt": token_ids(data, (B, m), V, "tgt"),
-              "src_key_padding_mask": att.mask(data, (B, n), "src_key_padding_mask")}
+              "src_key_padding_mask": padding(data, (B, n), "src_key_padding_mask", lacks)}
     return params, inputs
 
 
@@ -182,35 +188,38 @@ MODEL_VARIANTS = tuple(dict.fromkeys(ENCODER_VARIANTS + DECODER_VARIANTS)) + \
 
 
 PROBABILITY = dict(bounds={"out": (0.0, 1.0)}, probabilities=("out",))  # a softmax over the vocabulary
+EPSILON = dict(constants=("layernorm.epsilon",))
+PADDING = {"key_padding": "key padding not checked"}
 
 COMPONENTS = [
     Component("layernorm", "transformer", ("layernorm",), ("out",), draw_layernorm, layernorm_oracle,
-              {"out": "layernorm"}),
+              {"out": "layernorm"}, **EPSILON),
     Component("ffn", "transformer", ("ffn",), ("out",), draw_ffn, ffn_oracle, {"out": "ffn"},
               variants=("ffn.gelu",)),
     Component("encoder.layer", "transformer", ("self.qkv", "mha.head", "mha.output", "mask.key_padding",
                                                "layernorm", "ffn", "enc.attn", "enc.ffn"),
               ("out",), draw_encoder_layer, encoder_layer_oracle, {"Z": "enc.attn", "out": "enc.ffn"},
-              variants=ENCODER_VARIANTS),
+              variants=ENCODER_VARIANTS, capabilities=PADDING, **EPSILON),
     Component("decoder.layer", "transformer", ("mask.causal", "mha.head", "mha.output", "layernorm", "ffn",
                                                "dec.self", "dec.cross", "dec.ffn"),
               ("out",), draw_decoder_layer, decoder_layer_oracle,
-              {"A": "dec.self", "B": "dec.cross", "out": "dec.ffn"}, variants=DECODER_VARIANTS),
+              {"A": "dec.self", "B": "dec.cross", "out": "dec.ffn"}, variants=DECODER_VARIANTS, **EPSILON),
     Component("classifier", "transformer", ("classifier",), ("out",), draw_classifier, classifier_oracle,
               {"out": "classifier"}, **PROBABILITY),
     Component("encoder", "transformer", ("enc.attn", "enc.ffn", "mask.key_padding", "transformer.encoder"),
               ("out",), draw_stack(draw_encoder_layer), encoder_stack_oracle,
               {"out": "transformer.encoder"}, variants=ENCODER_VARIANTS + ("stack.final_norm",),
-              replaces={"stack.final_norm": ()}),
+              replaces={"stack.final_norm": ()}, capabilities=PADDING, **EPSILON),
     Component("decoder", "transformer", ("mask.causal", "dec.self", "dec.cross", "dec.ffn", "transformer.decoder"),
               ("out",), draw_stack(draw_decoder_layer), decoder_stack_oracle,
               {"out": "transformer.decoder"}, variants=DECODER_VARIANTS + ("stack.final_norm",),
-              replaces={"stack.final_norm": ()}),
+              replaces={"stack.final_norm": ()}, **EPSILON),
     Component("transformer", "transformer", ("pe.input", "pe.shift_right", "mask.key_padding",
                                              "transformer.encoder", "transformer.decoder", "classifier",
                                              "transformer.model"),
               ("out",), draw_model, model_oracle, {"out": "transformer.model", "memory": "transformer.encoder"},
-              variants=MODEL_VARIANTS, replaces={"stack.final_norm": ()}, **PROBABILITY),
+              variants=MODEL_VARIANTS, replaces={"stack.final_norm": ()}, **PROBABILITY, capabilities=PADDING,
+              constants=("layernorm.epsilon", "pe.base")),
 ]
 
 

@@ -47,13 +47,14 @@ def backward_unmasked(q, k, v, mask=None, causal=False):
     return with_gradient_of(out, ref.attention(q, k, v)[0]), weights
 
 
-def multi_head(query, key, value, W_Q, W_K, W_V, W_O, mask=None, attend=ref.attention, split=ref.split_heads,
-               merge=ref.merge_heads):
+def multi_head(query, key, value, W_Q, W_K, W_V, W_O, b_Q, b_K, b_V, b_O, mask=None, attend=ref.attention,
+               split=ref.split_heads, merge=ref.merge_heads):
     """reference.attention.multi_head with the pieces a bug turns as arguments: the attention, the
     head split, the merge."""
-    q, k, v = (split(x @ ref.stack_heads(W), W.shape[0]) for x, W in ((query, W_Q), (key, W_K), (value, W_V)))
+    q, k, v = (split(x @ ref.stack_heads(W) + b.reshape(-1), W.shape[0])
+               for x, W, b in ((query, W_Q, b_Q), (key, W_K, b_K), (value, W_V, b_V)))
     heads, weights = attend(q, k, v, mask)
-    return merge(heads) @ W_O, weights
+    return merge(heads) @ W_O + b_O, weights
 
 
 def without_params(fn, *names):
@@ -112,18 +113,23 @@ def merge_reversed(z):
     return ref.merge_heads(z.flip(1))
 
 
-def mha_without_output_projection(query, key, value, W_Q, W_K, W_V, W_O, mask=None):
-    return ref.multi_head(query, key, value, W_Q, W_K, W_V, torch.eye(W_O.shape[0], dtype=W_O.dtype,
-                                                                         device=W_O.device), mask)
+def mha_without_output_projection(query, key, value, W_O, b_O, mask=None, **p):
+    return ref.multi_head(query, key, value, **p, W_O=torch.eye(W_O.shape[0], dtype=W_O.dtype, device=W_O.device),
+                          b_O=torch.zeros_like(W_O[0]), mask=mask)
 
 
-def mha_keys_from_queries(query, key, value, W_Q, W_K, W_V, W_O, mask=None):
-    return ref.multi_head(query, query, value, W_Q, W_K, W_V, W_O, mask)
+def mha_keys_from_queries(query, key, value, mask=None, **p):
+    return ref.multi_head(query, query, value, **p, mask=mask)
 
 
-def mha_scaled_by_d_model(query, key, value, W_Q, W_K, W_V, W_O, mask=None):
+def mha_scaled_by_d_model(query, key, value, mask=None, **p):
     scale = 1 / math.sqrt(query.shape[-1])
-    return multi_head(query, key, value, W_Q, W_K, W_V, W_O, mask, attend=partial(attend, scale=lambda d_k: scale))
+    return multi_head(query, key, value, **p, mask=mask, attend=partial(attend, scale=lambda d_k: scale))
+
+
+def mha_value_bias_ignored(query, key, value, b_V, mask=None, **p):
+    return ref.multi_head(query, key, value, **p, b_V=torch.zeros_like(b_V), mask=mask)
+
 
 
 # --- seq2seq attention and positional encoding -----------------------------------------------
@@ -197,6 +203,7 @@ MUTANTS = {m.subject.name.removeprefix("zoo."): m for m in (
            {"mha": mha(mha_keys_from_queries)}),
     mutant("mha_scaled_by_d_model", "scores divided by √d_model instead of √d_k",
            {"mha": mha(mha_scaled_by_d_model)}),
+    mutant("mha_value_bias_ignored", "the value projection's bias b_V ignored", {"mha": mha(mha_value_bias_ignored)}),
     mutant("mha_key_padding_ignored", "key padding mask dropped", {"mha": zeroed("mha", "key_padding_mask")}),
     mutant("seq2seq_softmax_over_decoder", "seq2seq attention weights normalised over the decoder states",
            {"attn.seq2seq": without_params(seq2seq_softmax_over_decoder, "context", "weights", "scores")}),
