@@ -43,14 +43,15 @@ def stack_heads(W):
     return W.transpose(0, 1).reshape(d_in, h * d)
 
 
-def multi_head(query, key, value, W_Q, W_K, W_V, W_O, mask=None):
-    """self.qkv, mha.head and mha.output: every head at once; returns (out, per-head weights (B, h, n, m))."""
+def multi_head(query, key, value, W_Q, W_K, W_V, W_O, b_Q, b_K, b_V, b_O, mask=None):
+    """self.qkv, mha.head and mha.output: every head at once, biases (per head: h×d) on every row;
+    returns (out, per-head weights (B, h, n, m))."""
     h = W_Q.shape[0]
-    q = split_heads(query @ stack_heads(W_Q), h)
-    k = split_heads(key @ stack_heads(W_K), h)
-    v = split_heads(value @ stack_heads(W_V), h)
+    q = split_heads(query @ stack_heads(W_Q) + b_Q.reshape(-1), h)
+    k = split_heads(key @ stack_heads(W_K) + b_K.reshape(-1), h)
+    v = split_heads(value @ stack_heads(W_V) + b_V.reshape(-1), h)
     heads, weights = attention(q, k, v, mask)
-    return merge_heads(heads) @ W_O, weights
+    return merge_heads(heads) @ W_O + b_O, weights
 
 
 def seq2seq_attention(S, H):
