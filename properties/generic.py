@@ -10,11 +10,14 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
+from nlpspec.spec import CATALOGUE
+
 from .engine import failures as fail
 from .engine import tolerance as tol
 from .engine.check import Check, all_eids, evaluate
 from .engine.component import Component
-from .engine.harness import Harness
+from .engine.harness import Harness, leaves
+from .engine.strategies import Shape, case
 
 
 # --- oracle and generic properties -------------------------------------------------------------
@@ -87,11 +90,61 @@ def probability_rows(h: Harness, name: str, value: np.ndarray, inputs):
         raise fail.not_a_distribution(h.where(), eid, name, sums[index], list(index), floor)
 
 
+def parameter_eid(h: Harness, path: str) -> str:
+    """The E-id whose equation reads the parameter at `path` (by its last name), else the component."""
+    name = path.rsplit(".", 1)[-1].split("[")[0]
+    for eid in all_eids(h):
+        entry = CATALOGUE.get(eid)
+        if any(getattr(s, "name", None) == name for s in getattr(entry, "inputs", ())):
+            return eid
+    return h.component.name
+
+
+def replaced(tree, path: str, value, prefix=""):
+    """tree with the array at `path` (as harness.leaves names it) replaced by value."""
+    if isinstance(tree, dict):
+        return {k: replaced(v, path, value, f"{prefix}.{k}" if prefix else k) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [replaced(v, path, value, f"{prefix}[{i}]") for i, v in enumerate(tree)]
+    return value if prefix == path else tree
+
+
+PARAMETERS_PER_EXAMPLE = 1  # each example changes one of its parameters, drawn (the examples cover the rest)
+
+
+def check_parameters_read(h: Harness, data):
+    """Each parameter is read: changing it (a fresh draw of the same shape) changes the subject's
+    output wherever it moves the spec's by more than twice the tolerance (b_K, which the softmax
+    cancels, moves nothing and asks nothing)."""
+    params, inputs = h.draw(data)
+    absent = set(h.declaration.absent)
+    paths = [path for path, a in leaves(params) if a.dtype.kind == "f" and path.rsplit(".", 1)[-1] not in absent]
+    if not paths:
+        return
+    fn, reference = h.build(params), h.reference(params, inputs)
+    before, tols = h.call(fn, inputs, reference), h.tolerances(params, inputs, reference)
+    for _ in range(min(PARAMETERS_PER_EXAMPLE, len(paths))):
+        path = data.draw(st.sampled_from(paths), label="parameter changed")
+        shape = dict(leaves(params))[path].shape
+        new = h.round(case(data, {}, {"p": Shape(shape, 1.0)})[1])["p"]
+        changed = replaced(params, path, new)
+        changed_reference = h.reference(changed, inputs)
+        after = h.call(h.build(changed), inputs, changed_reference)
+        for name, value in after.items():
+            moved = float(np.nanmax(np.abs(changed_reference[name] - reference[name]), initial=0.0))
+            if moved > 2 * tols[name].atol and np.array_equal(value, before[name], equal_nan=True):
+                bound = 2 * tols[name].final().atol  # all samples of the rule, before a verdict
+                if moved > bound:
+                    raise fail.not_read(h.where(), parameter_eid(h, path), path, name, moved, bound)
+
+
 ORACLE = Check("oracle", "Equals the spec's oracle on drawn shapes and values.", all_eids, check_oracle)
 DETERMINISM = Check("determinism", "Two calls on the same inputs give identical outputs.", all_eids,
                     check_determinism)
 BATCH_INDEPENDENCE = Check("batch_independence", "Row b of a batched run equals the run on row b alone.", all_eids,
                            check_batch_independence)
+PARAMETERS_READ = Check("parameters_read", "Changing any parameter changes the output wherever it changes the spec's.",
+                        all_eids, check_parameters_read)
 BOUNDS = Check("bounds", "tanh states lie in [-1, 1], gates and probabilities in [0, 1], softmax rows sum to 1.",
                all_eids, check_bounds)
 
@@ -102,3 +155,5 @@ def yield_checks(component: Component):
     yield DETERMINISM
     yield BATCH_INDEPENDENCE
     yield BOUNDS
+    if component.has_parameters:
+        yield PARAMETERS_READ

@@ -45,6 +45,18 @@ def decoder_layer(y, memory, p, memory_mask=None):
     return layer_norm(b + ffn(b, p["W_1"], p["b_1"], p["W_2"], p["b_2"]), p["gamma_3"], p["beta_3"])
 
 
+def causal_self_attention(x, **p):
+    """Masked multi-head self-attention on one sequence (mha.causal): (out, per-head weights)."""
+    return multi_head(x, x, x, **p, mask=causal_mask(x.shape[1], x.dtype, x.device))
+
+
+def decoder_only_layer(x, p):
+    """A decoder-only (GPT-style) layer, post-LN: A = LN_1(X + CausalSelfAttention(X)), then
+    LN_2(A + FFN(A)); no cross-attention."""
+    a = layer_norm(x + causal_self_attention(x, **p["self_attn"])[0], p["gamma_1"], p["beta_1"])
+    return layer_norm(a + ffn(a, p["W_1"], p["b_1"], p["W_2"], p["b_2"]), p["gamma_2"], p["beta_2"])
+
+
 def encoder(x, layers, mask=None):
     """transformer.encoder: N encoder layers in sequence."""
     for p in layers:

@@ -273,6 +273,18 @@ class GELU(Elementwise):
         return a * (1 + sp.erf(a / sp.sqrt(2))) / 2
 
 
+class GELUTanh(Elementwise):
+    """GPT-2's tanh approximation of GELU (the variant ffn.gelu_tanh):
+    a (1 + tanh(√(2/π) (a + 0.044715 a³))) / 2, entry by entry."""
+
+    latex_name = r"\operatorname{GELU}_{\tanh}"
+    numpy_helper = "_gelu_tanh"
+
+    @staticmethod
+    def scalar(a):
+        return a * (1 + sp.tanh(sp.sqrt(2 / sp.pi) * (a + sp.Rational(44715, 10**6) * a**3))) / 2
+
+
 class Rows(MatrixExpr):
     """A row vector b (1×d) repeated on n rows: how a bias is added to every position."""
 

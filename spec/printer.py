@@ -164,6 +164,12 @@ def _gelu(a):
     return (work * (1 + special.erf(work / np.sqrt(work.dtype.type(2)))) / 2).astype(a.dtype)
 
 
+def _gelu_tanh(a):
+    """GPT-2's a (1 + tanh(√(2/π) (a + 0.044715 a³))) / 2, in a's dtype."""
+    real = a.dtype.type
+    return real(0.5) * a * (real(1) + np.tanh(real(np.sqrt(2 / np.pi)) * (a + real(0.044715) * a * a * a)))
+
+
 def _layernorm(x, gamma, beta, eps):
     """Over the last axis: γ (x - μ) / √(σ² + ε) + β, σ² the biased variance; in x's dtype."""
     mean = x.mean(axis=-1, keepdims=True)
@@ -184,4 +190,4 @@ def _softmax_columns(a):
 
 NAMESPACE = {"_block": _block, "_chain": _chain, "_matmul": _matmul, "_sigmoid": _sigmoid, "_tanh": np.tanh, "_softmax_columns": _softmax_columns,
              "_softmax_rows": _softmax_rows, "_causal_hidden": _causal_hidden, "_mask_fill": _mask_fill,
-             "_positional": _positional, "_relu": _relu, "_gelu": _gelu, "_layernorm": _layernorm, "_constant": constant}
+             "_positional": _positional, "_relu": _relu, "_gelu": _gelu, "_gelu_tanh": _gelu_tanh, "_layernorm": _layernorm, "_constant": constant}

@@ -22,7 +22,7 @@ from sympy import Eq, Function, IndexedBase, MatrixSymbol, symbols
 from . import positional
 from .attention import hidden_keys, multi_head
 from .equation import compose, define
-from .functions import GELU, LayerNorm, ReLU, Rows
+from .functions import GELU, GELUTanh, LayerNorm, ReLU, Rows
 from .functions import RowSoftmax as softmax
 from .oracle import compile_equation
 
@@ -53,6 +53,9 @@ FFN = define("ffn", "Two position-wise linear layers with a ReLU between them.",
 FFN_GELU = define("ffn.gelu", "Variant (BERT; nn.Transformer(activation='gelu')): the exact (erf) GELU instead of "
                   "ReLU; GPT-2's tanh approximation is another function.", MatrixSymbol("F", n, d_model),
                   ffn(Z, n, GELU), variant_of="ffn")
+FFN_GELU_TANH = define("ffn.gelu_tanh", "Variant (GPT-2's gelu_new; nn.GELU(approximate='tanh')): GELU's tanh "
+                       "approximation, a (1 + tanh(√(2/π)(a + 0.044715 a³)))/2, instead of ReLU.",
+                       MatrixSymbol("F", n, d_model), ffn(Z, n, GELUTanh), variant_of="ffn")
 
 # --- encoder layer -----------------------------------------------------------------------------
 gamma_1, beta_1, gamma_2, beta_2, gamma_3, beta_3 = (row(f"{p}_{k}", d_model) for k in (1, 2, 3)
@@ -161,7 +164,7 @@ def sublayer(eid, x, p, inner, variants=()):
 
 def feed_forward(p, z, variants=()):
     """ffn (ffn.gelu) with the layer's W_1, b_1, W_2, b_2."""
-    ffn_eq = FFN_GELU if "ffn.gelu" in variants else FFN
+    ffn_eq = FFN_GELU if "ffn.gelu" in variants else FFN_GELU_TANH if "ffn.gelu_tanh" in variants else FFN
     return compile_equation(ffn_eq)(Z=z, **{name: p[name] for name in ("W_1", "b_1", "W_2", "b_2")})
 
 
@@ -180,6 +183,20 @@ def decoder_layer(p, Y, E, padding=None, variants=()) -> dict:
     A = sublayer("dec.self", Y, p, lambda y: multi_head(p["self_attn"], y, y, y, causal)["O"], variants)
     B = sublayer("dec.cross", A, p, lambda a: multi_head(p["cross_attn"], a, E, E, crossed)["O"], variants)
     return {"A": A, "B": B, "D": sublayer("dec.ffn", B, p, lambda b: feed_forward(p, b, variants), variants)}
+
+
+def causal_self_attention(p, X) -> dict:
+    """Masked multi-head self-attention on one sequence (mha.head and mha.output under mask.causal):
+    the decoder's, and a decoder-only model's (GPT, nanoGPT's CausalSelfAttention)."""
+    n = X.shape[-2]
+    return multi_head(p, X, X, X, hidden_keys(n, n, causal=True), weights=True)
+
+
+def decoder_only_layer(p, X, variants=()) -> dict:
+    """A decoder-only (GPT-style) layer: dec.self, then the FFN block, no cross-attention. The FFN
+    block is enc.ffn's equation on A (A + FFN(A), LN_2 around or inside it): Z and out."""
+    Z = sublayer("dec.self", X, p, lambda x: causal_self_attention(p["self_attn"], x)["O"], variants)
+    return {"Z": Z, "E": sublayer("enc.ffn", Z, p, lambda z: feed_forward(p, z, variants), variants)}
 
 
 def stack_output(X, norm, variants):

@@ -34,10 +34,13 @@ Components of §3–4 (n queries, m keys; d_k, d_v head widths; h heads, d_model
     attention         {}                         q (B,n,d_k), k (B,m,d_k), v (B,m,d_v), mask (B,n,m)
                                                   -> out (B,n,d_v) [, weights (B,n,m)]
     attention.causal  {}  the subject's own causal mask: q, k, v -> out [, weights]
-    mha               {W_Q (h,d_model,d_k), W_K (h,d_kin,d_k), W_V (h,d_vin,d_v), W_O (h·d_v,d_model)}
+    mha               {W_Q (h,d_model,d_k), W_K (h,d_kin,d_k), W_V (h,d_vin,d_v), W_O (h·d_v,d_model),
+                       b_Q (h,d_k), b_K (h,d_k), b_V (h,d_v), b_O (d_model,)}
                       query (B,n,d_model), key (B,m,d_kin), value (B,m,d_vin), attn_mask (n,m),
                       key_padding_mask (B,m)   -> out (B,n,d_model) [, weights (B,h,n,m),
                                                   mean_weights (B,n,m), heads (B,n,h·d_v)]
+    mha.causal        the mha weights and biases (d_kin = d_vin = d_model)
+                      x (B,n,d_model), the subject's own causal mask -> out (B,n,d_model) [, weights (B,h,n,n)]
     attn.seq2seq      {}                         S (B,n,d_h) decoder states, H (B,m,d_h) encoder states
                                                   -> context (B,n,d_h) [, weights (B,n,m), scores (B,n,m)]
     pe                {}                         x (B,n,d) -> out = x + P (B,n,d) [, P (n,d)]
@@ -47,6 +50,8 @@ Components of §3–4 (n queries, m keys; d_k, d_v head widths; h heads, d_model
                       x (B,n,d), key_padding_mask (B,n) -> out (B,n,d) [, Z (B,n,d)]
     decoder.layer     {self_attn, cross_attn: mha weights, the FFN's, gamma_k, beta_k (k = 1…3)}
                       y (B,m,d), memory (B,n,d) -> out (B,m,d) [, A, B (B,m,d)]
+    decoder_only.layer {self_attn: mha weights, the FFN's, gamma_k, beta_k (k = 1, 2)}
+                      x (B,n,d), its own causal mask -> out (B,n,d) [, Z (B,n,d)]
     encoder, decoder  {layers: [a layer's parameters, …] [, norm: {gamma_1, beta_1} with stack.final_norm]}
                       the layer's inputs -> out
     classifier        {W_c (d,V), b_c (V,)}      d (B,m,d) -> out (B,m,V), probabilities
@@ -74,9 +79,10 @@ returning one), scikit-learn-tags style:
                 dtypes=(torch.float32,), devices=("cpu",))  # where it runs; other runs are skipped
 
 The suite then draws only what the subject takes, evaluates the oracle with its constants, and
-the summary says what was not checked because of a declaration. The capabilities a component
-may lack are listed by `python -m nlpspec --capabilities` (mha: cross_attention, kv_widths,
-attn_mask, key_padding; attention: mask; …); the constants by spec/constants.py.
+the summary says what was not checked because of a declaration. The capabilities a component may
+lack are its `capabilities` (properties/*/components.py): mha: cross_attention, kv_widths, attn_mask,
+key_padding; attention: mask; encoder.layer, encoder, transformer: key_padding. The constants are
+spec/constants.py's: layernorm.epsilon, pe.base.
 
 A subject that implements a named variant of the article says so in `variants`
 ({component: variant E-id, or a tuple of them}); it is then checked against that variant and

@@ -4,6 +4,7 @@
   bias_hh), both non-zero, so that a library that drops either one fails.
 - `per_head_rows`: per-head weights (h, d_in, d) acting on the right -> the (h·d, d_in) matrix of
   `F.linear`, head 1's rows first (nn.MultiheadAttention's q/k/v_proj_weight, a Linear's weight).
+- `stack_heads`: the same weights as one (d_in, h·d) matrix acting on the right (GPT-2's Conv1D).
 - `gate_rows`: a cell's gate matrices on [h, x] (h columns first) -> the input and hidden weights of
   a library, stacked in its gate order (GATE_ORDERS).
 """
@@ -33,3 +34,10 @@ def gate_rows(gates: list[torch.Tensor], hidden: int) -> tuple[torch.Tensor, tor
     """Gate matrices W_g (H, H + I) on [h, x] -> (weight_ih (k·H, I), weight_hh (k·H, H)), stacked in
     the order given."""
     return torch.cat([W[:, hidden:] for W in gates]), torch.cat([W[:, :hidden] for W in gates])
+
+
+def stack_heads(W: torch.Tensor) -> torch.Tensor:
+    """Per-head (h, d_in, d) acting on the right -> one (d_in, h·d) matrix acting on the right, head 1's
+    columns first (a Conv1D's or Keras' kernel)."""
+    h, d_in, d = W.shape
+    return W.transpose(0, 1).reshape(d_in, h * d)

@@ -10,8 +10,8 @@ from functools import partial
 
 from nlpspec.reference import gru_cell, gru_cell_reset_after, lstm_cell, rnn_cell, rnn_output, seq2seq, stacked
 from nlpspec.reference.attention import add_positions, attention, multi_head, seq2seq_attention
-from nlpspec.reference.transformer import (classifier, decoder, decoder_layer, encoder, encoder_layer, ffn, layer_norm,
-                                           model)
+from nlpspec.reference.transformer import (causal_self_attention, classifier, decoder, decoder_layer, decoder_only_layer,
+                                           encoder, encoder_layer, ffn, layer_norm, model)
 
 from .base import Subject
 
@@ -95,6 +95,8 @@ BUILDERS = {
     "decoder.layer": lambda params: lambda y, memory: decoder_layer(y, memory, params),
     "encoder": lambda params: lambda x, key_padding_mask: encoder(x, params["layers"], padding(key_padding_mask)),
     "decoder": lambda params: lambda y, memory: decoder(y, memory, params["layers"]),
+    "mha.causal": lambda params: named(partial(causal_self_attention, **params), "out", "weights"),
+    "decoder_only.layer": lambda params: lambda x: decoder_only_layer(x, params),
     "classifier": bound(classifier),
     "transformer": transformer,
 }

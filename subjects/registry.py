@@ -10,6 +10,7 @@ from .base import Subject
 BUILTINS = {
     "reference": "nlpspec.subjects.reference:SUBJECT",
     "torch": "nlpspec.subjects.torch_nn:SUBJECT",
+    "hf": "nlpspec.subjects.hf:subject",  # pip install nlpspec[hf]
 }
 
 

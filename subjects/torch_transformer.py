@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .torch_attention import load_mha
+from .glue import per_head_rows
+from .torch_attention import load_mha, mha_module
 
 MODES = ["post_ln", "pre_ln", "gelu", "seq_first"]
 
@@ -161,12 +162,65 @@ def decoder_variants(options):
     return {"pre_ln": pre_ln, "gelu": ("ffn.gelu",), FINAL_NORM: pre_ln + ("stack.final_norm",)}.get(mode, ())
 
 
+def causal_mha_builder(params, mode="sdpa"):
+    """mha.causal. sdpa: nanoGPT's CausalSelfAttention (one packed Linear for q, k and v, the heads
+    split by view and transpose, F.scaled_dot_product_attention(is_causal=True), a Linear out);
+    module: nn.MultiheadAttention with the causal mask and is_causal=True."""
+    W_Q = params["W_Q"]
+    heads, d_model, d_k = W_Q.shape
+    kw = {"device": W_Q.device, "dtype": W_Q.dtype}
+    if mode == "module":
+        module = mha_module(params)
+
+        def fn(x):
+            causal = nn.Transformer.generate_square_subsequent_mask(x.shape[1], **kw) == -torch.inf
+            out, weights = module(x, x, x, attn_mask=causal, is_causal=True, need_weights=True,
+                                  average_attn_weights=False)
+            return {"out": out, "weights": weights}
+        return fn
+    c_attn, c_proj = nn.Linear(d_model, 3 * d_model, **kw), nn.Linear(d_model, d_model, **kw)
+    with torch.no_grad():
+        c_attn.weight.copy_(torch.cat([per_head_rows(params[W]) for W in ("W_Q", "W_K", "W_V")]))
+        c_attn.bias.copy_(torch.cat([params[b].reshape(-1) for b in ("b_Q", "b_K", "b_V")]))
+        c_proj.weight.copy_(params["W_O"].T)
+        c_proj.bias.copy_(params["b_O"])
+
+    def fn(x):
+        B, T, C = x.shape
+        q, k, v = c_attn(x).split(d_model, dim=2)
+        q, k, v = (t.view(B, T, heads, C // heads).transpose(1, 2) for t in (q, k, v))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return {"out": c_proj(y.transpose(1, 2).contiguous().view(B, T, C))}
+    return fn
+
+
+def decoder_only_layer_builder(params, mode="post_ln"):
+    """decoder_only.layer: nn.TransformerEncoderLayer under the causal mask (is_causal=True), the
+    GPT-style block PyTorch offers."""
+    module = layer(nn.TransformerEncoderLayer, params, "self_attn", mode)
+    load_mha(module.self_attn, params["self_attn"])
+    load_norm(module.norm1, params, 1)
+    load_norm(module.norm2, params, 2)
+
+    def fn(x):
+        causal = nn.Transformer.generate_square_subsequent_mask(x.shape[1], device=x.device, dtype=x.dtype)
+        if mode == "seq_first":
+            return module(x.transpose(0, 1), src_mask=causal, is_causal=True).transpose(0, 1)
+        return module(x, src_mask=causal, is_causal=True)
+    return fn
+
+
+def decoder_only_variants(options):
+    return {"pre_ln": ("dec.self.pre_ln", "enc.ffn.pre_ln"), "gelu": ("ffn.gelu",)}.get(options.get("mode"), ())
+
+
 BUILDERS = {"layernorm": layernorm_builder, "ffn": ffn_builder, "encoder.layer": encoder_layer_builder,
             "decoder.layer": decoder_layer_builder, "classifier": classifier_builder, "encoder": encoder_builder,
-            "decoder": decoder_builder}
+            "decoder": decoder_builder, "mha.causal": causal_mha_builder, "decoder_only.layer": decoder_only_layer_builder}
 VARIANTS = {"encoder.layer": encoder_variants, "decoder.layer": decoder_variants, "encoder": encoder_variants,
-            "decoder": decoder_variants}
+            "decoder": decoder_variants, "decoder_only.layer": decoder_only_variants}
 OPTIONS = {"encoder.layer": {"mode": MODES + ["fast_path"]}, "decoder.layer": {"mode": MODES},
+           "mha.causal": {"mode": ["sdpa", "module"]}, "decoder_only.layer": {"mode": MODES},
            "encoder": {"mode": MODES + ["fast_path", FINAL_NORM]}, "decoder": {"mode": MODES + [FINAL_NORM]}}
 
 

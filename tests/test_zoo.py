@@ -22,6 +22,7 @@ WITNESS = {
     "determinism": "rnn_dropout_left_on",
     "batch_independence": "rnn_batch_rows_mixed",
     "bounds": "lstm_output_on_C",
+    "parameters_read": "mha_value_bias_ignored",
     "highway": "lstm_gates_swapped",
     "closed_update": "gru_update_flipped",
     "unroll_equals_steps": "layers_cold_start",

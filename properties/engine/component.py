@@ -34,6 +34,7 @@ class Component:
     kind_outputs: Callable = lambda kind: {}      # kind -> output E-ids that the drawn kind adds or renames
     capabilities: dict = field(default_factory=dict)  # what a subject may lack -> what is then not drawn
     constants: tuple[str, ...] = ()               # the free constants its oracle reads (spec/constants.py)
+    has_parameters: bool = True                   # False: the builder gets {} (attention, pe, …)
 
     @property
     def recurrent(self) -> bool:

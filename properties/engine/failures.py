@@ -91,3 +91,10 @@ def did_not_reproduce(where: str, exc: BaseException) -> SubjectFailure:
 def gradient_leak(where: str, eid: str, text: str) -> SubjectFailure:
     """A gradient that must be exactly 0 is not (a random cotangent, autograd)."""
     return SubjectFailure(f"{text}, not exactly 0 (a random cotangent, autograd)", "gradient", where, eid)
+
+
+def not_read(where: str, eid: str, path: str, name: str, moved: float, bound: float) -> SubjectFailure:
+    """A parameter whose change moves the spec's output and leaves the subject's bit for bit the same."""
+    return SubjectFailure(f"parameter {path!r} is not read: changing it moves the spec's {name!r} by {moved:.3g} "
+                          f"(beyond twice its tolerance, {bound:.3g}), and the subject's {name!r} not at all",
+                          "not read", where, eid)

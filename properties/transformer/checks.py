@@ -20,7 +20,9 @@ from . import components as tf
 
 BY_NAME = {c.name: c for c in tf.COMPONENTS}  # this family's components
 
-LAYERS = {"encoder.layer": ("x", ("attn",), 2), "decoder.layer": ("y", ("self_attn", "cross_attn"), 3)}
+LAYERS = {"encoder.layer": ("x", ("attn",), 2), "decoder.layer": ("y", ("self_attn", "cross_attn"), 3),
+          "decoder_only.layer": ("x", ("self_attn",), 2)}
+SEQUENCE = {"decoder.layer": "y", "decoder": "y", "transformer": "tgt", "mha.causal": "x", "decoder_only.layer": "x"}
 
 
 def pre_ln(h: Harness) -> bool:
@@ -48,7 +50,8 @@ def check_residual(h: Harness, data):
 
 # layer -> its blocks in order: (E-id, the sublayer's parameters: an attention's key or "ffn")
 BLOCKS = {"encoder.layer": (("enc.attn", "attn"), ("enc.ffn", "ffn")),
-          "decoder.layer": (("dec.self", "self_attn"), ("dec.cross", "cross_attn"), ("dec.ffn", "ffn"))}
+          "decoder.layer": (("dec.self", "self_attn"), ("dec.cross", "cross_attn"), ("dec.ffn", "ffn")),
+          "decoder_only.layer": (("dec.self", "self_attn"), ("enc.ffn", "ffn"))}
 
 
 def standardised(data, shape, same_row: bool) -> np.ndarray:
@@ -110,25 +113,27 @@ def check_causal_layer(h: Harness, data):
     """Decoder output i does not change when the decoder's inputs after i change, and its autograd
     Jacobian with respect to them is exactly 0."""
     params, inputs = h.draw(data)
-    y = inputs["y"]
+    name = SEQUENCE[h.component.name]
+    y = inputs[name]
     i = data.draw(st.integers(0, y.shape[1] - 1), label="position")
     fn, reference = h.build(params), h.reference(params, inputs)
     before, tols = h.call(fn, inputs, reference), h.tolerances(params, inputs, reference)
     later = np.arange(y.shape[1]) > i
-    new = h.round(case(data, {}, {"y": Shape(y.shape, magnitude(data))})[1])["y"]
-    changed = {**inputs, "y": np.where(later[None, :, None], new, y)}
+    new = h.round(case(data, {}, {name: Shape(y.shape, magnitude(data))})[1])[name]
+    changed = {**inputs, name: np.where(later[None, :, None], new, y)}
     after = h.call(fn, changed, h.reference(params, changed))
-    h.compare({k: v[:, :i + 1] for k, v in after.items()}, {k: v[:, :i + 1] for k, v in before.items()},
+    rows = {k: v[..., :i + 1, :] if k == "weights" else v[:, :i + 1] for k, v in after.items()}
+    h.compare(rows, {k: v[..., :i + 1, :] if k == "weights" else v[:, :i + 1] for k, v in before.items()},
               tol.doubled(tols), what=f"its own outputs 0…{i} before the inputs after position {i} changed",
               eid="mask.causal")
-    grads = row_gradients(h, fn, inputs, ("y",), i, "causal")
-    if grads is None or grads["y"] is None:
+    grads = row_gradients(h, fn, inputs, (name,), i, "causal")
+    if grads is None or grads[name] is None:
         return
-    index = first_nonzero(grads["y"], np.broadcast_to(later[None, :, None], grads["y"].shape), h, "causal")
+    index = first_nonzero(grads[name], np.broadcast_to(later[None, :, None], grads[name].shape), h, "causal")
     if index is not None:
         b, j, c = index
         raise fail.gradient_leak(h.where(), "mask.causal", f"the gradient of output {i} with respect to "
-                                 f"y[{b}, {j}, {c}] (a later position) is {grads['y'][index]:.6g}")
+                                 f"{name}[{b}, {j}, {c}] (a later position) is {grads[name][index]:.6g}")
 
 
 def check_memory_permutation(h: Harness, data):
@@ -170,13 +175,14 @@ def check_incremental_decoding(h: Harness, data):
     """Decoding position by position, each step fed the prefix so far, gives the teacher-forced outputs."""
     params, inputs = h.draw(data)
     full, _, tols = evaluate(h, params, inputs)
-    name = "tgt" if h.component.name == "transformer" else "y"
+    name = SEQUENCE[h.component.name]
     steps = []
     for i in range(inputs[name].shape[1]):
         prefix, _, _ = evaluate(h, params, {**inputs, name: inputs[name][:, :i + 1]})
         steps.append(prefix["out"][:, i])
-    h.compare({"out": np.stack(steps, 1)}, {"out": full["out"]}, tol.doubled(tols),
-              what="its own outputs decoded one position at a time from the prefix", eid="transformer.decoder")
+    h.compare({"out": np.stack(steps, 1)}, {"out": full["out"]}, {"out": tols["out"].doubled()},
+              what="its own outputs decoded one position at a time from the prefix",
+              eid="transformer.decoder" if "transformer.decoder" in all_eids(h) else "mask.causal")
 
 
 def check_causal_model(h: Harness, data):
@@ -252,7 +258,7 @@ RESIDUAL = Check("residual", "Every sublayer silenced through its parameters: th
 RESIDUAL_SUM = Check("residual_sum", "LN made the identity (γ = 1, β = 0, standardised input), one sublayer on: "
                      "the layer returns x + sublayer(x).", sublayer_eids, check_residual_sum)
 CAUSAL = Check("causal", "Decoder output i is unchanged when inputs after i change; its Jacobian there is exactly 0.",
-               lambda h: ("mask.causal", "dec.self"), check_causal_layer)
+               lambda h: tuple(e for e in ("mask.causal", "dec.self") if e in all_eids(h)), check_causal_layer)
 MEMORY_PERMUTATION = Check("memory_permutation", "Permuting the encoder's output positions leaves the decoder's "
                            "output unchanged.", lambda h: ("dec.cross",), check_memory_permutation)
 PADDING_POSITIONS = Check("padding_positions", "Appending padded positions (source tokens, for the model) leaves the "
@@ -260,7 +266,8 @@ PADDING_POSITIONS = Check("padding_positions", "Appending padded positions (sour
                               ("dec.cross",) if h.component.name == "transformer" else ()), check_padding_positions,
                           requires=lambda c: ("key_padding",))
 INCREMENTAL_DECODING = Check("incremental_decoding", "Decoding one position at a time from the prefix equals the "
-                             "teacher-forced pass.", lambda h: ("mask.causal", "transformer.decoder"),
+                             "teacher-forced pass.",
+                             lambda h: tuple(e for e in ("mask.causal", "transformer.decoder") if e in all_eids(h)),
                              check_incremental_decoding)
 CAUSAL_MODEL = Check("causal_model", "With the right shift, the prediction at i ignores the targets at i and after "
                      "(their embeddings' Jacobian is exactly 0); the encoder ignores the targets.",
@@ -274,15 +281,16 @@ STACKED_LAYERS = Check("stacked_layers", "A stack of N layers equals the subject
 def yield_checks(component: Component):
     """The Transformer family's checks that apply to `component` (none for another family's)."""
     name = component.name
-    if name in ("encoder.layer", "decoder.layer"):
+    if name in ("encoder.layer", "decoder.layer", "decoder_only.layer"):
         yield RESIDUAL
         yield RESIDUAL_SUM
-    if name in ("decoder.layer", "decoder"):
+    if name in ("decoder.layer", "decoder", "mha.causal", "decoder_only.layer"):
         yield CAUSAL
+    if name in ("decoder.layer", "decoder"):
         yield MEMORY_PERMUTATION
     if name in ("encoder.layer", "encoder", "transformer"):
         yield PADDING_POSITIONS
-    if name in ("decoder", "transformer"):
+    if name in ("decoder", "transformer", "mha.causal", "decoder_only.layer"):
         yield INCREMENTAL_DECODING
     if name == "transformer":
         yield CAUSAL_MODEL

@@ -87,6 +87,20 @@ def draw_decoder_layer(data, kind, lacks=frozenset()):
     return case(data, params, {"y": Shape((B, m, d_model), bound), "memory": Shape((B, n, d_model), bound)})
 
 
+def draw_causal_mha(data, kind):
+    """One sequence x (B, n, d_model) and the multi-head weights and biases of its self-attention."""
+    B, n, bound = size(data, "B"), size(data, "n"), magnitude(data)
+    h, d_k = size(data, "h", high=att.MAX_HEADS), size(data, "d_k", high=att.MAX_HEAD_SIZE)
+    return case(data, mha_params(h, h * d_k, d_k), {"x": Shape((B, n, h * d_k), bound)})
+
+
+def draw_decoder_only_layer(data, kind):
+    B, n, bound = size(data, "B"), size(data, "n"), magnitude(data)
+    h, d_k, d_model, d_ff = widths(data)
+    return case(data, {"self_attn": mha_params(h, d_model, d_k), **ffn_params(d_model, d_ff), **norms(2, d_model)},
+                {"x": Shape((B, n, d_model), bound)})
+
+
 def draw_stack(draw_layer):
     """N layers (1 to 3) of the same widths: the first layer's case, then N - 1 more parameter sets."""
     def draw(data, kind, lacks=frozenset()):
@@ -160,6 +174,23 @@ def decoder_layer_oracle(kind):
                                             A="A", B="B", out="D")
 
 
+def causal_mha_oracle(kind):
+    def oracle(params, inputs):
+        found = spec.causal_self_attention(params, inputs["x"])
+        return {**att.named(found, out="O", heads="Z_heads", weights="weights")}
+    return oracle
+
+
+def decoder_only_layer_oracle(kind):
+    return lambda params, inputs: att.named(spec.decoder_only_layer(rows(params), inputs["x"], kind), Z="Z", out="E")
+
+
+def causal_hidden(kind, inputs):
+    """The keys mask.causal hides from each query of one sequence, with a head axis (1, 1, n, n)."""
+    n = inputs["x"].shape[-2]
+    return spec.hidden_keys(n, n, causal=True)[None, None]
+
+
 def encoder_stack_oracle(kind):
     return lambda params, inputs: {"out": spec.encoder(rows(params["layers"]), inputs["x"], inputs["key_padding_mask"],
                                                        kind, rows(params.get("norm")))}
@@ -187,6 +218,7 @@ MODEL_VARIANTS = tuple(dict.fromkeys(ENCODER_VARIANTS + DECODER_VARIANTS)) + \
     ("stack.final_norm", "pe.scaled_input", "classifier.tied")
 
 
+DECODER_ONLY_VARIANTS = ("dec.self.pre_ln", "enc.ffn.pre_ln", "ffn.gelu", "ffn.gelu_tanh")
 PROBABILITY = dict(bounds={"out": (0.0, 1.0)}, probabilities=("out",))  # a softmax over the vocabulary
 EPSILON = dict(constants=("layernorm.epsilon",))
 PADDING = {"key_padding": "key padding not checked"}
@@ -195,7 +227,7 @@ COMPONENTS = [
     Component("layernorm", "transformer", ("layernorm",), ("out",), draw_layernorm, layernorm_oracle,
               {"out": "layernorm"}, **EPSILON),
     Component("ffn", "transformer", ("ffn",), ("out",), draw_ffn, ffn_oracle, {"out": "ffn"},
-              variants=("ffn.gelu",)),
+              variants=("ffn.gelu", "ffn.gelu_tanh")),
     Component("encoder.layer", "transformer", ("self.qkv", "mha.head", "mha.output", "mask.key_padding",
                                                "layernorm", "ffn", "enc.attn", "enc.ffn"),
               ("out",), draw_encoder_layer, encoder_layer_oracle, {"Z": "enc.attn", "out": "enc.ffn"},
@@ -204,6 +236,13 @@ COMPONENTS = [
                                                "dec.self", "dec.cross", "dec.ffn"),
               ("out",), draw_decoder_layer, decoder_layer_oracle,
               {"A": "dec.self", "B": "dec.cross", "out": "dec.ffn"}, variants=DECODER_VARIANTS, **EPSILON),
+    Component("mha.causal", "transformer", ("self.qkv", "mha.head", "mha.output", "mask.causal"), ("out",),
+              draw_causal_mha, causal_mha_oracle, {"out": "mha.output", "heads": "mha.head", "weights": "mha.head"},
+              bounds={"weights": (0.0, 1.0)}, probabilities=("weights",), hidden_keys=causal_hidden),
+    Component("decoder_only.layer", "transformer", ("mask.causal", "mha.head", "mha.output", "layernorm", "ffn",
+                                                    "dec.self", "enc.ffn"),
+              ("out",), draw_decoder_only_layer, decoder_only_layer_oracle, {"Z": "dec.self", "out": "enc.ffn"},
+              variants=DECODER_ONLY_VARIANTS, **EPSILON),
     Component("classifier", "transformer", ("classifier",), ("out",), draw_classifier, classifier_oracle,
               {"out": "classifier"}, **PROBABILITY),
     Component("encoder", "transformer", ("enc.attn", "enc.ffn", "mask.key_padding", "transformer.encoder"),

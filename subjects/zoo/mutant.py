@@ -20,9 +20,11 @@ class Mutant:
     components: tuple[str, ...]
 
 
-def mutant(name: str, bug: str, builders: dict) -> Mutant:
-    """The reference subject with the builders of the broken components replaced by `builders`."""
-    return Mutant(Subject(name=f"zoo.{name}", version=VERSION, builders={**BUILDERS, **builders}), bug, tuple(builders))
+def mutant(name: str, bug: str, builders: dict, declarations: dict | None = None) -> Mutant:
+    """The reference subject with the builders of the broken components replaced by `builders` (and,
+    for a bug in what a subject declares, its declarations)."""
+    return Mutant(Subject(name=f"zoo.{name}", version=VERSION, builders={**BUILDERS, **builders},
+                          declarations=declarations or {}), bug, tuple(builders))
 
 
 def zeroed(component: str, *names: str):

@@ -8,6 +8,7 @@ import torch
 from nlpspec.reference import transformer as ref
 from nlpspec.reference.attention import add_positions, attention, multi_head
 
+from ..base import Declaration
 from ..reference import BUILDERS, bound, named, padding
 from .attention import backward_unmasked, with_gradient_of
 from .attention import multi_head as multi_head_with
@@ -197,9 +198,34 @@ def model_backward_unshifted(src, tgt, p, src_mask=None):
     return with_gradient_of(out, leak), memory
 
 
+def causal_self_attention(x, self_mask=ref.causal_mask, **p):
+    """mha.causal as the reference's, the causal mask as an argument."""
+    return multi_head(x, x, x, **p, mask=self_mask(x.shape[1], x.dtype, x.device))
+
+
+def decoder_only_layer(x, p, self_mask=ref.causal_mask, block=post_ln, norm=ref.layer_norm):
+    """decoder_only.layer as the reference's, the mask and the residual block as arguments."""
+    a = block(x, lambda t: causal_self_attention(t, self_mask, **p["self_attn"])[0], p["gamma_1"], p["beta_1"], norm)
+    return block(a, feed_forward(p, ref.ffn), p["gamma_2"], p["beta_2"], norm)
+
+
+def causal_mha(self_mask):
+    return lambda params: named(partial(causal_self_attention, self_mask=self_mask, **params), "out", "weights")
+
+
+def decoder_only(**broken):
+    return lambda params: lambda x: decoder_only_layer(x, params, **broken)
+
+
 BACKWARD_UNMASKED = partial(decoder_layer, attend=backward_unmasked)
 
 MUTANTS = {m.subject.name.removeprefix("zoo."): m for m in (
+    mutant("mha_causal_one_ahead", "a causal self-attention kernel leaking one position (i sees i + 1)",
+           {"mha.causal": causal_mha(mask_one_ahead)}),
+    mutant("decoder_only_unmasked", "a GPT-style block whose self-attention has no causal mask",
+           {"decoder_only.layer": decoder_only(self_mask=no_mask)}),
+    mutant("decoder_only_pre_ln_declared_post_ln", "a pre-LN GPT block declared as the article's post-LN",
+           {"decoder_only.layer": decoder_only(block=pre_ln)}),
     mutant("dec_self_attention_unmasked", "decoder self-attention without the causal mask",
            {"decoder.layer": decoder_layers(partial(decoder_layer, self_mask=no_mask))}),
     mutant("dec_causal_one_ahead", "decoder causal mask lets position i see i + 1",
@@ -216,6 +242,9 @@ MUTANTS = {m.subject.name.removeprefix("zoo."): m for m in (
     mutant("ln_over_sequence", "LayerNorm over the sequence axis instead of the features",
            everywhere("layernorm", "norm", partial(layer_norm, dim=-2))),
     mutant("ln_without_epsilon", "LayerNorm without ε", everywhere("layernorm", "norm", partial(layer_norm, eps=0.0))),
+    mutant("ln_epsilon_not_the_declared", "declares BERT's ε = 1e-12, computes with PyTorch's 1e-5",
+           {"layernorm": BUILDERS["layernorm"]},
+           {"layernorm": Declaration(constants={"layernorm.epsilon": 1e-12})}),
     mutant("ln_unbiased_variance", "LayerNorm with the unbiased (n - 1) variance",
            everywhere("layernorm", "norm", partial(layer_norm, unbiased=True))),
     mutant("ffn_without_relu", "FFN without its ReLU", everywhere("ffn", "ffn", ffn_without_relu)),

@@ -1,0 +1,150 @@
+"""Hugging Face transformers as subject "hf" (`pip install nlpspec[hf]`): its own modules, built from
+their configs with random weights (never a hub download) and loaded with the spec's parameters.
+
+- encoder.layer: BERT's `BertLayer` (post-LN, the exact erf GELU: the variant ffn.gelu), with BERT's
+  own ε = 1e-12 declared. Its key padding reaches it as the mask the library builds itself
+  (`masking_utils.create_bidirectional_mask` from a 0/1 attention mask); with masks="none" it gets
+  no mask and declares that it lacks key padding.
+- mha.causal: GPT-2's `GPT2Attention` (one Conv1D c_attn for q, k and v, weights (in, out) acting on
+  the right, as the spec's), under the causal mask `create_causal_mask` builds (sdpa: none, the kernel's
+  own is_causal).
+- decoder_only.layer: GPT-2's `GPT2Block` (pre-LN: dec.self.pre_ln, enc.ffn.pre_ln; its gelu_new is
+  GELU's tanh approximation: ffn.gelu_tanh).
+Every one under each attention implementation the CPU offers ("eager", "sdpa"): the option `attn`.
+"""
+from __future__ import annotations
+
+import torch
+
+from .base import Declaration, Subject
+from .glue import per_head_rows, stack_heads
+
+ATTENTION = ["eager", "sdpa"]
+
+
+def placed(module, like: torch.Tensor):
+    return module.to(device=like.device, dtype=like.dtype).eval().requires_grad_(False)
+
+
+def copy(target: torch.nn.Parameter, value: torch.Tensor):
+    with torch.no_grad():
+        target.copy_(value)
+
+
+# --- BERT ----------------------------------------------------------------------------------------
+BERT_EPS = 1e-12  # BertConfig's layer_norm_eps
+
+
+def bert_layer_builder(params, attn="eager", masks="library"):
+    from transformers import BertConfig
+    from transformers.masking_utils import create_bidirectional_mask
+    from transformers.models.bert.modeling_bert import BertLayer
+
+    p = params["attn"]
+    heads, d_model, _ = p["W_Q"].shape
+    config = BertConfig(hidden_size=d_model, num_attention_heads=heads, intermediate_size=params["W_1"].shape[1],
+                        hidden_act="gelu", layer_norm_eps=BERT_EPS, hidden_dropout_prob=0.0,
+                        attention_probs_dropout_prob=0.0, attn_implementation=attn)
+    layer = placed(BertLayer(config), p["W_Q"])
+    attention = layer.attention
+    for name, W, b in (("query", "W_Q", "b_Q"), ("key", "W_K", "b_K"), ("value", "W_V", "b_V")):
+        copy(getattr(attention.self, name).weight, per_head_rows(p[W]))
+        copy(getattr(attention.self, name).bias, p[b].reshape(-1))
+    copy(attention.output.dense.weight, p["W_O"].T)
+    copy(attention.output.dense.bias, p["b_O"])
+    copy(attention.output.LayerNorm.weight, params["gamma_1"])
+    copy(attention.output.LayerNorm.bias, params["beta_1"])
+    copy(layer.intermediate.dense.weight, params["W_1"].T)
+    copy(layer.intermediate.dense.bias, params["b_1"])
+    copy(layer.output.dense.weight, params["W_2"].T)
+    copy(layer.output.dense.bias, params["b_2"])
+    copy(layer.output.LayerNorm.weight, params["gamma_2"])
+    copy(layer.output.LayerNorm.bias, params["beta_2"])
+
+    def fn(x, key_padding_mask):
+        mask = None
+        if masks == "library":  # BERT's attention_mask: 1 where a token is kept, 0 where it is padding
+            mask = create_bidirectional_mask(config=config, inputs_embeds=x, attention_mask=(~key_padding_mask).long())
+        out = layer(x, attention_mask=mask)
+        return out[0] if isinstance(out, tuple) else out
+    return fn
+
+
+def bert_declaration(options):
+    lacks = ("key_padding",) if options.get("masks") == "none" else ()
+    return Declaration(lacks=lacks, constants={"layernorm.epsilon": BERT_EPS})
+
+
+# --- GPT-2 ---------------------------------------------------------------------------------------
+def gpt2_config(p, d_ff, attn):
+    from transformers import GPT2Config
+    heads, d_model, _ = p["W_Q"].shape
+    return GPT2Config(n_embd=d_model, n_head=heads, n_inner=d_ff, attn_pdrop=0.0, resid_pdrop=0.0, embd_pdrop=0.0,
+                      attn_implementation=attn)
+
+
+def load_gpt2_attention(attention, p):
+    """c_attn (Conv1D: x @ weight + bias, weight (d_model, 3·d_model)) holds W_Q, W_K, W_V, heads side by side."""
+    copy(attention.c_attn.weight, torch.cat([stack_heads(p[W]) for W in ("W_Q", "W_K", "W_V")], dim=1))
+    copy(attention.c_attn.bias, torch.cat([p[b].reshape(-1) for b in ("b_Q", "b_K", "b_V")]))
+    copy(attention.c_proj.weight, p["W_O"])
+    copy(attention.c_proj.bias, p["b_O"])
+
+
+def causal_call(module, config):
+    from transformers.masking_utils import create_causal_mask
+
+    def call(x):
+        mask = create_causal_mask(config=config, inputs_embeds=x, attention_mask=None, past_key_values=None,
+                                  position_ids=torch.arange(x.shape[1], device=x.device)[None])
+        return module(x, attention_mask=mask)
+    return call
+
+
+def gpt2_attention_builder(params, attn="eager"):
+    from transformers.models.gpt2.modeling_gpt2 import GPT2Attention
+
+    config = gpt2_config(params, 1, attn)
+    attention = placed(GPT2Attention(config, layer_idx=0), params["W_Q"])
+    load_gpt2_attention(attention, params)
+    call = causal_call(attention, config)
+
+    def fn(x):
+        out, weights = call(x)
+        return {"out": out} if weights is None else {"out": out, "weights": weights}
+    return fn
+
+
+def gpt2_block_builder(params, attn="eager"):
+    from transformers.models.gpt2.modeling_gpt2 import GPT2Block
+
+    config = gpt2_config(params["self_attn"], params["W_1"].shape[1], attn)
+    block = placed(GPT2Block(config, layer_idx=0), params["W_1"])
+    load_gpt2_attention(block.attn, params["self_attn"])
+    for k, norm in ((1, block.ln_1), (2, block.ln_2)):
+        copy(norm.weight, params[f"gamma_{k}"])
+        copy(norm.bias, params[f"beta_{k}"])
+    copy(block.mlp.c_fc.weight, params["W_1"])
+    copy(block.mlp.c_fc.bias, params["b_1"])
+    copy(block.mlp.c_proj.weight, params["W_2"])
+    copy(block.mlp.c_proj.bias, params["b_2"])
+    call = causal_call(block, config)
+
+    def fn(x):
+        out = call(x)
+        return out[0] if isinstance(out, tuple) else out
+    return fn
+
+
+def subject() -> Subject:
+    """The subject (importing transformers only here: `pip install nlpspec[hf]`)."""
+    import transformers
+    return Subject(
+        name="hf", version=transformers.__version__,
+        builders={"encoder.layer": bert_layer_builder, "mha.causal": gpt2_attention_builder,
+                  "decoder_only.layer": gpt2_block_builder},
+        variants={"encoder.layer": ("ffn.gelu", "mask.bool_true_masked"), "decoder_only.layer": ("dec.self.pre_ln", "enc.ffn.pre_ln", "ffn.gelu_tanh")},
+        options={"encoder.layer": {"attn": ATTENTION, "masks": ["library", "none"]}, "mha.causal": {"attn": ATTENTION},
+                 "decoder_only.layer": {"attn": ATTENTION}},
+        declarations={"encoder.layer": bert_declaration,
+                      "decoder_only.layer": Declaration(constants={"layernorm.epsilon": 1e-5})})

@@ -1,0 +1,53 @@
+"""Hugging Face transformers as a subject (subjects/hf.py): its BERT layer passes with BERT's own ε
+declared and fails without it; its GPT-2 block passes as the variants it implements and fails as the
+article's; GPT-2's attention passes as causal self-attention. Runs where `nlpspec[hf]` is installed
+(CI installs it)."""
+from dataclasses import replace
+
+import pytest
+import torch
+from hypothesis import Phase, settings
+
+from nlpspec.properties.runner import check_subject
+from nlpspec.subjects import load_subject
+
+pytest.importorskip("transformers")
+pytestmark = pytest.mark.selftest
+QUICK = settings(max_examples=25, derandomize=True, database=None, deadline=None,
+                 phases=(Phase.explicit, Phase.generate))
+
+
+def oracle(subject, component, dtype=torch.float64):
+    return [r for r in check_subject(subject, "cpu", dtype, QUICK, components=[component], checks=["oracle"])]
+
+
+@pytest.fixture(scope="module")
+def hf():
+    return load_subject("hf")
+
+
+def test_bert_passes_with_its_epsilon_declared(hf):
+    records = oracle(hf, "encoder.layer")
+    assert len(records) == 4 and all(r.status == "pass" for r in records), [r.message for r in records]
+    assert all("layernorm.epsilon = 1e-12" in r.declared for r in records)
+
+
+def test_bert_fails_as_a_different_function_without_its_epsilon(hf):
+    undeclared = replace(hf, declarations={})
+    records = [r for r in oracle(undeclared, "encoder.layer") if r.options["masks"] == "library"]
+    assert records and all(r.status == "fail" and "value: the subject computes a different function" in r.message
+                           for r in records), [r.message for r in records]
+
+
+def test_gpt2_block_passes_as_its_variants_and_fails_as_the_articles(hf):
+    assert all(r.status == "pass" and r.variant == "dec.self.pre_ln, enc.ffn.pre_ln, ffn.gelu_tanh"
+               for r in oracle(hf, "decoder_only.layer"))
+    exact_gelu = replace(hf, variants={**hf.variants, "decoder_only.layer": ("dec.self.pre_ln", "enc.ffn.pre_ln",
+                                                                             "ffn.gelu")})
+    assert all(r.status == "fail" for r in oracle(exact_gelu, "decoder_only.layer"))
+
+
+def test_gpt2_attention_loads_every_bias(hf):
+    records = check_subject(hf, "cpu", torch.float64, QUICK, components=["mha.causal"],
+                            checks=["oracle", "parameters_read"])
+    assert len(records) == 4 and all(r.status == "pass" for r in records), [r.message for r in records]
