@@ -62,8 +62,12 @@ def check_bounds(h: Harness, data):
         outside = (value < low - slack) | (value > high + slack)
         if outside.any():
             index = tuple(int(i) for i in np.argwhere(outside)[0])
-            raise fail.outside(h.where(), h.output_eids.get(name, h.component.name), name, value[index], list(index),
-                               low, high, slack)
+            failure = fail.outside(h.where(), h.output_eids.get(name, h.component.name), name, value[index],
+                                   list(index), low, high, slack)
+            lower = h.returned_lower(value, np.where(outside, np.inf, value), 0.0) or h.precision_of_calls()
+            if lower is not None and not ((value < low - lower_slack(lower)) | (value > high + lower_slack(lower))).any():
+                raise fail.lower_precision(failure, lower, h.run.dtype)
+            raise failure
     for name in h.component.probabilities:
         if name in actual:
             probability_rows(h, name, actual[name], inputs)
@@ -87,7 +91,16 @@ def probability_rows(h: Harness, name: str, value: np.ndarray, inputs):
     off = defined & (np.abs(sums - 1) > floor)
     if off.any():
         index = tuple(int(i) for i in np.argwhere(off)[0])
-        raise fail.not_a_distribution(h.where(), eid, name, sums[index], list(index), floor)
+        failure = fail.not_a_distribution(h.where(), eid, name, sums[index], list(index), floor)
+        lower = h.returned_lower(value, np.full(value.shape, np.inf), 0.0) or h.precision_of_calls()
+        if lower is not None and not (defined & (np.abs(sums - 1) > lower_slack(lower) * value.shape[-1])).any():
+            raise fail.lower_precision(failure, lower, h.run.dtype)
+        raise failure
+
+
+def lower_slack(dtype) -> float:
+    """The rounding a bounds check allows in `dtype`, for a subject found to compute in it."""
+    return tol.FLOOR_ULPS * tol.eps(dtype)
 
 
 def parameter_eid(h: Harness, path: str) -> str:
@@ -135,7 +148,11 @@ def check_parameters_read(h: Harness, data):
             if moved > 2 * tols[name].atol and np.array_equal(value, before[name], equal_nan=True):
                 bound = 2 * tols[name].final().atol  # all samples of the rule, before a verdict
                 if moved > bound:
-                    raise fail.not_read(h.where(), parameter_eid(h, path), path, name, moved, bound)
+                    failure = fail.not_read(h.where(), parameter_eid(h, path), path, name, moved, bound)
+                    lower = h.returned_lower(value, np.full(value.shape, np.inf), 0.0) or h.precision_of_calls()
+                    if lower is not None and moved <= lower_slack(lower) * tol.scale_of(reference[name]):
+                        raise fail.lower_precision(failure, lower, h.run.dtype)  # a change below its rounding
+                    raise failure
 
 
 ORACLE = Check("oracle", "Equals the spec's oracle on drawn shapes and values.", all_eids, check_oracle)

@@ -11,6 +11,7 @@ BUILTINS = {
     "reference": "nlpspec.subjects.reference:SUBJECT",
     "torch": "nlpspec.subjects.torch_nn:SUBJECT",
     "hf": "nlpspec.subjects.hf:subject",  # pip install nlpspec[hf]
+    "keras": "nlpspec.subjects.keras3:subject",  # pip install nlpspec[keras]
 }
 
 

@@ -36,7 +36,7 @@ def test_weights_that_do_not_sum_to_one_are_named_by_the_bounds_check():
     ("mutates_params", "modified its parameter 'b_h' in place"),
     ("not_a_dict", "returned a list; expected a dict of tensors"),
     ("missing_output", "returned no 'h' (it returned 'hidden')"),
-    ("float32_inside", "precision: the error is what rounding in torch.float32 gives"),
+    ("float32_inside", "precision: the subject computes in float32 in a float64 run"),
     ("mask_flipped_in_place", "modified its input 'mask' in place"),
     ("builder_returns_none", "the adapter's builder returned NoneType, not a callable"),
     ("unknown_output", "returned 'Chat_', which the spec does not define for lstm.cell; known outputs: "),

@@ -2,9 +2,6 @@
 lacks is not drawn and the checks that need it are not run (and say so), absent parameters are drawn
 as 0, and a declaration the suite does not know is a usage error."""
 from dataclasses import replace
-from functools import partial
-
-import numpy as np
 import pytest
 import torch
 from hypothesis import Phase, settings
@@ -58,8 +55,6 @@ def test_the_default_epsilon_is_the_spec_s():
 
 
 def test_a_declared_pe_base_is_used():
-    from nlpspec.reference.attention import add_positions  # noqa: F401  (the reference's, base 10000)
-
     def positions(base):
         def build(params):
             def fn(x):

@@ -132,7 +132,7 @@ def test_pytorch_tutorials_float32_positions_are_a_precision_finding_in_float64(
             return {"out": x + P, "P": P}
         return fn
     [record] = records_of(Subject("tutorial", {"pe": build}), ["pe"])
-    assert record.status == "fail" and "precision: the error is what rounding in torch.float32 gives" in record.message
+    assert record.status == "fail" and "precision: the subject computes in float32 in a float64 run" in record.message
 
 
 def tied_model(params):

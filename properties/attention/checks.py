@@ -7,7 +7,6 @@ Each compares the subject with itself on a changed case, within twice the tolera
 """
 from __future__ import annotations
 
-from dataclasses import replace
 
 import numpy as np
 from hypothesis import strategies as st
@@ -176,7 +175,7 @@ def check_one_head(h: Harness, data):
     params, inputs = h.draw(data, lambda data, kind, **declared: att.draw_mha(data, kind, heads=1, **declared))
     actual, reference, tols = evaluate(h, params, inputs)
     component = BY_NAME["attention"]
-    single = Harness(replace(h.run, options=option_sets(h.run.subject, component)[0]), component)
+    single = h.companion(component, option_sets(h.run.subject, component)[0])
     projected = single.round({name: inputs[x] @ params[W][0] + params[b][0] for name, x, W, b in
                               (("q", "query", "W_Q", "b_Q"), ("k", "key", "W_K", "b_K"), ("v", "value", "W_V", "b_V"))}
                              | {"mask": att.mha_hidden(inputs)})

@@ -17,7 +17,7 @@ from nlpspec.spec import attention as spec
 from nlpspec.spec import positional
 
 from ..engine.component import MASK_FORMS, Component
-from ..engine.strategies import Shape, case, magnitude, size
+from ..engine.strategies import Shape, case, magnitude, past_overflow, size
 MAX_HEADS = 4        # several heads, so that a head split that mixes heads shows
 MAX_HEAD_SIZE = 3    # d_k = d_v of one head; d_model = heads · d_k
 WEIGHT_BOUND = 1.0   # projection weights: with inputs up to 8, float16 scores stay finite
@@ -41,7 +41,8 @@ def mask(data, shape: tuple, label: str) -> np.ndarray:
 def draw_attention(data, kind, masked=True, lacks=frozenset()):
     B, n, m, d_k, d_v, bound = (size(data, "B"), size(data, "n"), size(data, "m"), size(data, "d_k"),
                                 size(data, "d_v"), magnitude(data))
-    params, inputs = case(data, {}, {"q": Shape((B, n, d_k), bound), "k": Shape((B, m, d_k), bound),
+    q_bound = past_overflow(data, bound * np.sqrt(d_k)) or bound  # |q·k| / √d_k ≤ q_bound · bound · √d_k
+    params, inputs = case(data, {}, {"q": Shape((B, n, d_k), q_bound), "k": Shape((B, m, d_k), bound),
                                      "v": Shape((B, m, d_v), bound)})
     if masked:
         inputs["mask"] = np.zeros((B, n, m), bool) if "mask" in lacks else mask(data, (B, n, m), "mask")
@@ -74,7 +75,11 @@ def draw_mha(data, kind, heads=None, lacks=frozenset()):
     params = {"W_Q": Shape((h, d_model, d_k), WEIGHT_BOUND), "W_K": Shape((h, d_kin, d_k), WEIGHT_BOUND),
               "W_V": Shape((h, d_vin, d_k), WEIGHT_BOUND), "W_O": Shape((h * d_k, d_model), WEIGHT_BOUND),
               **mha_biases(h, d_k, d_model, WEIGHT_BOUND)}
-    inputs = {"query": Shape((B, n, d_model), bound)}
+    # the scores' typical size per unit of query bound: random signs over d_model, d_kin and d_k terms
+    # (for self-attention, per unit of the bound squared: the keys are the queries)
+    extreme = past_overflow(data, (1 if self_attention else bound) * np.sqrt(d_model * d_kin * d_k) / 3)
+    q_bound = bound if extreme is None else np.sqrt(extreme) if self_attention else extreme
+    inputs = {"query": Shape((B, n, d_model), q_bound)}
     if not self_attention:
         inputs |= {"key": Shape((B, m, d_kin), bound), "value": Shape((B, m, d_vin), bound)}
     params, inputs = case(data, params, inputs)
@@ -96,7 +101,8 @@ MHA_CAPABILITIES = {
 
 def draw_seq2seq_attention(data, kind):
     B, n, m, d_h, bound = size(data, "B"), size(data, "n"), size(data, "m"), size(data, "d_h"), magnitude(data)
-    return case(data, {}, {"S": Shape((B, n, d_h), bound), "H": Shape((B, m, d_h), bound)})
+    s_bound = past_overflow(data, bound * np.sqrt(d_h)) or bound
+    return case(data, {}, {"S": Shape((B, n, d_h), s_bound), "H": Shape((B, m, d_h), bound)})
 
 
 def draw_pe(data, kind):

@@ -15,7 +15,7 @@ class SubjectFailure(AssertionError):
     def __init__(self, text: str, kind: str = "", where: str = "", eid: str | None = None):
         head = f"[{eid}] " if eid else ""
         super().__init__(f"{head}{where}: {text}" if where else f"{head}{text}")
-        self.kind, self.where, self.eid = kind, where, eid
+        self.kind, self.where, self.eid, self.text = kind, where, eid, text
 
 
 def raised(where: str, who: str, exc: BaseException) -> SubjectFailure:
@@ -98,3 +98,13 @@ def not_read(where: str, eid: str, path: str, name: str, moved: float, bound: fl
     return SubjectFailure(f"parameter {path!r} is not read: changing it moves the spec's {name!r} by {moved:.3g} "
                           f"(beyond twice its tolerance, {bound:.3g}), and the subject's {name!r} not at all",
                           "not read", where, eid)
+
+
+def lower_precision(failure: SubjectFailure, lower, dtype) -> SubjectFailure:
+    """A failure of a bounds or parameters_read check that the subject's lower precision explains
+    (its numbers, or its calls against the oracle, are `lower`'s), within what rounding in `lower` allows."""
+    short, run = (str(d).removeprefix("torch.") for d in (lower, dtype))
+    found = SubjectFailure(f"{failure.text}\n  precision: the subject computes in {short} in a "
+                           f"{run} run, and the value is within {short}'s rounding (the subject computes in a lower "
+                           f"precision)", "precision", failure.where, failure.eid)
+    return found

@@ -8,12 +8,13 @@ missing output, a wrong shape, dtype or device, NaN or Inf, inputs modified in p
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
 import torch
 
+from nlpspec.spec import CATALOGUE
 from nlpspec.spec.oracle import rounding
 from nlpspec.subjects import Subject
 
@@ -22,6 +23,7 @@ from . import tolerance as tol
 from .clock import time_limit
 from .failures import SubjectFailure
 from .rounding import Rounded, rounded_arithmetic
+from .strategies import overflow_at
 from .component import MASK_FORMS, Component, declared, kind_for
 
 
@@ -115,7 +117,16 @@ class Harness:
         self.params: list = []  # (path, tensor given to the builder, its copy), set by build
         self.observations: set[str] = set()  # what the subject does where the spec leaves it open
         self.raw: dict = {}  # the last call's outputs as returned, undefined entries included
-        self.calls: list = []  # this example's calls: (fn, inputs, expected, outputs as returned)
+        self.calls: list = []  # this example's calls: (fn, inputs, expected, outputs as returned, params)
+        self.built: dict = {}  # id of each built callable -> the params it was built with
+        self.companions: list = []  # harnesses of the other components this check drives (companion)
+
+    def companion(self, component: Component, options: dict) -> "Harness":
+        """A harness for another component the check drives (a layer's cell, a stack's layer) under
+        the same run; its calls count in this one's precision diagnosis."""
+        other = Harness(replace(self.run, options=options), component)
+        self.companions.append(other)
+        return other
 
     def where(self) -> str:
         opts = "".join(f", {k}={v}" for k, v in self.run.options.items())
@@ -127,7 +138,9 @@ class Harness:
         what the subject takes (its declared lacks), its absent parameters 0. `draw`: another way
         than the component's to draw it (same signature)."""
         draw = draw or self.component.draw
-        params, inputs = draw(data, self.kind, lacks=self.lacks) if self.component.capabilities else draw(data, self.kind)
+        with overflow_at(float(np.log(torch.finfo(self.run.dtype).max))):
+            params, inputs = draw(data, self.kind, lacks=self.lacks) if self.component.capabilities else \
+                draw(data, self.kind)
         self.examples += 1
         return self.round(self.without_absent(params)), self.round(inputs)
 
@@ -184,6 +197,7 @@ class Harness:
             raise fail.raised(self.where(), "the adapter's builder", exc) from exc
         if not callable(fn):
             raise fail.not_callable(self.where(), fn)
+        self.built[id(fn)] = (fn, params)  # fn kept: its id stays its own
         return fn
 
     def call(self, fn, inputs, expected: dict) -> dict:
@@ -223,18 +237,19 @@ class Harness:
             raise fail.form(self.where(), f"returned {', '.join(map(repr, unknown))}, which the spec does not define "
                                           f"for {self.component.name}; known outputs: {', '.join(expected)}")
         found = {name: self.to_numpy(name, out[name], expected[name]) for name in expected if name in out}
-        self.calls.append((fn, inputs, expected, {name: self.raw[name].copy() for name in found}))
+        self.calls.append((fn, inputs, expected, {name: self.raw[name].copy() for name in found},
+                           self.built.get(id(fn), (None, None))[1]))
         return found
 
     def begin_example(self):
         """A new Hypothesis example: forget the calls of the last one."""
-        self.calls = []
+        self.calls, self.built = [], {}
 
     def nondeterminism(self) -> SubjectFailure | None:
         """None if every call of this example gives bit for bit the same outputs again; else the
         failure that says what differs (a subject whose outputs move between calls is not
         deterministic: dropout, state kept)."""
-        for fn, inputs, expected, outputs in self.calls[:]:
+        for fn, inputs, expected, outputs, _ in self.calls[:]:
             self.call(fn, inputs, expected)
             for name, first in outputs.items():
                 second = self.raw[name]
@@ -294,15 +309,127 @@ class Harness:
             out = self.oracle(nested_map(on_values(rounded), params), nested_map(on_values(rounded), inputs))
         return {name: np.asarray(value) for name, value in out.items()}
 
-    def lower_precision(self, case, name: str, value: np.ndarray, reference: np.ndarray):
-        """The lower dtype whose rounding explains a failing output of the oracle check, or None."""
-        error, relative = tol.max_abs_diff(value, reference), tol.max_relative_diff(value, reference)
-        for lower in tol.LOWER.get(self.run.dtype, ()):
-            cast = tol.numpy_dtype(lower)
-            params, inputs = (nested_map(on_values(lambda a: a.astype(cast)), part) for part in case)
-            if tol.explained_by(error, relative, reference, self.oracle(params, inputs)[name], lower):
-                return lower
+    def returned_lower(self, value: np.ndarray, expected: np.ndarray, atol: float):
+        """The lower dtype whose numbers the subject returned, or None (see tolerance.returned_in):
+        wherever this output disagrees, or in the whole of another output of its last call (PyTorch's
+        tutorial computes P in float32 and adds it to X in float64). How a subject computing in a lower
+        precision is told from one that computes another function, in any check."""
+        with np.errstate(invalid="ignore"):
+            off = np.abs(value - expected) > atol
+        seen = [value[off]] + [a.ravel() for a in self.raw.values() if a.shape != value.shape or not
+                               np.array_equal(a, value, equal_nan=True)]
+        return next((lower for lower in tol.LOWER.get(self.run.dtype, ())
+                     if any(tol.returned_in(found, lower) for found in seen)), None)
+
+    def lower_precision(self, case, name: str, value: np.ndarray, expected: np.ndarray, atol: float):
+        """The lower dtype the subject computes in, as this output of the oracle comparison shows, or None:
+        it returns that dtype's numbers and its error is one computing in it gives, or (for a lower dtype
+        whose rounding is finer than the grid of the drawn values, float32 under float64) its error alone
+        is. A float16 error is of the size of that grid, so under float32 only the numbers tell."""
+        lower = self.returned_lower(value, expected, atol)
+        if lower is not None:
+            return lower if case is None or self.explained_in(lower, case, name, value, expected) else None
+        if case is None:
+            return None
+        return next((lower for lower in tol.LOWER.get(self.run.dtype, ()) if tol.eps(lower) < tol.GRID / 16
+                     and self.explained_in(lower, case, name, value, expected, smallest=False)
+                     and self.within_lower_on_fresh_cases(lower, case)), None)
+
+    FRESH_CASES = 8
+
+    def within_lower_on_fresh_cases(self, lower, case) -> bool:
+        """On FRESH_CASES new cases of the same shapes (every float entry uniform in [-1, 1], masks and
+        token ids kept, inputs that were equal kept equal), is the subject's error always within what
+        computing in `lower` gives? A wrong equation can be tiny on a shrunk case; on generic values it
+        is not, while a subject computing (partly) in `lower` stays within it."""
+        rng, cast, kept = np.random.default_rng(0), tol.numpy_dtype(lower), (list(self.calls), dict(self.raw))
+        try:
+            for _ in range(self.FRESH_CASES):
+                params = self.round(self.without_absent(nested_map(
+                    on_values(lambda a: rng.uniform(-1, 1, a.shape)), case[0])))
+                inputs, drawn = {}, []
+                for key, a in case[1].items():
+                    same = next((inputs[k] for k, b in drawn if b.shape == a.shape and np.array_equal(a, b)), None)
+                    inputs[key] = same if same is not None else a if a.dtype.kind != "f" else \
+                        self.round(rng.uniform(-1, 1, a.shape))
+                    drawn.append((key, a))
+                expected = self.oracle(params, inputs)
+                try:
+                    actual = self.call(self.build(params), inputs, expected)
+                except SubjectFailure:
+                    return False
+                low = self.oracle(*(nested_map(on_values(lambda a: a.astype(cast)), part) for part in (params, inputs)))
+                for name, value in actual.items():
+                    own = tol.max_abs_diff(low[name], expected[name])
+                    if tol.max_abs_diff(value, expected[name]) > tol.K * own + tol.FLOOR_ULPS * tol.eps(lower) * \
+                            tol.scale_of(expected[name]):
+                        return False
+            return True
+        finally:
+            self.calls, self.raw = kept
+
+    def precision_of_calls(self):
+        """For a check that compares the subject with itself: the lower dtype its calls on this example
+        show against the oracle (the first output outside the tolerance), or None if they show none."""
+        for other in self.companions:
+            found = other.precision_of_calls()
+            if found is not None:
+                return found
+        for _, inputs, expected, outputs, params in self.calls:
+            if params is None:
+                continue
+            bounds = self.tolerances(params, inputs, expected)
+            for name, value in outputs.items():
+                undefined = np.isnan(expected[name]) | np.isnan(value)
+                value, reference = np.where(undefined, np.nan, value), np.where(undefined, np.nan, expected[name])
+                bound = bounds[name].final()
+                if outside(value, reference, bound):
+                    return self.lower_precision((params, inputs), name, value, reference, bound.atol)
         return None
+
+    def explained_in(self, lower, case, name: str, value: np.ndarray, reference: np.ndarray,
+                     smallest: bool = True) -> bool:
+        """Does rounding in `lower` explain the error of an output of the oracle check?"""
+        error, relative = tol.max_abs_diff(value, reference), tol.max_relative_diff(value, reference)
+        cast = tol.numpy_dtype(lower)
+        params, inputs = (nested_map(on_values(lambda a: a.astype(cast)), part) for part in case)
+        return tol.explained_by(error, relative, reference, self.oracle(params, inputs)[name], lower, smallest)
+
+    def alternatives(self):
+        """Other kinds of this component, one named variant away from the one drawn: each variant it
+        may declare added (replacing one of the same equation) or each one declared taken away. Mask
+        forms are not: the harness, not the oracle, applies them."""
+        if self.component.recurrent:
+            return
+        declared_forms = [v for v in self.kind if v in MASK_FORMS]
+        core = [v for v in self.kind if v not in MASK_FORMS]
+        for variant in self.component.variants:
+            if variant in MASK_FORMS or variant in core:
+                continue
+            replaced = CATALOGUE[variant].variant_of
+            kept = [v for v in core if CATALOGUE[v].variant_of != replaced or replaced is None]
+            yield variant, "", tuple(sorted(kept + [variant] + declared_forms))
+        pre_ln = [v for v in self.component.variants if v.endswith(".pre_ln") and v not in core]
+        if len(pre_ln) > 1:  # pre-LN is every block at once (norm_first)
+            yield ", ".join(pre_ln), "", tuple(sorted(core + pre_ln + declared_forms))
+        for variant in core:
+            yield variant, "not ", tuple(sorted(v for v in self.kind if v != variant))
+
+    def matching_variant(self, case, name: str, value: np.ndarray, bound) -> str:
+        """Which named variant the subject computes on this case, in words, or that none does."""
+        tried = []
+        for variant, negation, kind in self.alternatives():
+            try:
+                expected = self.component.oracle(kind)(*case)[name]
+            except Exception:  # the variant needs parameters this case has not (a final LayerNorm, …)
+                continue
+            tried.append(f"{negation}{variant}")
+            undefined = np.isnan(expected) | np.isnan(value)
+            if not outside(np.where(undefined, np.nan, value), np.where(undefined, np.nan, expected), bound):
+                fixed = variant if negation else ", ".join(CATALOGUE[v].variant_of for v in variant.split(", "))
+                return (f"it matches {'the spec without' if negation else 'the variant'} {variant} on this case: "
+                        f"declare {'only the variants it does compute' if negation else 'it'}, or fix {fixed}")
+        return f"it matches none of the variants {', '.join(tried)}" if tried else ""
 
     def compare(self, actual: dict, reference: dict, tolerances: dict, what: str = "the oracle", case=None,
                 eid: str | None = None):
@@ -333,13 +460,20 @@ class Harness:
             unstable = self.nondeterminism()
             if unstable:
                 raise unstable
-            lower = self.lower_precision(case, name, value, expected) if case is not None else None
+            lower = self.lower_precision(case, name, value, expected, bound.atol) if case is not None else \
+                self.returned_lower(value, expected, bound.atol) or self.precision_of_calls()
+            short = str(lower).removeprefix("torch.")
             if lower is not None:
-                kind = (f"precision: the error is what rounding in {lower} gives, too large for {self.run.dtype}: "
-                        f"about {bound.bits_reached(error, scale):.0f} correct bits of "
+                how = (f"its error is what computing in {short} gives" if case is not None else
+                       f"its own outputs on this example are {short}'s against the oracle")
+                kind = (f"precision: the subject computes in {short} in a {str(self.run.dtype).removeprefix('torch.')} "
+                        f"run ({how}): about {bound.bits_reached(error, scale):.0f} correct bits of "
                         f"{tol.mantissa_bits(self.run.dtype)} (the subject computes in a lower precision)")
             else:
                 kind = "value: the subject computes a different function"
+            if kind.startswith("value") and case is not None:
+                found = self.matching_variant(case, name, value, bound)
+                kind += f"; {found}" if found else ""
             raise fail.mismatch(f"{variant}{self.where()}", eid, name, what, kind, [
                 f"worst element {name}{list(index)}: subject {value[index]:.17g}, expected {expected[index]:.17g}",
                 bound.describe(), *(line for line in mismatch.splitlines() if line.strip())])

@@ -4,7 +4,6 @@ backward half of a bidirectional layer is the forward one reversed, a stack is i
 """
 from __future__ import annotations
 
-from dataclasses import replace
 
 import numpy as np
 from hypothesis import strategies as st
@@ -69,7 +68,7 @@ def check_unroll_equals_steps(h: Harness, data):
     if options is None:
         h.observations.add(f"no option set of {cell_component.name} runs {h.kind}: unroll_equals_steps not checked")
         return
-    cell = Harness(replace(h.run, options=options), cell_component)
+    cell = h.companion(cell_component, options)
     fn = cell.build(params["layers"][0][0])
     state = {k: v[:, 0, 0] for k, v in inputs.items() if k.endswith("_prev")}
     steps = []

@@ -2,7 +2,6 @@
 residual connections, causality, the encoder's memory and padding, incremental decoding, stacks."""
 from __future__ import annotations
 
-from dataclasses import replace
 
 import numpy as np
 from hypothesis import strategies as st
@@ -238,7 +237,7 @@ def check_stacked_layers(h: Harness, data):
         h.observations.add(f"no option set of {component.name} runs {', '.join(layer_kind) or 'the article'}: "
                            f"stacked_layers not checked")
         return
-    single = Harness(replace(h.run, options=options), component)
+    single = h.companion(component, options)
     name = "x" if h.component.name == "encoder" else "y"
     value = inputs[name]
     for p in params["layers"]:

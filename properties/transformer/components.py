@@ -16,7 +16,7 @@ from nlpspec.spec.oracle import compile_equation
 
 from ..attention import components as att
 from ..engine.component import MASK_FORMS, Component
-from ..engine.strategies import Shape, case, magnitude, size
+from ..engine.strategies import Shape, case, magnitude, past_overflow, size
 
 MAX_HEADS, MAX_HEAD_SIZE, MAX_FF = 3, 2, 4
 PARAM_BOUND = 1.0  # weights, γ and β: with inputs up to 8, float16 stays finite
@@ -91,6 +91,8 @@ def draw_causal_mha(data, kind):
     """One sequence x (B, n, d_model) and the multi-head weights and biases of its self-attention."""
     B, n, bound = size(data, "B"), size(data, "n"), magnitude(data)
     h, d_k = size(data, "h", high=att.MAX_HEADS), size(data, "d_k", high=att.MAX_HEAD_SIZE)
+    extreme = past_overflow(data, np.sqrt(h * d_k * h * d_k * d_k) / 3)  # keys are the queries: per bound²
+    bound = bound if extreme is None else np.sqrt(extreme)
     return case(data, mha_params(h, h * d_k, d_k), {"x": Shape((B, n, h * d_k), bound)})
 
 

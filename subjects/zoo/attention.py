@@ -19,9 +19,16 @@ def scores_of(q, k, scale):
     return q @ k.transpose(-1, -2) * scale
 
 
-def attend(q, k, v, mask=None, causal=False, scale=None, dim=-1, hide=None, after_softmax=False):
+def naive_softmax(scores, dim):
+    """exp(s) / Σ exp(s), the row's maximum not subtracted: inf / inf past exp's overflow point."""
+    e = torch.exp(scores)
+    return e / e.sum(dim, keepdim=True)
+
+
+def attend(q, k, v, mask=None, causal=False, scale=None, dim=-1, hide=None, after_softmax=False,
+           softmax=torch.softmax):
     """The reference attention with knobs a bug turns: the scale, the softmax's axis, which keys
-    the causal mask hides (hide(n, m) -> bool), and a mask applied after the softmax."""
+    the causal mask hides (hide(n, m) -> bool), a mask applied after the softmax, the softmax."""
     scores = scores_of(q, k, 1 / math.sqrt(q.shape[-1]) if scale is None else scale(q.shape[-1]))
     if causal:
         n, m = scores.shape[-2:]
@@ -29,7 +36,7 @@ def attend(q, k, v, mask=None, causal=False, scale=None, dim=-1, hide=None, afte
         mask = torch.zeros(n, m, dtype=q.dtype, device=q.device).masked_fill(hidden.to(q.device), -math.inf)
     if mask is not None and not after_softmax:
         scores = scores + mask
-    weights = torch.softmax(scores, dim=dim)
+    weights = softmax(scores, dim=dim)
     if mask is not None and after_softmax:
         weights = weights * torch.isfinite(mask)  # hidden keys zeroed, the rest not renormalised
     return weights @ v, weights
@@ -180,6 +187,8 @@ MUTANTS = {m.subject.name.removeprefix("zoo."): m for m in (
     mutant("attn_scaled_by_d_k", "scores divided by d_k instead of √d_k",
            everywhere(partial(attend, scale=lambda d: 1 / d))),
     mutant("attn_softmax_over_queries", "softmax over the query axis", everywhere(partial(attend, dim=-2))),
+    mutant("attn_softmax_overflows", "a softmax that does not subtract the row's maximum: exp overflows",
+           everywhere(partial(attend, softmax=naive_softmax))),
     mutant("attn_keys_values_swapped", "keys and values swapped",
            {"attention": without_params(keys_values_swapped, "out", "weights")}),
     mutant("mask_after_softmax", "mask applied after the softmax, without renormalising",

@@ -1,0 +1,69 @@
+"""Keras 3 as a subject (subjects/keras3.py): its layers pass in float32, its GRU as the article's or as
+the reset-after variant by the knob that switches it, its LayerNormalization with its own ε; in a float64
+run (where it computes partly in float32), and left at its default float32 policy, every check that
+fails says precision. Runs where `nlpspec[keras]` is installed (CI installs it)."""
+import os
+from dataclasses import replace
+
+import pytest
+import torch
+from hypothesis import Phase, settings
+
+from nlpspec.properties.runner import check_subject
+from nlpspec.subjects import load_subject
+
+os.environ.setdefault("KERAS_BACKEND", "torch")  # as subjects/keras3.py sets it, before keras is imported
+pytest.importorskip("keras")
+pytestmark = pytest.mark.selftest
+QUICK = settings(max_examples=25, derandomize=True, database=None, deadline=None,
+                 phases=(Phase.explicit, Phase.generate))
+
+
+@pytest.fixture(scope="module")
+def keras_subject():
+    return load_subject("keras")
+
+
+def test_keras_gru_is_the_articles_without_reset_after_and_the_variant_with_it(keras_subject):
+    records = check_subject(keras_subject, "cpu", torch.float32, QUICK, components=["gru.cell"], checks=["oracle"])
+    assert {(r.options["reset_after"], r.variant, r.status) for r in records} == {
+        (True, "gru.reset_after", "pass"), (False, "", "pass")}, [r.message for r in records]
+
+
+def test_keras_layernorm_fails_without_its_epsilon(keras_subject):
+    undeclared = replace(keras_subject, declarations={})
+    [record] = check_subject(undeclared, "cpu", torch.float32, QUICK, components=["layernorm"], checks=["oracle"])
+    assert record.status == "fail" and "value: the subject computes a different function" in record.message
+
+
+def floatx(builder):
+    """A Keras layer left at the default float32 policy, its outputs handed back in the run's dtype."""
+    def build(params, **options):
+        fn = builder({k: v.float() if isinstance(v, torch.Tensor) else v for k, v in params.items()}, **options)
+
+        def call(**inputs):
+            dtype = next(v.dtype for v in inputs.values() if v.is_floating_point())
+            out = fn(**{k: v.float() if v.is_floating_point() else v for k, v in inputs.items()})
+            return {k: v.to(dtype) for k, v in out.items()} if isinstance(out, dict) else out.to(dtype)
+        return call
+    return build
+
+
+@pytest.mark.parametrize("component", ["lstm.cell", "gru.cell", "mha"])
+def test_keras_in_float32_under_a_float64_run_is_a_precision_shortfall_in_every_failing_check(keras_subject,
+                                                                                                component):
+    subject = replace(keras_subject, builders={**keras_subject.builders, component: floatx(keras_subject.builders[component])})
+    records = check_subject(subject, "cpu", torch.float64, QUICK, components=[component])
+    failed = [r for r in records if r.status == "fail"]
+    assert any(r.check == "oracle" for r in failed)
+    assert all(f["kind"] == "precision" for r in failed for f in r.failures), [r.message for r in failed]
+
+
+@pytest.mark.parametrize("component", ["lstm.cell", "gru.cell"])
+def test_keras_at_dtype_float64_computes_its_matmuls_in_float32_and_is_told_so(keras_subject, component):
+    """Keras' result_type maps float64 to float32 ("aligned with JAX's default"), so ops.matmul of two
+    float64 tensors returns float32: its layers built with dtype="float64" compute partly in float32.
+    Every check that fails in a float64 run says precision."""
+    records = check_subject(keras_subject, "cpu", torch.float64, QUICK, components=[component])
+    failed = [r for r in records if r.status == "fail"]
+    assert failed and all(f["kind"] == "precision" for r in failed for f in r.failures), [r.message for r in failed]
