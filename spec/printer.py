@@ -175,7 +175,8 @@ def _layernorm(x, gamma, beta, eps):
     mean = x.mean(axis=-1, keepdims=True)
     centred = x - mean
     var = (centred * centred).mean(axis=-1, keepdims=True)
-    return gamma * centred / np.sqrt(var + eps) + beta
+    with np.errstate(invalid="ignore", divide="ignore"):  # float16: an ε of 1e-12 is 0, a constant row 0/0
+        return gamma * centred / np.sqrt(var + eps) + beta
 
 
 def _mask_fill(scores, hidden):
