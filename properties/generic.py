@@ -64,7 +64,7 @@ def check_bounds(h: Harness, data):
             index = tuple(int(i) for i in np.argwhere(outside)[0])
             failure = fail.outside(h.where(), h.output_eids.get(name, h.component.name), name, value[index],
                                    list(index), low, high, slack)
-            lower = h.returned_lower(value, np.where(outside, np.inf, value), 0.0) or h.precision_of_calls()
+            lower = h.lower_dtype_shown(value, outside)
             if lower is not None and not ((value < low - lower_slack(lower)) | (value > high + lower_slack(lower))).any():
                 raise fail.lower_precision(failure, lower, h.run.dtype)
             raise failure
@@ -92,7 +92,7 @@ def probability_rows(h: Harness, name: str, value: np.ndarray, inputs):
     if off.any():
         index = tuple(int(i) for i in np.argwhere(off)[0])
         failure = fail.not_a_distribution(h.where(), eid, name, sums[index], list(index), floor)
-        lower = h.returned_lower(value, np.full(value.shape, np.inf), 0.0) or h.precision_of_calls()
+        lower = h.lower_dtype_shown(value, np.ones(value.shape, bool))
         if lower is not None and not (defined & (np.abs(sums - 1) > lower_slack(lower) * value.shape[-1])).any():
             raise fail.lower_precision(failure, lower, h.run.dtype)
         raise failure
@@ -122,13 +122,10 @@ def replaced(tree, path: str, value, prefix=""):
     return value if prefix == path else tree
 
 
-PARAMETERS_PER_EXAMPLE = 1  # each example changes one of its parameters, drawn (the examples cover the rest)
-
-
 def check_parameters_read(h: Harness, data):
-    """Each parameter is read: changing it (a fresh draw of the same shape) changes the subject's
-    output wherever it moves the spec's by more than twice the tolerance (b_K, which the softmax
-    cancels, moves nothing and asks nothing)."""
+    """Each parameter is read: changing one (drawn; the examples cover the others) to a fresh draw of
+    the same shape changes the subject's output wherever it moves the spec's by more than twice the
+    tolerance (b_K, which the softmax cancels, moves nothing and asks nothing)."""
     params, inputs = h.draw(data)
     absent = set(h.declaration.absent)
     paths = [path for path, a in leaves(params) if a.dtype.kind == "f" and path.rsplit(".", 1)[-1] not in absent]
@@ -136,23 +133,22 @@ def check_parameters_read(h: Harness, data):
         return
     fn, reference = h.build(params), h.reference(params, inputs)
     before, tols = h.call(fn, inputs, reference), h.tolerances(params, inputs, reference)
-    for _ in range(min(PARAMETERS_PER_EXAMPLE, len(paths))):
-        path = data.draw(st.sampled_from(paths), label="parameter changed")
-        shape = dict(leaves(params))[path].shape
-        new = h.round(case(data, {}, {"p": Shape(shape, 1.0)})[1])["p"]
-        changed = replaced(params, path, new)
-        changed_reference = h.reference(changed, inputs)
-        after = h.call(h.build(changed), inputs, changed_reference)
-        for name, value in after.items():
-            moved = float(np.nanmax(np.abs(changed_reference[name] - reference[name]), initial=0.0))
-            if moved > 2 * tols[name].atol and np.array_equal(value, before[name], equal_nan=True):
-                bound = 2 * tols[name].final().atol  # all samples of the rule, before a verdict
-                if moved > bound:
-                    failure = fail.not_read(h.where(), parameter_eid(h, path), path, name, moved, bound)
-                    lower = h.returned_lower(value, np.full(value.shape, np.inf), 0.0) or h.precision_of_calls()
-                    if lower is not None and moved <= lower_slack(lower) * tol.scale_of(reference[name]):
-                        raise fail.lower_precision(failure, lower, h.run.dtype)  # a change below its rounding
-                    raise failure
+    path = data.draw(st.sampled_from(paths), label="parameter changed")
+    shape = dict(leaves(params))[path].shape
+    new = h.round(case(data, {}, {"p": Shape(shape, 1.0)})[1])["p"]
+    changed = replaced(params, path, new)
+    changed_reference = h.reference(changed, inputs)
+    after = h.call(h.build(changed), inputs, changed_reference)
+    for name, value in after.items():
+        moved = float(np.nanmax(np.abs(changed_reference[name] - reference[name]), initial=0.0))
+        if moved > 2 * tols[name].atol and np.array_equal(value, before[name], equal_nan=True):
+            bound = 2 * tols[name].final().atol  # all samples of the rule, before a verdict
+            if moved > bound:
+                failure = fail.not_read(h.where(), parameter_eid(h, path), path, name, moved, bound)
+                lower = h.lower_dtype_shown(value, np.ones(value.shape, bool))
+                if lower is not None and moved <= lower_slack(lower) * tol.scale_of(reference[name]):
+                    raise fail.lower_precision(failure, lower, h.run.dtype)  # a change below its rounding
+                raise failure
 
 
 ORACLE = Check("oracle", "Equals the spec's oracle on drawn shapes and values.", all_eids, check_oracle)

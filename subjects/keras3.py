@@ -21,7 +21,8 @@ import warnings
 import torch
 
 from .base import Declaration, Subject
-from .glue import GATE_ORDERS, split_bias
+from .glue import GATE_ORDERS, gate_rows, split_bias
+from .torch_nn import sizes
 
 os.environ.setdefault("KERAS_BACKEND", "torch")  # before keras is first imported
 
@@ -37,10 +38,8 @@ def assign(layer, values):
 
 def lstm_weights(p):
     """kernel (I, 4H), recurrent_kernel (H, 4H), bias (4H,), gates i, f, c, o."""
-    H = p["W_f"].shape[0]
-    gates = [p[f"W_{g}"] for g in GATE_ORDERS["keras.lstm"]]
-    return (torch.cat([W[:, H:].T for W in gates], 1), torch.cat([W[:, :H].T for W in gates], 1),
-            torch.cat([p[f"b_{g}"] for g in GATE_ORDERS["keras.lstm"]]))
+    weight_ih, weight_hh = gate_rows([p[f"W_{g}"] for g in GATE_ORDERS["keras.lstm"]], p["W_f"].shape[0])
+    return weight_ih.T, weight_hh.T, torch.cat([p[f"b_{g}"] for g in GATE_ORDERS["keras.lstm"]])
 
 
 def gru_weights(p, reset_after):
@@ -48,25 +47,19 @@ def gru_weights(p, reset_after):
     state, as gru.reset_after's does; the article's writes the candidate: Keras' z is its 1 - z."""
     H = p["W_r"].shape[0]
     W_z, b_z, W_r, b_r = p["W_z"], p["b_z"], p["W_r"], p["b_r"]
-    if not reset_after:
-        W_z, b_z, W_h = -W_z, -b_z, p["W_h"]
-        return (torch.cat([W_z[:, H:].T, W_r[:, H:].T, W_h[:, H:].T], 1),
-                torch.cat([W_z[:, :H].T, W_r[:, :H].T, W_h[:, :H].T], 1), torch.cat([b_z, b_r, p["b_h"]]))
+    if not reset_after:  # Keras' z keeps the state, the article's writes the candidate: σ(-a) = 1 - σ(a)
+        weight_ih, weight_hh = gate_rows([-W_z, W_r, p["W_h"]], H)
+        return weight_ih.T, weight_hh.T, torch.cat([-b_z, b_r, p["b_h"]])
+    weight_ih, weight_hh = gate_rows([W_z, W_r], H)
     (z_in, z_rec), (r_in, r_rec) = split_bias(b_z), split_bias(b_r)
-    return (torch.cat([W_z[:, H:].T, W_r[:, H:].T, p["W_in"].T], 1),
-            torch.cat([W_z[:, :H].T, W_r[:, :H].T, p["W_hn"].T], 1),
+    return (torch.cat([weight_ih, p["W_in"]]).T, torch.cat([weight_hh, p["W_hn"]]).T,
             torch.stack([torch.cat([z_in, r_in, p["b_in"]]), torch.cat([z_rec, r_rec, p["b_hn"]])]))
-
-
-def sizes(p):
-    W = p["W_f"] if "W_f" in p else p["W_r"]
-    return W.shape[1] - W.shape[0], W.shape[0]
 
 
 def cell_builder(kind):
     def build(params, reset_after=True):
         import keras
-        I, H = sizes(params)
+        I, H = sizes(kind, params)
         if kind == "lstm":
             cell, weights = keras.layers.LSTMCell(H, dtype=dtype_name(params["W_f"])), lstm_weights(params)
         else:
@@ -89,7 +82,7 @@ def layers_builder(kind):
         for directions in params["layers"]:
             row = []
             for d, p in enumerate(directions):
-                I, H = sizes(p)
+                I, H = sizes(kind, p)
                 dtype = dtype_name(next(iter(p.values())))
                 if kind == "lstm":
                     layer, weights = keras.layers.LSTM(H, return_sequences=True, return_state=True, go_backwards=d == 1,

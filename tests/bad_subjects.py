@@ -15,9 +15,30 @@ def wrapped(name, change, component="rnn.cell", **extra):
     return Subject(name=name, builders={component: lambda params, **o: change(build(params))}, **extra)
 
 
-def float32_inside(params):
-    fn = rnn({k: v.float() for k, v in params.items()})
-    return lambda **i: {"h": fn(**{k: v.float() for k, v in i.items()})["h"].double()}
+def cast(tree, dtype):
+    """Every float tensor of a nested case in `dtype`."""
+    if isinstance(tree, dict):
+        return {k: cast(v, dtype) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [cast(v, dtype) for v in tree]
+    return tree.to(dtype) if isinstance(tree, torch.Tensor) and tree.is_floating_point() else tree
+
+
+def in_float32(builder):
+    """`builder` computing in float32 and handing its outputs back in the run's dtype (as a library at
+    its default float32 policy does under a float64 run)."""
+    def build(params, **options):
+        fn = builder(cast(params, torch.float32), **options)
+
+        def call(**inputs):
+            dtype = next(v.dtype for v in inputs.values() if v.is_floating_point())
+            out = fn(**cast(inputs, torch.float32))
+            return cast(out, dtype) if isinstance(out, dict) else out.to(dtype)
+        return call
+    return build
+
+
+float32_inside = in_float32(rnn)
 
 
 def raises_in_builder(params):

@@ -9,6 +9,7 @@ import pytest
 import torch
 from hypothesis import Phase, settings
 
+from bad_subjects import in_float32
 from nlpspec.properties.runner import check_subject
 from nlpspec.subjects import load_subject
 
@@ -36,23 +37,12 @@ def test_keras_layernorm_fails_without_its_epsilon(keras_subject):
     assert record.status == "fail" and "value: the subject computes a different function" in record.message
 
 
-def floatx(builder):
-    """A Keras layer left at the default float32 policy, its outputs handed back in the run's dtype."""
-    def build(params, **options):
-        fn = builder({k: v.float() if isinstance(v, torch.Tensor) else v for k, v in params.items()}, **options)
-
-        def call(**inputs):
-            dtype = next(v.dtype for v in inputs.values() if v.is_floating_point())
-            out = fn(**{k: v.float() if v.is_floating_point() else v for k, v in inputs.items()})
-            return {k: v.to(dtype) for k, v in out.items()} if isinstance(out, dict) else out.to(dtype)
-        return call
-    return build
-
-
 @pytest.mark.parametrize("component", ["lstm.cell", "gru.cell", "mha"])
 def test_keras_in_float32_under_a_float64_run_is_a_precision_shortfall_in_every_failing_check(keras_subject,
                                                                                                 component):
-    subject = replace(keras_subject, builders={**keras_subject.builders, component: floatx(keras_subject.builders[component])})
+    # a Keras layer left at its default float32 policy, its outputs handed back in the run's dtype
+    subject = replace(keras_subject, builders={**keras_subject.builders,
+                                               component: in_float32(keras_subject.builders[component])})
     records = check_subject(subject, "cpu", torch.float64, QUICK, components=[component])
     failed = [r for r in records if r.status == "fail"]
     assert any(r.check == "oracle" for r in failed)

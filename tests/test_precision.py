@@ -5,6 +5,7 @@ import pytest
 import torch
 from hypothesis import Phase, settings
 
+from bad_subjects import in_float32
 from nlpspec.properties.runner import check_subject
 from nlpspec.subjects import Subject
 from nlpspec.subjects.reference import BUILDERS
@@ -15,35 +16,13 @@ QUICK = settings(max_examples=25, derandomize=True, database=None, deadline=None
                  phases=(Phase.explicit, Phase.generate))
 
 
-def cast(tree, dtype):
-    if isinstance(tree, dict):
-        return {k: cast(v, dtype) for k, v in tree.items()}
-    if isinstance(tree, list):
-        return [cast(v, dtype) for v in tree]
-    return tree.to(dtype) if isinstance(tree, torch.Tensor) and tree.is_floating_point() else tree
-
-
-def in_float32(component):
-    """The reference's builder, computing in float32 and handing back the run's dtype (as Keras
-    does under a float64 run)."""
-    def build(params):
-        fn = BUILDERS[component](cast(params, torch.float32))
-
-        def call(**inputs):
-            dtype = next(v.dtype for v in inputs.values() if v.is_floating_point())
-            out = fn(**cast(inputs, torch.float32))
-            return cast(out, dtype) if isinstance(out, dict) else out.to(dtype)
-        return call
-    return build
-
-
 COMPONENTS = ["lstm.cell", "gru.layers", "mha", "encoder.layer"]  # a cell, a layer on its cell, attention, LN
 
 
 @pytest.mark.parametrize("component", COMPONENTS)
 def test_float32_inside_a_float64_run_is_a_precision_shortfall_in_every_failing_check(component):
-    subject = Subject("float32-inside", {component: in_float32(component), **(
-        {"gru.cell": in_float32("gru.cell")} if component == "gru.layers" else {})})
+    subject = Subject("float32-inside", {name: in_float32(BUILDERS[name]) for name in (
+        component, *(["gru.cell"] if component == "gru.layers" else []))})
     records = [r for r in check_subject(subject, "cpu", torch.float64, QUICK, components=[component])
                if r.status != "skip"]
     failed = [r for r in records if r.status == "fail"]
