@@ -123,7 +123,7 @@ def variants_of(eid: str) -> list[str]:
 def implemented_by(eid: str, subjects) -> list[str]:
     """Where each given subject declares the variant: 'torch: mha (mode=fast_path)', …"""
     from nlpspec.properties.engine.component import declared
-    from nlpspec.properties.engine.harness import option_sets
+    from nlpspec.properties.engine.harness import option_label, option_sets
     found = []
     for subject in subjects:
         for name, component in COMPONENTS.items():
@@ -133,7 +133,6 @@ def implemented_by(eid: str, subjects) -> list[str]:
                      if eid in declared(subject.variants.get(name), o)]
             if modes:
                 every = len(modes) == len(option_sets(subject, component))
-                options = "" if every else " (" + ", ".join(
-                    ",".join(f"{k}={v}" for k, v in o.items()) for o in modes) + ")"
+                options = "" if every else " (" + ", ".join(option_label(o) for o in modes) + ")"
                 found.append(f"{subject.name}: {name}{options}")
     return found

@@ -14,7 +14,7 @@ from nlpspec.subjects import Declaration, Subject
 from nlpspec.subjects.registry import SubjectLoadError
 
 from .engine.component import declared, kind_for
-from .engine.harness import option_sets
+from .engine.harness import named_sets, option_sets
 from .suite import COMPONENTS, generate
 
 
@@ -40,12 +40,18 @@ def validate(subject: Subject) -> None:
             check_declaration(subject, COMPONENTS[name], options, f"{where}, component {name}")
     for name, knobs in subject.options.items():
         accepts = _keywords(subject.builders[name])
-        for knob, values in knobs.items():
+        if named_sets(knobs):
+            used = {knob for knob_values in knobs.values() for knob in knob_values}
+        else:
+            used = set(knobs)
+            for knob, values in knobs.items():
+                if not isinstance(values, (list, tuple)) or not values:
+                    raise SubjectLoadError(f"{where}, component {name}: option {knob!r} lists no values (give a "
+                                           f"list of values to sweep, e.g. {{{knob!r}: [True, False]}}, or named "
+                                           f"option sets, e.g. {{'fused': {{{knob!r}: True, 'other': 1}}}})")
+        for knob in sorted(used):
             if accepts is not None and knob not in accepts:
                 raise unknown("option", knob, accepts, f"{where}, component {name} (its builder's keywords)")
-            if not isinstance(values, (list, tuple)) or not values:
-                raise SubjectLoadError(f"{where}, component {name}: option {knob!r} lists no values "
-                                       f"(give a list, e.g. {{{knob!r}: [True, False]}})")
     for name in subject.variants:
         component = COMPONENTS[name]
         for options in option_sets(subject, component):

@@ -34,7 +34,7 @@ from .engine.check import Check
 from .engine.clock import SubjectHang
 from .engine.component import Component, declared, kind_for
 from .engine.failures import SubjectFailure
-from .engine.harness import Harness, Run, option_sets
+from .engine.harness import Harness, Run, option_label, option_sets
 from .suite import COMPONENTS, generate
 from .profiles import chosen, settings_for
 
@@ -60,6 +60,7 @@ class Record:
     message: str = ""
     variant: str = ""
     options: dict = field(default_factory=dict)
+    option_set: str = ""  # the name of the subject's option set, where it named one
     examples: int = 0    # cases drawn: all of them if it passed, up to the first failure if not
     failures: list = field(default_factory=list)  # [{"message", "replay"}], one per distinct failure
     observations: list = field(default_factory=list)  # what the subject did where nothing is judged
@@ -97,8 +98,8 @@ class Case:
     @property
     def id(self) -> str:
         """The test id: component-check, the option set, then the E-ids (`pytest -k lstm.forget`)."""
-        options = "".join(f"-{k}={v}" for k, v in self.options.items())
-        return f"{check_id(self.component.name, self.check.name)}{options}-{'+'.join(self.eids)}"
+        options = option_label(self.options, "-")
+        return f"{check_id(self.component.name, self.check.name)}{'-' + options if options else ''}-{'+'.join(self.eids)}"
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,11 @@ def described(declaration, component: Component) -> list[str]:
     lines += [f"{name} = {value!r}" for name, value in declaration.constants.items()]
     if declaration.absent:
         lines.append(f"no {', '.join(declaration.absent)} (drawn as 0)")
+    if declaration.dtypes is not None or declaration.devices is not None:
+        lines.append("runs in " + ", ".join(str(d).replace("torch.", "") for d in declaration.dtypes or ("any dtype",))
+                     + " on " + ", ".join(declaration.devices or ("any device",)))
+    if declaration.note:
+        lines.append(f"because: {declaration.note}")
     return lines
 
 
@@ -140,14 +146,18 @@ def declared_reason(run: Run, component: Component, check: Check) -> tuple[str, 
         short = f"lacks {', '.join(lacking)}"
         return short, f"declared: {component.name} {short}: " + "; ".join(component.capabilities[c] for c in lacking)
     why = declaration.not_run(run.dtype, run.device)
-    return why, f"declared: {component.name} {why}" if why else ""
+    if not why:
+        return "", ""
+    note = f" ({declaration.note})" if declaration.note else ""
+    return why, f"declared: {component.name} {why}{note}"
 
 
 def execute(run: Run, component: Component, check: Check, settings=None, seed: int | None = None,
             replay: str | None = None) -> Record:
     """Run one check; return its record. `replay` (a blob from a failure) runs that example alone."""
     subject = run.subject
-    record = Record(subject.name, component.name, check.name, [], "pass", options=dict(run.options))
+    record = Record(subject.name, component.name, check.name, [], "pass", options=dict(run.options),
+                    option_set=getattr(run.options, "name", ""))
     variant = declared(subject.variants.get(component.name), run.options)
     record.variant = ", ".join(variant)
     record.eids = list(Case(subject, component, check, run.options).eids)

@@ -18,11 +18,16 @@ def worst(records: list[dict]) -> str:
     return status
 
 
+def shown(record: dict) -> str:
+    """A record's option set as shown: its name, else its knobs ("attn=sdpa,masks=none")."""
+    return record.get("option_set") or ",".join(f"{k}={v}" for k, v in record["options"].items())
+
+
 def options_of(records: list[dict]) -> str:
     """The subject's option sets these records ran under: 'mode=gelu' or 'mode=post_ln, seq_first'."""
-    sets = sorted({",".join(f"{k}={v}" for k, v in r["options"].items()) for r in records} - {""})
-    if not sets:
-        return ""
+    sets = sorted({shown(r) for r in records} - {""})
+    if not sets or any(r.get("option_set") for r in records):
+        return "; ".join(sets)
     keys = {s.split("=")[0] for s in sets}
     if len(keys) == 1 and "," not in sets[0]:  # one knob: name it once
         return f"{next(iter(keys))}=" + ", ".join(s.split("=", 1)[1] for s in sets)
@@ -104,9 +109,12 @@ def summary(records: list[dict]) -> list[str]:
             text = "; ".join(v + (f" ({', '.join(l for l in ls if l)})" if len(ran) > 1 else "")
                              for v, ls in by_verdict.items())
             lines += _wrapped(f"  {eid:<{eid_width}}  {text}", " " * (eid_width + 4))
-    absent = [c for c in by_component if c not in offered]
+    absent = [c for c in by_component if c not in offered and not any(r.get("declined") for r in by_component[c])]
     if absent:
         lines += _wrapped(f"not offered (skipped): {', '.join(sorted(absent))}", "  ")
+    ruled_out = [c for c in by_component if c not in offered and c not in absent]
+    if ruled_out:
+        lines += _wrapped(f"not run, as declared (below): {', '.join(sorted(ruled_out))}", "  ")
     return lines
 
 
@@ -138,6 +146,5 @@ def observations(records: list[dict]) -> list[str]:
     seen = defaultdict(set)
     for r in records:
         if r["status"] == "pass" and r.get("observations"):
-            options = "".join(f", {k}={v}" for k, v in r["options"].items())
-            seen[f"{r['component']}{options}"].update(r["observations"])
+            seen[f"{r['component']}{', ' + shown(r) if shown(r) else ''}"].update(r["observations"])
     return [f"{where}: {'; '.join(sorted(what))}" for where, what in sorted(seen.items())]

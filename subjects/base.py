@@ -76,7 +76,8 @@ returning one), scikit-learn-tags style:
     Declaration(lacks=("cross_attention", "key_padding"),   # what it cannot take (see below)
                 constants={"layernorm.epsilon": 1e-12},     # the free constants it uses
                 absent=("b_hn",),                           # parameters it structurally lacks: drawn as 0
-                dtypes=(torch.float32,), devices=("cpu",))  # where it runs; other runs are skipped
+                dtypes=(torch.float32,), devices=("cpu",),  # where it runs; other runs are skipped
+                note="why, in words the summary shows")
 
 The suite then draws only what the subject takes, evaluates the oracle with its constants, and
 the summary says what was not checked because of a declaration. The capabilities a component may
@@ -107,6 +108,7 @@ class Declaration:
     absent: tuple[str, ...] = ()         # parameter names it has no such parameter for: drawn as 0
     dtypes: tuple | None = None          # torch dtypes it runs in (None: any)
     devices: tuple[str, ...] | None = None  # device types it runs on ("cpu", "cuda"; None: any)
+    note: str = ""                       # why, in the subject's words (shown with the declaration)
 
     def not_run(self, dtype, device) -> str:
         """Why a run in this dtype on this device is not for it ("" if it is)."""

@@ -6,11 +6,13 @@ their configs with random weights (never a hub download) and loaded with the spe
   (`masking_utils.create_bidirectional_mask` from a 0/1 attention mask); with masks="none" it gets
   no mask and declares that it lacks key padding.
 - mha.causal: GPT-2's `GPT2Attention` (one Conv1D c_attn for q, k and v, weights (in, out) acting on
-  the right, as the spec's), under the causal mask `create_causal_mask` builds (sdpa: none, the kernel's
-  own is_causal).
+  the right, as the spec's), under the causal mask `create_causal_mask` builds: eager's float mask, sdpa's
+  none (the kernel's own is_causal) and sdpa's materialized boolean mask, as named option sets.
 - decoder_only.layer: GPT-2's `GPT2Block` (pre-LN: dec.self.pre_ln, enc.ffn.pre_ln; its gelu_new is
   GELU's tanh approximation: ffn.gelu_tanh).
 Every one under each attention implementation the CPU offers ("eager", "sdpa"): the option `attn`.
+- pe: Marian's `MarianSinusoidalPositionalEmbedding` (all sines, then all cosines: the variant pe.concat),
+  added to the input as MarianEncoder does (its `scale_embedding` is False by default).
 """
 from __future__ import annotations
 
@@ -20,6 +22,10 @@ from .base import Declaration, Subject
 from .glue import per_head_rows, stack_heads
 
 ATTENTION = ["eager", "sdpa"]
+# GPT-2's mask paths, as named option sets: eager under its float mask, sdpa under none (is_causal), and
+# sdpa under the boolean mask it materializes when it may not skip it
+GPT2_SETS = {"eager": {"attn": "eager", "masks": "library"}, "sdpa": {"attn": "sdpa", "masks": "library"},
+             "sdpa_materialized_mask": {"attn": "sdpa", "masks": "materialized"}}
 
 
 def placed(module, like: torch.Tensor):
@@ -91,23 +97,27 @@ def load_gpt2_attention(attention, p):
     copy(attention.c_proj.bias, p["b_O"])
 
 
-def causal_call(module, config):
+def causal_call(module, config, masks):
+    """The module under the causal mask GPT2Model builds: masks="library" as it does by default (eager:
+    an additive float mask; sdpa: none, the kernel's own is_causal), masks="materialized" as it does when
+    it may not rely on is_causal (`allow_is_causal_skip=False`; sdpa: a boolean mask)."""
     from transformers.masking_utils import create_causal_mask
 
     def call(x):
-        mask = create_causal_mask(config=config, inputs_embeds=x, attention_mask=None, past_key_values=None,
-                                  position_ids=torch.arange(x.shape[1], device=x.device)[None])
+        mask = create_causal_mask(config=config, inputs_embeds=x, attention_mask=None, cache=None,
+                                  position_ids=torch.arange(x.shape[1], device=x.device)[None],
+                                  allow_is_causal_skip=masks == "library")
         return module(x, attention_mask=mask)
     return call
 
 
-def gpt2_attention_builder(params, attn="eager"):
+def gpt2_attention_builder(params, attn="eager", masks="library"):
     from transformers.models.gpt2.modeling_gpt2 import GPT2Attention
 
     config = gpt2_config(params, 1, attn)
     attention = placed(GPT2Attention(config, layer_idx=0), params["W_Q"])
     load_gpt2_attention(attention, params)
-    call = causal_call(attention, config)
+    call = causal_call(attention, config, masks)
 
     def fn(x):
         out, weights = call(x)
@@ -115,7 +125,7 @@ def gpt2_attention_builder(params, attn="eager"):
     return fn
 
 
-def gpt2_block_builder(params, attn="eager"):
+def gpt2_block_builder(params, attn="eager", masks="library"):
     from transformers.models.gpt2.modeling_gpt2 import GPT2Block
 
     config = gpt2_config(params["self_attn"], params["W_1"].shape[1], attn)
@@ -128,11 +138,28 @@ def gpt2_block_builder(params, attn="eager"):
     copy(block.mlp.c_fc.bias, params["b_1"])
     copy(block.mlp.c_proj.weight, params["W_2"])
     copy(block.mlp.c_proj.bias, params["b_2"])
-    call = causal_call(block, config)
+    call = causal_call(block, config, masks)
 
     def fn(x):
         out = call(x)
         return out[0] if isinstance(out, tuple) else out
+    return fn
+
+
+# --- Marian --------------------------------------------------------------------------------------
+MARIAN_FLOAT32 = ("Marian computes P in float32 (torch.FloatTensor in create_weight): in a float64 run it is a "
+                  "precision shortfall, tests/test_hf.py")
+
+
+def marian_pe_builder(params):
+    from transformers.models.marian.modeling_marian import MarianSinusoidalPositionalEmbedding
+
+    def fn(x):
+        module = MarianSinusoidalPositionalEmbedding(x.shape[1], x.shape[2]).to(x.device)
+        copy(module.weight, module.create_weight())  # what MarianPreTrainedModel._init_weights does
+        module = placed(module, x)
+        P = module(x.shape[:-1])
+        return {"out": x + P, "P": P}
     return fn
 
 
@@ -142,9 +169,11 @@ def subject() -> Subject:
     return Subject(
         name="hf", version=transformers.__version__,
         builders={"encoder.layer": bert_layer_builder, "mha.causal": gpt2_attention_builder,
-                  "decoder_only.layer": gpt2_block_builder},
-        variants={"encoder.layer": ("ffn.gelu", "mask.bool_true_masked"), "decoder_only.layer": ("dec.self.pre_ln", "enc.ffn.pre_ln", "ffn.gelu_tanh")},
-        options={"encoder.layer": {"attn": ATTENTION, "masks": ["library", "none"]}, "mha.causal": {"attn": ATTENTION},
-                 "decoder_only.layer": {"attn": ATTENTION}},
+                  "decoder_only.layer": gpt2_block_builder, "pe": marian_pe_builder},
+        variants={"encoder.layer": ("ffn.gelu", "mask.bool_true_masked"), "decoder_only.layer": ("dec.self.pre_ln", "enc.ffn.pre_ln", "ffn.gelu_tanh"),
+                  "pe": "pe.concat"},
+        options={"encoder.layer": {"attn": ATTENTION, "masks": ["library", "none"]}, "mha.causal": GPT2_SETS,
+                 "decoder_only.layer": GPT2_SETS},
         declarations={"encoder.layer": bert_declaration,
-                      "decoder_only.layer": Declaration(constants={"layernorm.epsilon": 1e-5})})
+                      "decoder_only.layer": Declaration(constants={"layernorm.epsilon": 1e-5}),
+                  "pe": Declaration(dtypes=(torch.float32, torch.bfloat16, torch.float16), note=MARIAN_FLOAT32)})

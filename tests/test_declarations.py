@@ -158,3 +158,34 @@ def test_torch_and_reference_declare_nothing_they_do_not_need():
     for name in ("torch", "reference"):
         assert all(not r.declared for r in check_subject(load_subject(name), "cpu", torch.float64, QUICK,
                                                          components=["layernorm"], checks=["oracle"]))
+
+
+def layer_norm_by_eps(params, eps=ref.EPSILON, fused=False):
+    return layer_norm_with(eps)(params)
+
+
+NAMED_SETS = {"bert": {"eps": 1e-12, "fused": True}, "torch": {"eps": 1e-5, "fused": False}}
+
+
+def test_named_option_sets_run_as_given_and_are_named():
+    """Knobs that go together (an ε and a fused path) run only together, each set under its name."""
+    from nlpspec.properties.runner import cases
+    subject = Subject("sets", {"layernorm": layer_norm_by_eps}, options={"layernorm": NAMED_SETS},
+                      declarations={"layernorm": lambda o: Declaration(constants={"layernorm.epsilon": o["eps"]})})
+    records = run(subject, ["layernorm"], ["oracle"])
+    assert sorted((r.option_set, r.options["eps"], r.status) for r in records) == [
+        ("bert", 1e-12, "pass"), ("torch", 1e-5, "pass")]
+    assert {c.id for c in cases(subject) if c.component.name == "layernorm" and c.check.name == "oracle"} == {
+        "layernorm-oracle-bert-layernorm", "layernorm-oracle-torch-layernorm"}
+    crossed = replace(subject, options={"layernorm": {"eps": [1e-12, 1e-5], "fused": [True, False]}})
+    assert len(run(crossed, ["layernorm"], ["oracle"])) == 4
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"bert": {"epsilon": 1e-12}}, "unknown option 'epsilon'"),
+    ({"bert": {"eps": 1e-12}, "fused": [True]}, "option 'bert' lists no values"),
+])
+def test_an_option_set_the_builder_does_not_take_is_a_usage_error(options, message):
+    subject = Subject("bad", {"layernorm": layer_norm_by_eps}, options={"layernorm": options})
+    with pytest.raises(SubjectLoadError, match=message):
+        check_subject(subject, "cpu", torch.float64, QUICK)

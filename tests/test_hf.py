@@ -50,4 +50,23 @@ def test_gpt2_block_passes_as_its_variants_and_fails_as_the_articles(hf):
 def test_gpt2_attention_loads_every_bias(hf):
     records = check_subject(hf, "cpu", torch.float64, QUICK, components=["mha.causal"],
                             checks=["oracle", "parameters_read"])
-    assert len(records) == 4 and all(r.status == "pass" for r in records), [r.message for r in records]
+    assert len(records) == 6 and all(r.status == "pass" for r in records), [r.message for r in records]
+    assert {r.option_set for r in records} == {"eager", "sdpa", "sdpa_materialized_mask"}
+
+
+def test_marian_positions_pass_as_pe_concat_and_fail_as_the_articles_layout(hf):
+    records = oracle(hf, "pe", torch.float32)
+    assert records and all(r.status == "pass" and r.variant == "pe.concat" for r in records)
+    interleaved = replace(hf, variants={k: v for k, v in hf.variants.items() if k != "pe"})
+    records = oracle(interleaved, "pe", torch.float32)
+    assert records and all(r.status == "fail" and "matches the variant pe.concat" in r.message for r in records), \
+        [r.message for r in records]
+
+
+def test_marian_positions_in_a_float64_run_are_a_precision_shortfall(hf):
+    """Marian's create_weight computes P in float32 (torch.FloatTensor): what its declaration says."""
+    assert all(r.status == "skip" and r.declined for r in oracle(hf, "pe"))
+    undeclared = replace(hf, declarations={k: v for k, v in hf.declarations.items() if k != "pe"})
+    records = oracle(undeclared, "pe")
+    assert records and all(r.status == "fail" and "precision: the subject computes in float32" in r.message
+                           for r in records), [r.message for r in records]

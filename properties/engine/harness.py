@@ -70,12 +70,37 @@ def outside(value: np.ndarray, expected: np.ndarray, bound: tol.Tolerance) -> st
         return str(exc)
 
 
+class OptionSet(dict):
+    """One run's knobs (each reaches the builder as a keyword), with the name the subject gave them
+    where they go together (`Subject.options`: {"sdpa_own_mask": {"attn": "sdpa", "masks": "none"}});
+    "" where they are one combination of swept knobs."""
+
+    def __init__(self, knobs=(), name: str = ""):
+        super().__init__(knobs)
+        self.name = name
+
+
+def option_label(options: dict, sep: str = ",") -> str:
+    """How a run's options are shown: the set's name, else its knobs ("attn=sdpa,masks=none")."""
+    return getattr(options, "name", "") or sep.join(f"{k}={v}" for k, v in options.items())
+
+
+def named_sets(knobs: dict) -> bool:
+    """Whether a component's options are named option sets ({name: {knob: value}}) rather than knobs
+    to sweep ({knob: [values]})."""
+    return bool(knobs) and all(isinstance(v, dict) for v in knobs.values())
+
+
 def option_sets(subject: Subject, component: Component) -> list[dict]:
-    """Every combination of the subject's knobs for this component ([{}] when it has none)."""
+    """Each named option set, or every combination of the subject's knobs, for this component ([{}]
+    when it has none)."""
+    given = subject.options.get(component.name, {})
+    if named_sets(given):
+        return [OptionSet(knobs, name) for name, knobs in given.items()]
     combos = [{}]
-    for name, values in subject.options.get(component.name, {}).items():
+    for name, values in given.items():
         combos = [c | {name: v} for c in combos for v in values]
-    return combos
+    return [OptionSet(c) for c in combos]
 
 
 def options_running(subject: Subject, component: Component, kind, prefer: dict) -> dict | None:
@@ -129,8 +154,8 @@ class Harness:
         return other
 
     def where(self) -> str:
-        opts = "".join(f", {k}={v}" for k, v in self.run.options.items())
-        return f"subject {self.run.subject.name!r}, component {self.component.name}{opts}"
+        opts = option_label(self.run.options, ", ")
+        return f"subject {self.run.subject.name!r}, component {self.component.name}{', ' + opts if opts else ''}"
 
     # -- cases -----------------------------------------------------------------------------
     def draw(self, data, draw=None):
