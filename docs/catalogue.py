@@ -121,7 +121,7 @@ def variants_of(eid: str) -> list[str]:
 
 
 def implemented_by(eid: str, subjects) -> list[str]:
-    """Where each given subject declares the variant: 'torch: mha (mode=fast_path)', …"""
+    """Where each given subject declares the variant: 'torch: encoder (pre_ln, pre_ln_final_norm)', …"""
     from nlpspec.properties.engine.component import declared
     from nlpspec.properties.engine.harness import option_label, option_sets
     found = []

@@ -26,8 +26,8 @@ def shown(record: dict) -> str:
 def options_of(records: list[dict]) -> str:
     """The subject's option sets these records ran under: 'mode=gelu' or 'mode=post_ln, seq_first'."""
     sets = sorted({shown(r) for r in records} - {""})
-    if not sets or any(r.get("option_set") for r in records):
-        return "; ".join(sets)
+    if not sets or any(r.get("option_set") for r in records):  # named sets: their names
+        return ", ".join(sets)
     keys = {s.split("=")[0] for s in sets}
     if len(keys) == 1 and "," not in sets[0]:  # one knob: name it once
         return f"{next(iter(keys))}=" + ", ".join(s.split("=", 1)[1] for s in sets)

@@ -4,11 +4,12 @@ nn.TransformerDecoderLayer (dropout 0, eval mode), and softmax(F.linear) as the 
 
 A layer's attention weights and biases load as in subjects/torch_attention.py; linear1.weight is W_1
 transposed (W_1 acts on the right in the spec), linear2.weight W_2 transposed; norm_k holds gamma_k
-and beta_k. Modes: post_ln (the article), pre_ln (norm_first=True: the variants *.pre_ln), gelu
-(activation="gelu": ffn.gelu), seq_first (batch_first=False), and, for the encoder, fast_path (eval
-under torch.no_grad(), which lets PyTorch run its fused encoder layer when the heads are even); for
-the stacks, pre_ln_final_norm (pre-LN layers and the stack's own final LayerNorm, `norm=`: the
-variant stack.final_norm, as GPT-2's ln_f). The key padding mask is boolean, True where hidden (the
+and beta_k. The builders take PyTorch's own knobs (norm_first, activation, batch_first; no_grad;
+final_norm for the stacks), run as named option sets (SETS): post_ln (the article), pre_ln
+(norm_first=True: the variants *.pre_ln), gelu (activation="gelu": ffn.gelu), seq_first
+(batch_first=False), and, for the encoder, fast_path (eval under torch.no_grad(), which lets PyTorch
+run its fused encoder layer when the heads are even); for the stacks, pre_ln_final_norm (pre-LN
+layers and the stack's own final LayerNorm, `norm=`: the variant stack.final_norm, as GPT-2's ln_f). The key padding mask is boolean, True where hidden (the
 variant mask.bool_true_masked); the decoder's causal mask is the square subsequent mask PyTorch
 makes.
 """
@@ -25,7 +26,17 @@ from torch import nn
 from .glue import per_head_rows
 from .torch_attention import load_mha, mha_module
 
-MODES = ["post_ln", "pre_ln", "gelu", "seq_first"]
+# knobs that go together, as named option sets (Subject.options); unnamed knobs keep their defaults
+SETS = {"post_ln": {}, "pre_ln": {"norm_first": True}, "gelu": {"activation": "gelu"},
+        "seq_first": {"batch_first": False}, "fast_path": {"no_grad": True},
+        "pre_ln_final_norm": {"norm_first": True, "final_norm": True}}
+
+
+def sets(*names):
+    return {name: SETS[name] for name in names}
+
+
+MODES = ("post_ln", "pre_ln", "gelu", "seq_first")
 
 
 def load_ffn(linear1: nn.Linear, linear2: nn.Linear, params):
@@ -42,26 +53,25 @@ def load_norm(norm: nn.LayerNorm, params, k):
         norm.bias.copy_(params[f"beta_{k}"])
 
 
-def layer(cls, params, attention, mode):
+def layer(cls, params, attention, norm_first, activation, batch_first):
     W_Q = params[attention]["W_Q"]
     heads, d_model, _ = W_Q.shape
-    module = cls(d_model, heads, dim_feedforward=params["W_1"].shape[1], dropout=0.0,
-                 activation="gelu" if mode == "gelu" else "relu", batch_first=mode != "seq_first",
-                 norm_first=mode == "pre_ln", device=W_Q.device, dtype=W_Q.dtype)
+    module = cls(d_model, heads, dim_feedforward=params["W_1"].shape[1], dropout=0.0, activation=activation,
+                 batch_first=batch_first, norm_first=norm_first, device=W_Q.device, dtype=W_Q.dtype)
     load_ffn(module.linear1, module.linear2, params)
     return module.eval()
 
 
-def encoder_layer_module(params, mode):
-    module = layer(nn.TransformerEncoderLayer, params, "attn", mode)
+def encoder_layer_module(params, norm_first, activation, batch_first):
+    module = layer(nn.TransformerEncoderLayer, params, "attn", norm_first, activation, batch_first)
     load_mha(module.self_attn, params["attn"])
     load_norm(module.norm1, params, 1)
     load_norm(module.norm2, params, 2)
     return module
 
 
-def decoder_layer_module(params, mode):
-    module = layer(nn.TransformerDecoderLayer, params, "self_attn", mode)
+def decoder_layer_module(params, norm_first, activation, batch_first):
+    module = layer(nn.TransformerDecoderLayer, params, "self_attn", norm_first, activation, batch_first)
     load_mha(module.self_attn, params["self_attn"])
     load_mha(module.multihead_attn, params["cross_attn"])
     for k in (1, 2, 3):
@@ -69,41 +79,36 @@ def decoder_layer_module(params, mode):
     return module
 
 
-def encoding(module, mode):
+def encoding(module, batch_first, no_grad):
     def fn(x, key_padding_mask):
-        if mode == "seq_first":
+        if not batch_first:
             return module(x.transpose(0, 1), src_key_padding_mask=key_padding_mask).transpose(0, 1)
-        if mode == "fast_path":
-            with torch.no_grad():
-                return module(x, src_key_padding_mask=key_padding_mask)
-        return module(x, src_key_padding_mask=key_padding_mask)
+        with torch.no_grad() if no_grad else contextlib.nullcontext():
+            return module(x, src_key_padding_mask=key_padding_mask)
     return fn
 
 
-def decoding(module, mode):
+def decoding(module, batch_first):
     def fn(y, memory):
         causal = nn.Transformer.generate_square_subsequent_mask(y.shape[1], device=y.device, dtype=y.dtype)
-        if mode == "seq_first":
+        if not batch_first:
             return module(y.transpose(0, 1), memory.transpose(0, 1), tgt_mask=causal,
                           tgt_is_causal=True).transpose(0, 1)
         return module(y, memory, tgt_mask=causal, tgt_is_causal=True)
     return fn
 
 
-def encoder_layer_builder(params, mode="post_ln"):
-    return encoding(encoder_layer_module(params, mode), mode)
+def encoder_layer_builder(params, norm_first=False, activation="relu", batch_first=True, no_grad=False):
+    return encoding(encoder_layer_module(params, norm_first, activation, batch_first), batch_first, no_grad)
 
 
-def decoder_layer_builder(params, mode="post_ln"):
-    return decoding(decoder_layer_module(params, mode), mode)
+def decoder_layer_builder(params, norm_first=False, activation="relu", batch_first=True):
+    return decoding(decoder_layer_module(params, norm_first, activation, batch_first), batch_first)
 
 
-FINAL_NORM = "pre_ln_final_norm"  # a stack's mode: pre-LN layers, then the stack's own LayerNorm
-
-
-def final_norm(params, mode):
+def stack_norm(params, final_norm):
     """The stack's last LayerNorm (`norm=`), loaded from params["norm"], or None."""
-    if mode != FINAL_NORM:
+    if not final_norm:
         return None
     gamma = params["norm"]["gamma_1"]
     norm = nn.LayerNorm(gamma.shape[0], device=gamma.device, dtype=gamma.dtype)
@@ -111,24 +116,24 @@ def final_norm(params, mode):
     return norm
 
 
-def encoder_builder(params, mode="post_ln"):
-    """nn.TransformerEncoder (its final norm with pre_ln_final_norm): its deep-copied layers are
-    loaded one by one."""
-    layers, layer_mode = params["layers"], "pre_ln" if mode == FINAL_NORM else mode
-    module = nn.TransformerEncoder(encoder_layer_module(layers[0], layer_mode), len(layers),
-                                   norm=final_norm(params, mode), enable_nested_tensor=False)
+def encoder_builder(params, norm_first=False, activation="relu", batch_first=True, no_grad=False, final_norm=False):
+    """nn.TransformerEncoder (its final norm with final_norm): its deep-copied layers are loaded one
+    by one."""
+    layers, knobs = params["layers"], (norm_first, activation, batch_first)
+    module = nn.TransformerEncoder(encoder_layer_module(layers[0], *knobs), len(layers),
+                                   norm=stack_norm(params, final_norm), enable_nested_tensor=False)
     for k, p in enumerate(layers):
-        module.layers[k] = encoder_layer_module(p, layer_mode)
-    return encoding(module.eval(), mode)
+        module.layers[k] = encoder_layer_module(p, *knobs)
+    return encoding(module.eval(), batch_first, no_grad)
 
 
-def decoder_builder(params, mode="post_ln"):
-    layers, layer_mode = params["layers"], "pre_ln" if mode == FINAL_NORM else mode
-    module = nn.TransformerDecoder(decoder_layer_module(layers[0], layer_mode), len(layers),
-                                   norm=final_norm(params, mode))
+def decoder_builder(params, norm_first=False, activation="relu", batch_first=True, final_norm=False):
+    layers, knobs = params["layers"], (norm_first, activation, batch_first)
+    module = nn.TransformerDecoder(decoder_layer_module(layers[0], *knobs), len(layers),
+                                   norm=stack_norm(params, final_norm))
     for k, p in enumerate(layers):
-        module.layers[k] = decoder_layer_module(p, layer_mode)
-    return decoding(module.eval(), mode)
+        module.layers[k] = decoder_layer_module(p, *knobs)
+    return decoding(module.eval(), batch_first)
 
 
 def ffn_builder(params):
@@ -149,17 +154,23 @@ def classifier_builder(params):
     return lambda d: torch.softmax(F.linear(d, params["W_c"].T, params["b_c"]), dim=-1)
 
 
+def switched(options, pre_ln):
+    """The variants PyTorch's knobs switch on: the pre-LN forms, ffn.gelu, stack.final_norm."""
+    return (pre_ln if options.get("norm_first") else ()) + \
+        (("ffn.gelu",) if options.get("activation") == "gelu" else ()) + \
+        (("stack.final_norm",) if options.get("final_norm") else ())
+
+
+ENC_PRE_LN = ("enc.attn.pre_ln", "enc.ffn.pre_ln")
+DEC_PRE_LN = ("dec.self.pre_ln", "dec.cross.pre_ln", "dec.ffn.pre_ln")
+
+
 def encoder_variants(options):
-    mode = options.get("mode", "post_ln")
-    pre_ln = ("enc.attn.pre_ln", "enc.ffn.pre_ln")
-    return {"pre_ln": pre_ln, "gelu": ("ffn.gelu",), FINAL_NORM: pre_ln + ("stack.final_norm",)}.get(mode, ()) + \
-        ("mask.bool_true_masked",)
+    return switched(options, ENC_PRE_LN) + ("mask.bool_true_masked",)
 
 
 def decoder_variants(options):
-    mode = options.get("mode", "post_ln")
-    pre_ln = ("dec.self.pre_ln", "dec.cross.pre_ln", "dec.ffn.pre_ln")
-    return {"pre_ln": pre_ln, "gelu": ("ffn.gelu",), FINAL_NORM: pre_ln + ("stack.final_norm",)}.get(mode, ())
+    return switched(options, DEC_PRE_LN)
 
 
 def causal_mha_builder(params, mode="sdpa"):
@@ -194,24 +205,24 @@ def causal_mha_builder(params, mode="sdpa"):
     return fn
 
 
-def decoder_only_layer_builder(params, mode="post_ln"):
+def decoder_only_layer_builder(params, norm_first=False, activation="relu", batch_first=True):
     """decoder_only.layer: nn.TransformerEncoderLayer under the causal mask (is_causal=True), the
     GPT-style block PyTorch offers."""
-    module = layer(nn.TransformerEncoderLayer, params, "self_attn", mode)
+    module = layer(nn.TransformerEncoderLayer, params, "self_attn", norm_first, activation, batch_first)
     load_mha(module.self_attn, params["self_attn"])
     load_norm(module.norm1, params, 1)
     load_norm(module.norm2, params, 2)
 
     def fn(x):
         causal = nn.Transformer.generate_square_subsequent_mask(x.shape[1], device=x.device, dtype=x.dtype)
-        if mode == "seq_first":
+        if not batch_first:
             return module(x.transpose(0, 1), src_mask=causal, is_causal=True).transpose(0, 1)
         return module(x, src_mask=causal, is_causal=True)
     return fn
 
 
 def decoder_only_variants(options):
-    return {"pre_ln": ("dec.self.pre_ln", "enc.ffn.pre_ln"), "gelu": ("ffn.gelu",)}.get(options.get("mode"), ())
+    return switched(options, ("dec.self.pre_ln", "enc.ffn.pre_ln"))
 
 
 BUILDERS = {"layernorm": layernorm_builder, "ffn": ffn_builder, "encoder.layer": encoder_layer_builder,
@@ -219,9 +230,9 @@ BUILDERS = {"layernorm": layernorm_builder, "ffn": ffn_builder, "encoder.layer":
             "decoder": decoder_builder, "mha.causal": causal_mha_builder, "decoder_only.layer": decoder_only_layer_builder}
 VARIANTS = {"encoder.layer": encoder_variants, "decoder.layer": decoder_variants, "encoder": encoder_variants,
             "decoder": decoder_variants, "decoder_only.layer": decoder_only_variants}
-OPTIONS = {"encoder.layer": {"mode": MODES + ["fast_path"]}, "decoder.layer": {"mode": MODES},
-           "mha.causal": {"mode": ["sdpa", "module"]}, "decoder_only.layer": {"mode": MODES},
-           "encoder": {"mode": MODES + ["fast_path", FINAL_NORM]}, "decoder": {"mode": MODES + [FINAL_NORM]}}
+OPTIONS = {"encoder.layer": sets(*MODES, "fast_path"), "decoder.layer": sets(*MODES),
+           "mha.causal": {"mode": ["sdpa", "module"]}, "decoder_only.layer": sets(*MODES),
+           "encoder": sets(*MODES, "fast_path", "pre_ln_final_norm"), "decoder": sets(*MODES, "pre_ln_final_norm")}
 
 
 def tutorial_positions(n, d, dtype, device, work=None):
@@ -244,7 +255,7 @@ def pe_builder(params):
     return fn
 
 
-def model_builder(params, mode="post_ln"):
+def model_builder(params, norm_first=False, activation="relu", batch_first=True, no_grad=False):
     """nn.Transformer (with its final LayerNorms: stack.final_norm), the embeddings scaled by √d_model
     and the tutorial's P added (pe.scaled_input), ⟨bos⟩ = 0 shifted in, softmax(F.linear) on top;
     fast_path: under torch.no_grad(), where the encoder may run PyTorch's fused layers on a nested
@@ -255,13 +266,12 @@ def model_builder(params, mode="post_ln"):
     with warnings.catch_warnings():  # "enable_nested_tensor is True, but …": a note on speed, not on values
         warnings.simplefilter("ignore", UserWarning)
         module = nn.Transformer(d_model, heads, len(enc), len(dec), dim_feedforward=enc[0]["W_1"].shape[1],
-                                dropout=0.0, activation="gelu" if mode == "gelu" else "relu",
-                                batch_first=mode != "seq_first", norm_first=mode == "pre_ln", device=W_Q.device,
-                                dtype=W_Q.dtype)
+                                dropout=0.0, activation=activation, batch_first=batch_first, norm_first=norm_first,
+                                device=W_Q.device, dtype=W_Q.dtype)
     for k, p in enumerate(enc):
-        module.encoder.layers[k] = encoder_layer_module(p, mode)
+        module.encoder.layers[k] = encoder_layer_module(p, norm_first, activation, batch_first)
     for k, p in enumerate(dec):
-        module.decoder.layers[k] = decoder_layer_module(p, mode)
+        module.decoder.layers[k] = decoder_layer_module(p, norm_first, activation, batch_first)
     load_norm(module.encoder.norm, params["encoder_norm"], 1)
     load_norm(module.decoder.norm, params["decoder_norm"], 1)
     module.eval()
@@ -274,26 +284,23 @@ def model_builder(params, mode="post_ln"):
         shifted = torch.cat([torch.zeros_like(tgt[:, :1]), tgt[:, :-1]], dim=1)
         causal = nn.Transformer.generate_square_subsequent_mask(tgt.shape[1], device=tgt.device, dtype=W_Q.dtype)
         x, y = embed(params["src_embedding"], src), embed(params["tgt_embedding"], shifted)
-        if mode == "seq_first":
+        if not batch_first:
             x, y = x.transpose(0, 1), y.transpose(0, 1)
-        with torch.no_grad() if mode == "fast_path" else contextlib.nullcontext(), warnings.catch_warnings():
+        with torch.no_grad() if no_grad else contextlib.nullcontext(), warnings.catch_warnings():
             # the fast path's nested tensor: "… nested tensors is in prototype stage", a note on the API
             warnings.filterwarnings("ignore", "The PyTorch API of nested tensors", UserWarning)
             out = module(x, y, tgt_mask=causal, tgt_is_causal=True, src_key_padding_mask=src_key_padding_mask,
                          memory_key_padding_mask=src_key_padding_mask)
-        if mode == "seq_first":
+        if not batch_first:
             out = out.transpose(0, 1)
         return {"out": torch.softmax(F.linear(out, params["W_c"].T, params["b_c"]), dim=-1)}
     return fn
 
 
 def model_variants(options):
-    mode = options.get("mode", "post_ln")
-    layers = {"pre_ln": ("enc.attn.pre_ln", "enc.ffn.pre_ln", "dec.self.pre_ln", "dec.cross.pre_ln", "dec.ffn.pre_ln"),
-              "gelu": ("ffn.gelu",)}.get(mode, ())
-    return layers + ("stack.final_norm", "pe.scaled_input", "mask.bool_true_masked")
+    return switched(options, ENC_PRE_LN + DEC_PRE_LN) + ("stack.final_norm", "pe.scaled_input", "mask.bool_true_masked")
 
 
 BUILDERS |= {"pe": pe_builder, "transformer": model_builder}
 VARIANTS |= {"transformer": model_variants}
-OPTIONS |= {"transformer": {"mode": MODES + ["fast_path"]}}
+OPTIONS |= {"transformer": sets(*MODES, "fast_path")}

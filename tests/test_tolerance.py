@@ -32,7 +32,7 @@ def decoded(tree):
 def judged():
     saved = json.loads(CASE.read_text())
     params, inputs = decoded(saved["params"]), decoded(saved["inputs"])
-    h = Harness(Run(load_subject("torch"), torch.device("cpu"), torch.float64, {"mode": "pre_ln"}),
+    h = Harness(Run(load_subject("torch"), torch.device("cpu"), torch.float64, {"norm_first": True}),
                 COMPONENTS["decoder"])
     reference = h.reference(params, inputs)
     actual = h.call(h.build(params), inputs, reference)

@@ -178,9 +178,10 @@ def test_a_stack_with_its_own_final_norm_is_declared_as_such_and_a_forgotten_one
 
     torch_subject = load_subject("torch")
     quick = settings(settings.get_profile("ci"), max_examples=5)
-    mode = {"mode": [torch_transformer.FINAL_NORM]}
-    final = replace(torch_subject, options={"encoder": mode, "decoder": mode, "encoder.layer": {"mode": ["pre_ln"]},
-                                            "decoder.layer": {"mode": ["pre_ln"]}})
+    final_norm = torch_transformer.sets("pre_ln_final_norm")
+    pre_ln = torch_transformer.sets("pre_ln")
+    final = replace(torch_subject, options={"encoder": final_norm, "decoder": final_norm, "encoder.layer": pre_ln,
+                                            "decoder.layer": pre_ln})
     records = check_subject(final, "cpu", torch.float64, quick, components=["encoder", "decoder"])
     assert records and all(r.status == "pass" for r in records), \
         [(r.id, r.message) for r in records if r.status != "pass"]
@@ -188,9 +189,9 @@ def test_a_stack_with_its_own_final_norm_is_declared_as_such_and_a_forgotten_one
     assert all("stack.final_norm" in r.eids for r in records if r.check == "oracle")
     assert {r.check for r in records} >= {"oracle", "stacked_layers", "incremental_decoding"}
 
-    def forgets(params, mode):
-        return torch_transformer.encoder_builder(params, "pre_ln")
-    forgetful = replace(torch_subject, name="forgets", builders={"encoder": forgets}, options={"encoder": mode},
+    def forgets(params, norm_first, final_norm):
+        return torch_transformer.encoder_builder(params, norm_first=True)
+    forgetful = replace(torch_subject, name="forgets", builders={"encoder": forgets}, options={"encoder": final_norm},
                         variants={"encoder": torch_subject.variants["encoder"]}, expected_failures={})
     [oracle] = check_subject(forgetful, "cpu", torch.float64, quick, components=["encoder"], checks=["oracle"])
     assert oracle.status == "fail" and "disagrees with the oracle" in oracle.message

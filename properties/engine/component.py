@@ -35,6 +35,8 @@ class Component:
     capabilities: dict = field(default_factory=dict)  # what a subject may lack -> what is then not drawn
     constants: tuple[str, ...] = ()               # the free constants its oracle reads (spec/constants.py)
     has_parameters: bool = True                   # False: the builder gets {} (attention, pe, …)
+    recast: Callable | None = None                # (params, kind, other kind) -> the same weights read as
+                                                  # the other kind's, or None (the variant diagnosis)
 
     @property
     def recurrent(self) -> bool:
@@ -43,6 +45,11 @@ class Component:
     def outputs_of(self, kind) -> dict:
         """Output name -> E-id, for the kind drawn."""
         return {**self.output_eids, **self.kind_outputs(kind)}
+
+
+def recurrent_kinds(family: str) -> list[str]:
+    """The cell kinds of a recurrent family: the article's and its variants ("gru", "gru.reset_after")."""
+    return [k for k in recurrent.CELLS if k.split(".")[0] == family]
 
 
 def cell_eids(kind):

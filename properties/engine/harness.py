@@ -24,7 +24,7 @@ from .clock import time_limit
 from .failures import SubjectFailure
 from .rounding import Rounded, rounded_arithmetic
 from .strategies import overflow_at
-from .component import MASK_FORMS, Component, declared, kind_for
+from .component import MASK_FORMS, Component, declared, kind_for, recurrent_kinds
 
 
 
@@ -424,7 +424,10 @@ class Harness:
         """Other kinds of this component, one named variant away from the one drawn: each variant it
         may declare added (replacing one of the same equation) or each one declared taken away. Mask
         forms are not: the harness, not the oracle, applies them."""
-        if self.component.recurrent:
+        if self.component.recurrent:  # the family's other cells, on the same weights (Component.recast)
+            for other in recurrent_kinds(self.component.family):
+                if other != self.kind:
+                    yield other, "", other
             return
         declared_forms = [v for v in self.kind if v in MASK_FORMS]
         core = [v for v in self.kind if v not in MASK_FORMS]
@@ -444,8 +447,11 @@ class Harness:
         """Which named variant the subject computes on this case, in words, or that none does."""
         tried = []
         for variant, negation, kind in self.alternatives():
+            params = case[0] if not self.component.recurrent else self.component.recast(case[0], self.kind, kind)
+            if params is None:  # the drawn weights have no reading as that cell's
+                continue
             try:
-                expected = self.component.oracle(kind)(*case)[name]
+                expected = self.component.oracle(kind)(params, *case[1:])[name]
             except Exception:  # the variant needs parameters this case has not (a final LayerNorm, …)
                 continue
             tried.append(f"{negation}{variant}")

@@ -52,6 +52,27 @@ def state_names(kind: str) -> tuple[str, ...]:
     return recurrent.STATE[kind]
 
 
+def recast(params, kind: str, other: str):
+    """The drawn weights read as a cell of kind `other`, as an adapter maps them, for the variant
+    diagnosis: the article's GRU's W_h = [W_hn, W_in] split at the h columns, b_in = b_h, b_hn = 0, and
+    z's sense turned (W_z, b_z negated: the reset-after z keeps the old state); back where b_hn is 0;
+    None where there is no such reading."""
+    if isinstance(params, list):
+        found = [recast(p, kind, other) for p in params]
+        return None if any(p is None for p in found) else found
+    if {"W_h", "W_in"}.isdisjoint(params):  # not a GRU cell: layers, an encoder/decoder pair, an output
+        found = {k: recast(v, kind, other) if isinstance(v, (dict, list)) else v for k, v in params.items()}
+        return None if any(v is None for v in found.values()) else found
+    gates = {"W_r": params["W_r"], "b_r": params["b_r"], "W_z": -params["W_z"], "b_z": -params["b_z"]}
+    if kind == "gru" and other == "gru.reset_after":
+        H = params["W_h"].shape[0]
+        return gates | {"W_in": params["W_h"][:, H:], "b_in": params["b_h"], "W_hn": params["W_h"][:, :H],
+                        "b_hn": np.zeros_like(params["b_h"])}
+    if kind == "gru.reset_after" and other == "gru" and not params["b_hn"].any():
+        return gates | {"W_h": np.concatenate([params["W_hn"], params["W_in"]], axis=1), "b_h": params["b_in"]}
+    return None
+
+
 # --- oracles -----------------------------------------------------------------------------------
 def cell_oracle(kind: str):
     def oracle(params: dict, inputs: dict) -> dict:
@@ -137,7 +158,7 @@ BOUNDS = {name: (0.0, 1.0) for name in ("f", "i", "o", "r", "z", "y")} | \
 
 
 def _components():
-    common = dict(bounds=BOUNDS, probabilities=("y",))
+    common = dict(bounds=BOUNDS, probabilities=("y",), recast=recast)
     found = [Component("rnn.output", "rnn", ("rnn.output",), ("y",), lambda data, kind: draw_output_case(data),
                        lambda kind: output_oracle, {"y": "rnn.output"}, **common)]
     for kind in ("rnn", "lstm", "gru"):
