@@ -66,6 +66,8 @@ class Record:
     observations: list = field(default_factory=list)  # what the subject did where nothing is judged
     declined: str = ""  # why the subject's declaration rules the check out ("lacks key_padding"), if it does
     declared: list = field(default_factory=list)  # what the subject's declaration leaves unchecked or sets
+    returned: list = field(default_factory=list)  # the outputs the subject returned and the check compared
+    unreturned: list = field(default_factory=list)  # E-ids whose output it never returned: judged through others
 
     @property
     def id(self) -> str:
@@ -224,6 +226,7 @@ def execute(run: Run, component: Component, check: Check, settings=None, seed: i
         record.status = "stale"
         record.message = f"expected to fail ({expected}), but passed: remove it from expected_failures"
     record.observations = sorted(harness.observations)
+    record.returned, record.unreturned = sorted(harness.returned), harness.unreturned()
     return record
 
 

@@ -65,6 +65,12 @@ def groups(records: list[dict]) -> list[tuple[str, list[dict]]]:
     return sorted(found.items(), key=lambda kv: (kv[0].count(",") + bool(kv[0]), kv[0]))
 
 
+def whole(record: dict) -> bool:
+    """A failure where the subject returned no intermediates (no gates, no weights): the component's,
+    not each E-id's, since the outputs it returned depend on every equation."""
+    return record["status"] in ("fail", "xfail") and bool(record.get("unreturned"))
+
+
 def summary(records: list[dict]) -> list[str]:
     """The conformance summary, one block per component the subject offers:
 
@@ -80,7 +86,8 @@ def summary(records: list[dict]) -> list[str]:
     for r in records:
         by_component[r["component"]].append(r)
     offered = {c: found for c, found in sorted(by_component.items()) if any(r["status"] != "skip" for r in found)}
-    eid_width = max([len(e) for found in offered.values() for r in found for e in r["eids"]] + [4])
+    eid_width = max([len(e) for found in offered.values() for r in found for e in r["eids"]] + [4] +
+                    [len(c) for c, found in offered.items() if any(whole(r) for r in found)])
     lines = []
     for component, found in offered.items():
         ran = groups([r for r in found if r["status"] != "skip"])
@@ -100,8 +107,14 @@ def summary(records: list[dict]) -> list[str]:
         letters = {v: "abcdefghijklmnopqrstuvwxyz"[k] for k, (v, _) in enumerate(ran)}
         cells = defaultdict(list)
         for r in found:
-            for eid in r["eids"] or ["-"]:
+            for eid in [component] if whole(r) else r["eids"] or ["-"]:
                 cells[eid].append(r)
+        partial = [r for r in found if r.get("unreturned")]
+        if partial:
+            compared = sorted({name for r in partial for name in r.get("returned", ())})
+            missing = sorted({e for r in partial for e in r["unreturned"]})
+            lines += _wrapped(f"  outputs compared: {', '.join(compared)}; {', '.join(missing)} judged through them "
+                              f"(not returned: a failure marks {component}, not an equation)", "    ")
         for eid, rs in sorted(cells.items(), key=lambda kv: ORDER.get(kv[0], 999)):
             by_verdict = defaultdict(list)
             for variant, group in groups(rs):

@@ -61,3 +61,5 @@ def test_a_reset_after_gru_declared_as_the_articles_is_named_in_cells_and_layers
     for component in ("gru.cell", "gru.layers"):
         assert "it matches the variant gru.reset_after on this case: declare it, or fix gru.candidate" in \
             oracle_message(subject, component)
+    [cell] = check_subject(subject, "cpu", torch.float64, QUICK, components=["gru.cell"], checks=["oracle"])
+    assert cell.returned == ["h"] and cell.unreturned == ["gru.candidate", "gru.reset", "gru.update"]

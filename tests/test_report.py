@@ -58,6 +58,32 @@ def test_summary_keeps_each_variant_apart():
         "decoder.layer: every run as variant dec.self.pre_ln", "  dec.self  pass"]
 
 
+def test_summary_names_named_option_sets_by_their_names():
+    from nlpspec.properties.summary import summary
+    lines = summary([{**record("oracle", "pass", "", {}), "option_set": "post_ln"},
+                     {**record("oracle", "pass", "dec.self.pre_ln", {"norm_first": True}), "option_set": "pre_ln"}])
+    assert lines[:2] == ["decoder.layer: a = post_ln: as the article",
+                         "               b = pre_ln: as variants dec.self.pre_ln"]
+
+
+def test_a_failure_without_intermediates_marks_the_component_not_every_equation():
+    """A library returns h, not its gates: a failure there says nothing of which gate is wrong."""
+    from nlpspec.properties.summary import summary
+    gates = ["gru.reset", "gru.update", "gru.candidate"]
+    whole = {"component": "gru.cell", "check": "oracle", "eids": gates + ["gru.hidden"], "status": "fail",
+             "variant": "", "options": {}, "message": "", "returned": ["h"], "unreturned": gates}
+    bounds = {**whole, "check": "bounds", "status": "pass"}
+    assert summary([whole, bounds]) == [
+        "gru.cell",
+        "  outputs compared: h; gru.candidate, gru.reset, gru.update judged through them (not returned: a failure "
+        "marks gru.cell,",
+        "    not an equation)",
+        "  gru.reset      pass", "  gru.update     pass", "  gru.candidate  pass", "  gru.hidden     pass",
+        "  gru.cell       fail (oracle)"]
+    returned_gates = {**whole, "returned": ["h", "r", "z", "htilde"], "unreturned": []}
+    assert "  gru.update     fail (oracle)" in summary([returned_gates])
+
+
 def test_summary_lines_fit_and_absent_components_share_one_line():
     from nlpspec.properties.summary import WIDTH, summary
     long = ", ".join(f"variant.number_{k}" for k in range(12))

@@ -142,6 +142,8 @@ class Harness:
         self.params: list = []  # (path, tensor given to the builder, its copy), set by build
         self.observations: set[str] = set()  # what the subject does where the spec leaves it open
         self.raw: dict = {}  # the last call's outputs as returned, undefined entries included
+        self.defined: set[str] = set()   # outputs the spec defines for the calls made, and
+        self.returned: set[str] = set()  # those the subject returned
         self.calls: list = []  # this example's calls: (fn, inputs, expected, outputs as returned, params)
         self.built: dict = {}  # id of each built callable -> the params it was built with
         self.companions: list = []  # harnesses of the other components this check drives (companion)
@@ -262,9 +264,17 @@ class Harness:
             raise fail.form(self.where(), f"returned {', '.join(map(repr, unknown))}, which the spec does not define "
                                           f"for {self.component.name}; known outputs: {', '.join(expected)}")
         found = {name: self.to_numpy(name, out[name], expected[name]) for name in expected if name in out}
+        self.defined.update(expected)
+        self.returned.update(found)
         self.calls.append((fn, inputs, expected, {name: self.raw[name].copy() for name in found},
                            self.built.get(id(fn), (None, None))[1]))
         return found
+
+    def unreturned(self) -> list[str]:
+        """The E-ids of the outputs the spec defines that the subject never returned (its gates, its
+        attention weights): those equations were judged only through the outputs it did return."""
+        eids = self.output_eids
+        return sorted({eids[name] for name in self.defined - self.returned if name in eids})
 
     def begin_example(self):
         """A new Hypothesis example: forget the calls of the last one."""
