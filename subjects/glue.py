@@ -7,6 +7,10 @@
 - `stack_heads`: the same weights as one (d_in, h·d) matrix acting on the right (GPT-2's Conv1D).
 - `gate_rows`: a cell's gate matrices on [h, x] (h columns first) -> the input and hidden weights of
   a library, stacked in its gate order (GATE_ORDERS).
+- masks between layouts: `additive` (booleans True where a query may attend -> 0 or -inf, the article's
+  and SDPA's float form), `may_attend` (nn.MultiheadAttention's True-where-hidden attn_mask (n, m) and
+  key_padding_mask (B, m) -> one (B, n, m) boolean True where a query may attend: Keras', SDPA's),
+  `kept_tokens` (a True-where-padding key_padding_mask -> Hugging Face's and Keras' 0/1 attention_mask).
 """
 from __future__ import annotations
 
@@ -35,6 +39,23 @@ def gate_rows(gates: list[torch.Tensor], hidden: int) -> tuple[torch.Tensor, tor
     """Gate matrices W_g (H, H + I) on [h, x] -> (weight_ih (k·H, I), weight_hh (k·H, H)), stacked in
     the order given."""
     return torch.cat([W[:, hidden:] for W in gates]), torch.cat([W[:, :hidden] for W in gates])
+
+
+def additive(attends: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A boolean mask, True where a query may attend -> the additive float mask: 0 there, else -inf."""
+    return torch.zeros(attends.shape, dtype=dtype, device=attends.device).masked_fill(~attends, -torch.inf)
+
+
+def may_attend(attn_mask: torch.Tensor, key_padding_mask: torch.Tensor) -> torch.Tensor:
+    """nn.MultiheadAttention's masks (True where hidden: attn_mask (n, m), key_padding_mask (B, m)) -> one
+    (B, n, m) boolean, True where a query may attend."""
+    return ~(attn_mask[None] | key_padding_mask[:, None, :])
+
+
+def kept_tokens(key_padding_mask: torch.Tensor) -> torch.Tensor:
+    """A key_padding_mask (True where padding) -> an attention_mask of 1 where a token is kept, 0 where
+    it is padding (Hugging Face's, Keras')."""
+    return (~key_padding_mask).long()
 
 
 def stack_heads(W: torch.Tensor) -> torch.Tensor:

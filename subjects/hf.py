@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 
 from .base import Declaration, Subject
-from .glue import per_head_rows, stack_heads
+from .glue import kept_tokens, per_head_rows, stack_heads
 
 ATTENTION = ["eager", "sdpa"]
 # GPT-2's mask paths, as named option sets: eager under its float mask, sdpa under none (is_causal), and
@@ -70,7 +70,7 @@ def bert_layer_builder(params, attn="eager", masks="library"):
     def fn(x, key_padding_mask):
         mask = None
         if masks == "library":  # BERT's attention_mask: 1 where a token is kept, 0 where it is padding
-            mask = create_bidirectional_mask(config=config, inputs_embeds=x, attention_mask=(~key_padding_mask).long())
+            mask = create_bidirectional_mask(config=config, inputs_embeds=x, attention_mask=kept_tokens(key_padding_mask))
         out = layer(x, attention_mask=mask)
         return out[0] if isinstance(out, tuple) else out
     return fn

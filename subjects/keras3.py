@@ -21,7 +21,7 @@ import warnings
 import torch
 
 from .base import Declaration, Subject
-from .glue import GATE_ORDERS, gate_rows, split_bias
+from .glue import GATE_ORDERS, gate_rows, may_attend, split_bias
 from .torch_nn import sizes
 
 os.environ.setdefault("KERAS_BACKEND", "torch")  # before keras is first imported
@@ -133,7 +133,7 @@ def mha_builder(params):
         by_name[name].assign(value)
 
     def fn(query, key, value, attn_mask, key_padding_mask):
-        attends = ~(attn_mask[None] | key_padding_mask[:, None, :])  # (B, n, m), True where a query may attend
+        attends = may_attend(attn_mask, key_padding_mask)
         with warnings.catch_warnings():  # one key (m = 1) is a case the suite draws on purpose
             warnings.filterwarnings("ignore", message="You are using a softmax over axis")
             out, weights = layer(query, value, key, attention_mask=attends, return_attention_scores=True)

@@ -21,13 +21,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .glue import per_head_rows
+from .glue import additive, per_head_rows
 
 
 def attention_builder(params, mask_dtype="bool"):
     def fn(q, k, v, mask):
         if mask_dtype == "float":  # additive: 0 where the boolean mask says "may attend", else -inf
-            mask = torch.zeros(mask.shape, dtype=q.dtype, device=q.device).masked_fill(~mask, -torch.inf)
+            mask = additive(mask, q.dtype)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     return fn
 
