@@ -8,7 +8,9 @@ built in the run's dtype, their weights assigned from the spec's parameters.
   is the variant gru.reset_after, whose z keeps the state as Keras' does, with two bias rows: b_r and
   b_z split between them (glue.split_bias), b_in in the input row, b_hn in the recurrent one.
 - lstm.layers, gru.layers: `LSTM` / `GRU` layers (return_sequences, return_state), one per layer
-  and direction, the backward one with go_backwards=True and its outputs put back in time order.
+  and direction, the backward one with go_backwards=True and its outputs put back in time order
+  (bidirectional="go_backwards"), or the two inside Keras' `Bidirectional` wrapper
+  (bidirectional="wrapper", merge_mode="concat").
 - mha: `MultiHeadAttention` (EinsumDense kernels (d_in, h, d_k), per-head biases), its boolean
   attention_mask True where a query may attend, made from the spec's mask and key padding.
 - layernorm: `LayerNormalization`, whose ε is 1e-3 (declared).
@@ -76,30 +78,45 @@ def cell_builder(kind):
 
 
 def layers_builder(kind):
-    def build(params, reset_after=True):
+    def build(params, reset_after=True, bidirectional="go_backwards"):
         import keras
         made = []
         for directions in params["layers"]:
-            row = []
+            row, weights = [], []
             for d, p in enumerate(directions):
                 I, H = sizes(kind, p)
                 dtype = dtype_name(next(iter(p.values())))
                 if kind == "lstm":
-                    layer, weights = keras.layers.LSTM(H, return_sequences=True, return_state=True, go_backwards=d == 1,
-                                                       dtype=dtype), lstm_weights(p)
+                    layer = keras.layers.LSTM(H, return_sequences=True, return_state=True, go_backwards=d == 1,
+                                              dtype=dtype)
                 else:
                     layer = keras.layers.GRU(H, return_sequences=True, return_state=True, go_backwards=d == 1,
                                              reset_after=reset_after, dtype=dtype)
-                    weights = gru_weights(p, reset_after)
-                layer.build((None, None, I))
-                assign(layer, weights)
                 row.append(layer)
+                weights.append(lstm_weights(p) if kind == "lstm" else gru_weights(p, reset_after))
+            if bidirectional == "wrapper" and len(row) == 2:  # Keras' Bidirectional around the two (it copies
+                wrapper = keras.layers.Bidirectional(row[0], backward_layer=row[1], merge_mode="concat")
+                wrapper.build((None, None, I))                # them: the weights go to its copies)
+                row, layers = [wrapper], [wrapper.forward_layer, wrapper.backward_layer]
+            else:
+                layers = row
+                for layer in row:
+                    layer.build((None, None, I))
+            for layer, values in zip(layers, weights):
+                assign(layer, values)
             made.append(row)
 
         def fn(x, h_prev, C_prev=None):
             h_out, C_out = [], []
             for l, row in enumerate(made):
                 outs, hs, Cs = [], [], []
+                if isinstance(row[0], keras.layers.Bidirectional):
+                    per = 2 if kind == "lstm" else 1  # states per direction
+                    state = [s[:, l, d] for d in range(2) for s in ([h_prev, C_prev] if kind == "lstm" else [h_prev])]
+                    x, *finals = row[0](x, initial_state=state)  # its backward half back in time order
+                    h_out.append(torch.stack([finals[0], finals[per]], 1))
+                    C_out.append(torch.stack([finals[1], finals[3]], 1) if kind == "lstm" else None)
+                    continue
                 for d, layer in enumerate(row):
                     state = [h_prev[:, l, d], C_prev[:, l, d]] if kind == "lstm" else [h_prev[:, l, d]]
                     seq, *final = layer(x, initial_state=state)
@@ -166,5 +183,7 @@ def subject() -> Subject:
                   "lstm.layers": layers_builder("lstm"), "gru.layers": layers_builder("gru"), "mha": mha_builder,
                   "layernorm": layernorm_builder},
         variants={"gru.cell": gru_variant, "gru.layers": gru_variant, "mha": "mask.bool_true_masked"},
-        options={"gru.cell": {"reset_after": [True, False]}, "gru.layers": {"reset_after": [True, False]}},
+        options={"gru.cell": {"reset_after": [True, False]},
+                 "gru.layers": {"reset_after": [True, False], "bidirectional": ["go_backwards", "wrapper"]},
+                 "lstm.layers": {"bidirectional": ["go_backwards", "wrapper"]}},
         declarations={"layernorm": Declaration(constants={"layernorm.epsilon": KERAS_EPSILON})})
