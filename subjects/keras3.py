@@ -95,7 +95,7 @@ def layers_builder(kind):
                 row.append(layer)
                 weights.append(lstm_weights(p) if kind == "lstm" else gru_weights(p, reset_after))
             if bidirectional == "wrapper" and len(row) == 2:  # Keras' Bidirectional around the two (it copies
-                wrapper = keras.layers.Bidirectional(row[0], backward_layer=row[1], merge_mode="concat")
+                wrapper = keras.layers.Bidirectional(row[0], backward_layer=row[1], merge_mode="concat", dtype=dtype)
                 wrapper.build((None, None, I))                # them: the weights go to its copies)
                 row, layers = [wrapper], [wrapper.forward_layer, wrapper.backward_layer]
             else:

@@ -40,11 +40,12 @@ def overflow_at(point: float):
 
 
 def past_overflow(data, scale: float) -> float | None:
-    """A bound for the queries that puts scores past exp's overflow point in the run's dtype (up to
-    4 times it; scale: the scores' size per unit of query bound), in a quarter of the cases; None (a
-    tame case) in the others, which is what it shrinks to. The float64 oracle is stable there, a
-    softmax that does not subtract the row's maximum is not."""
-    if not data.draw(st.sampled_from((False, False, False, True)), label="scores past exp's overflow"):
+    """A bound for the inputs that puts attention scores or gate pre-activations past exp's overflow
+    point in the run's dtype (up to 4 times it; scale: their size per unit of input bound), in a quarter
+    of the cases; None (a tame case) in the others, which is what it shrinks to. The float64 oracle is
+    stable there; a softmax that does not subtract the row's maximum, or a σ written as e^a/(1 + e^a),
+    is not."""
+    if not data.draw(st.sampled_from((False, False, False, True)), label="past exp's overflow"):
         return None
     return 4 * _OVERFLOW.get() / scale
 

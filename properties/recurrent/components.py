@@ -13,7 +13,7 @@ import numpy as np
 from nlpspec.spec import architectures, recurrent
 
 from ..engine.component import Component, cell_eids
-from ..engine.strategies import Shape, case, magnitude, size
+from ..engine.strategies import Shape, case, magnitude, past_overflow, size
 
 
 def columns(params):
@@ -110,10 +110,18 @@ def seq2seq_oracle(kind: str):
 
 
 # --- drawing cases: sizes first, then every array of the case in one draw -------------------
+def input_bound(data, bound: float, I: int) -> float:
+    """The inputs' bound: the case's, or in a quarter of the cases one that puts the gates'
+    pre-activations (about bound · x_bound · √I / 3 for weights in [-bound, bound]) past exp's overflow
+    in the run's dtype, where every gate saturates and an exp-based σ or tanh overflows."""
+    return past_overflow(data, bound * np.sqrt(I) / 3) or bound
+
+
 def draw_cell_case(kind: str):
     def draw(data):
         B, H, I, bound = size(data, "B"), size(data, "H"), size(data, "I"), magnitude(data)
-        return case(data, cell_params(kind, H, I, bound), {"x": Shape((B, I), bound), **state(kind, (B, H), bound)})
+        x = Shape((B, I), input_bound(data, bound, I))
+        return case(data, cell_params(kind, H, I, bound), {"x": x, **state(kind, (B, H), bound)})
     return draw
 
 
@@ -129,7 +137,8 @@ def draw_layers_case(kind: str, layers: int | None = None, directions: int | Non
         D = directions or size(data, "D", high=2)
         params = {"layers": [[cell_params(kind, H, I if l == 0 else D * H, bound) for d in range(D)]
                              for l in range(L)]}
-        return case(data, params, {"x": Shape((B, T, I), bound), **state(kind, (B, L, D, H), bound)})
+        x = Shape((B, T, I), input_bound(data, bound, I))
+        return case(data, params, {"x": x, **state(kind, (B, L, D, H), bound)})
     return draw
 
 
@@ -139,7 +148,8 @@ def draw_seq2seq_case(kind: str):
         H, I, J, V = size(data, "H"), size(data, "I"), size(data, "J"), size(data, "V")
         params = {"encoder": cell_params(kind, H, I, bound), "decoder": cell_params(kind, H, J, bound),
                   "output": {"W_y": Shape((V, H), bound), "b_y": Shape((V,), bound)}}
-        inputs = {"x": Shape((B, T, I), bound), "y_prev": Shape((B, m, J), bound), **state(kind, (B, H), bound)}
+        inputs = {"x": Shape((B, T, I), input_bound(data, bound, I)), "y_prev": Shape((B, m, J), bound),
+                  **state(kind, (B, H), bound)}
         return case(data, params, inputs)
     return draw
 

@@ -25,6 +25,15 @@ def lstm_gates_swapped(x, h_prev, C_prev, W_f, b_f, W_i, b_i, W_C, b_C, W_o, b_o
     return ref.lstm_cell(x, h_prev, C_prev, W_i, b_i, W_f, b_f, W_C, b_C, W_o, b_o)
 
 
+def lstm_sigmoid_overflows(x, h_prev, C_prev, W_f, b_f, W_i, b_i, W_C, b_C, W_o, b_o):
+    """σ(a) written as e^a / (1 + e^a): inf / inf = NaN once a passes exp's overflow."""
+    hx = torch.cat([h_prev, x], -1)
+    f, i, o = (torch.exp(a) / (1 + torch.exp(a)) for a in (hx @ W.T + b for W, b in ((W_f, b_f), (W_i, b_i), (W_o, b_o))))
+    Chat = torch.tanh(hx @ W_C.T + b_C)
+    C = f * C_prev + i * Chat
+    return {"f": f, "i": i, "Chat": Chat, "C": C, "o": o, "h": o * torch.tanh(C)}
+
+
 def lstm_output_on_C(x, h_prev, C_prev, **p):
     out = ref.lstm_cell(x, h_prev, C_prev, **p)
     return {**out, "h": out["o"] * out["C"]}
@@ -124,6 +133,8 @@ MUTANTS = {m.subject.name.removeprefix("zoo."): m for m in (
            {"lstm.cell": bound(lstm_gates_swapped)}),
     mutant("lstm_output_on_C", "output gate applied to C_t instead of tanh(C_t)",
            {"lstm.cell": bound(lstm_output_on_C)}),
+    mutant("lstm_sigmoid_overflows", "gates' σ as e^a / (1 + e^a): exp overflows on saturated gates",
+           {"lstm.cell": bound(lstm_sigmoid_overflows)}),
     mutant("lstm_candidate_sigmoid", "candidate with σ instead of tanh",
            {"lstm.cell": bound(lstm_candidate_sigmoid)}),
     mutant("lstm_forget_bias_dropped", "forget gate without its bias",
