@@ -160,3 +160,39 @@ def test_layernorms_printed_definition_is_its_entry():
     ln = F.LayerNorm(F._a, sp.MatrixSymbol("gamma", 1, F._d), sp.MatrixSymbol("beta", 1, F._d))
     concrete = {F._n: 3, F._d: 3}
     assert sp.simplify(expr.subs(concrete).doit() - ln._entry(F._i, F._j).subs(concrete).doit()) == 0
+
+
+@pytest.mark.parametrize("eq", EQUATIONS, ids=lambda e: e.eid)
+def test_the_torch_oracle_agrees_with_the_numpy_oracle_to_float64_rounding(eq):
+    """spec/torch_oracle.py runs the same printed code on torch tensors: batched, at distinct sizes."""
+    import torch
+    from nlpspec.spec.torch_oracle import compile_equation_torch
+    rng = np.random.default_rng(1)
+    arrays = {s.name: sample(s.name, (3,) + concrete_shape(s, eq), rng) for s in eq.inputs}
+    ours = compile_equation(eq)(**arrays)
+    found = compile_equation_torch(eq)(**{k: torch.from_numpy(v) for k, v in arrays.items()})
+    for a, b in zip(ours if isinstance(eq.lhs, tuple) else (ours,), found if isinstance(eq.lhs, tuple) else (found,)):
+        torch.testing.assert_close(b, torch.from_numpy(np.asarray(a, dtype=float)), rtol=1e-13, atol=1e-13,
+                                   equal_nan=True)
+
+
+@pytest.mark.parametrize("eq", EQUATIONS, ids=lambda e: e.eid)
+def test_the_torch_oracle_has_the_spec_s_derivative(eq):
+    """Autograd through the printed spec against finite differences (torch.autograd.gradcheck)."""
+    import torch
+    from nlpspec.spec.torch_oracle import compile_equation_torch
+    rng = np.random.default_rng(2)
+    names = [s.name for s in eq.inputs]
+    dims = sizes(eq)
+    n, m = (next((d for d in dims if d.name == name), None) for name in "nm")
+    if n is not None and m is not None:  # n ≤ m: every query sees a key (lower-right causal, n > m, leaves a
+        dims[n] = dims[m]                # row undefined, and its NaN reaches the gradient of V through W^T)
+    shapes = {s.name: tuple(int(sp.sympify(d).subs(dims)) for d in s.shape) for s in eq.inputs}
+    tensors = [torch.from_numpy(sample(s.name, (2,) + shapes[s.name], rng)) for s in eq.inputs]
+    floats = [t if name in MASKS else t.requires_grad_() for name, t in zip(names, tensors)]
+    fn = compile_equation_torch(eq)
+
+    def outputs(*args):
+        out = fn(**dict(zip(names, args)))
+        return out if isinstance(eq.lhs, tuple) else (out,)
+    assert torch.autograd.gradcheck(outputs, floats)
