@@ -99,6 +99,8 @@ def summary(records: list[dict]) -> list[str]:
                 plus = ("plus " if shared else "as variants ") + ", ".join(own) if own else \
                     ("nothing more" if shared else "as the article")
                 legend.append(f"{'abcdefghijklmnopqrstuvwxyz'[k]} = {options_of(rs) or 'no options'}: {plus}")
+        if len(ran) == 1 and len({shown(r) for r in found if r["status"] != "skip"}) > 1:
+            legend.append(f"ran as: {options_of([r for r in found if r['status'] != 'skip'])}")
         head = f"{component}: "
         if not legend:
             lines.append(component)

@@ -3,7 +3,10 @@ F.scaled_dot_product_attention, fed the spec's parameters.
 
 - attention: F.scaled_dot_product_attention with a boolean mask, True where a query may attend
   (the variant mask.bool_true_attends); with mask_dtype="float" the adapter turns it into an additive
-  float mask (0 or -inf) and SDPA takes its float path.
+  float mask (0 or -inf) and SDPA takes its float path. With backend="math" or "flash_attention"
+  the call runs under `torch.nn.attention.sdpa_kernel` with that backend only (heads axis added, as
+  the flash kernel needs 4-D inputs); "default" lets PyTorch pick. PyTorch's flash kernel needs the
+  value width d_v to equal d_k: the option set declares that it lacks value_width.
 - attention.causal: F.scaled_dot_product_attention(is_causal=True), aligned at the upper left.
 - attn.seq2seq: F.scaled_dot_product_attention(S, H, H); its scale 1/√d_h is the article's.
 - mha: nn.MultiheadAttention, whose masks are booleans, True where a key is hidden (the variant
@@ -21,15 +24,27 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from .base import Declaration
 from .glue import additive, per_head_rows
 
 
-def attention_builder(params, mask_dtype="bool"):
+def attention_builder(params, mask_dtype="bool", backend="default"):
     def fn(q, k, v, mask):
         if mask_dtype == "float":  # additive: 0 where the boolean mask says "may attend", else -inf
             mask = additive(mask, q.dtype)
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        if backend == "default":
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        with sdpa_kernel(getattr(SDPBackend, backend.upper())):
+            return F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None], attn_mask=mask[:, None])[:, 0]
     return fn
+
+
+def attention_declaration(options):
+    if options.get("backend") == "flash_attention":
+        return Declaration(lacks=("value_width",), note="PyTorch's flash kernel needs d_v = d_k")
+    return Declaration()
 
 
 def causal_builder(params):
@@ -90,4 +105,9 @@ def mha_builder(params, mode="batch_first"):
 BUILDERS = {"attention": attention_builder, "attention.causal": causal_builder, "mha": mha_builder,
             "attn.seq2seq": seq2seq_attention_builder}
 VARIANTS = {"attention": "mask.bool_true_attends", "mha": "mask.bool_true_masked"}
-OPTIONS = {"attention": {"mask_dtype": ["bool", "float"]}, "mha": {"mode": ["batch_first", "seq_first", "fast_path"]}}
+# SDPA's backends the CPU offers, each its own option set (a mask dtype each: both paths of the default)
+OPTIONS = {"attention": {"bool": {"mask_dtype": "bool"}, "float": {"mask_dtype": "float"},
+                         "math": {"backend": "math"}, "flash_attention": {"backend": "flash_attention"},
+                         "flash_attention_float": {"backend": "flash_attention", "mask_dtype": "float"}},
+           "mha": {"mode": ["batch_first", "seq_first", "fast_path"]}}
+DECLARATIONS = {"attention": attention_declaration}

@@ -192,6 +192,6 @@ def test_a_stack_with_its_own_final_norm_is_declared_as_such_and_a_forgotten_one
     def forgets(params, norm_first, final_norm):
         return torch_transformer.encoder_builder(params, norm_first=True)
     forgetful = replace(torch_subject, name="forgets", builders={"encoder": forgets}, options={"encoder": final_norm},
-                        variants={"encoder": torch_subject.variants["encoder"]}, expected_failures={})
+                        variants={"encoder": torch_subject.variants["encoder"]}, expected_failures={}, declarations={})
     [oracle] = check_subject(forgetful, "cpu", torch.float64, quick, components=["encoder"], checks=["oracle"])
     assert oracle.status == "fail" and "disagrees with the oracle" in oracle.message

@@ -39,8 +39,8 @@ def mask(data, shape: tuple, label: str) -> np.ndarray:
 
 # --- drawing cases -----------------------------------------------------------------------------
 def draw_attention(data, kind, masked=True, lacks=frozenset()):
-    B, n, m, d_k, d_v, bound = (size(data, "B"), size(data, "n"), size(data, "m"), size(data, "d_k"),
-                                size(data, "d_v"), magnitude(data))
+    B, n, m, d_k = size(data, "B"), size(data, "n"), size(data, "m"), size(data, "d_k")
+    d_v, bound = d_k if "value_width" in lacks else size(data, "d_v"), magnitude(data)
     q_bound = past_overflow(data, bound * np.sqrt(d_k)) or bound  # |q·k| / √d_k ≤ q_bound · bound · √d_k
     params, inputs = case(data, {}, {"q": Shape((B, n, d_k), q_bound), "k": Shape((B, m, d_k), bound),
                                      "v": Shape((B, m, d_v), bound)})
@@ -182,7 +182,8 @@ COMPONENTS = [
     Component("attention", "attention", ("self.attention", "mask.given"), ("out",), draw_attention,
               attention_oracle, {"out": "self.attention", "weights": "self.attention"},
               variants=("attn.unscaled",) + MASK_FORMS, bounds=WEIGHT_BOUNDS, probabilities=("weights",),
-              hidden_keys=masked("attention"), capabilities={"mask": "masks not checked (every key visible)"},
+              hidden_keys=masked("attention"), capabilities={"mask": "masks not checked (every key visible)",
+                                                                   "value_width": "value widths other than d_k not checked"},
               has_parameters=False),
     Component("attention.causal", "attention", ("mask.causal",), ("out",), draw_causal, causal_oracle,
               {"out": "mask.causal", "weights": "mask.causal"}, variants=("mask.causal_lower_right",),

@@ -274,7 +274,8 @@ class Harness:
         """The E-ids of the outputs the spec defines that the subject never returned (its gates, its
         attention weights): those equations were judged only through the outputs it did return."""
         eids = self.output_eids
-        return sorted({eids[name] for name in self.defined - self.returned if name in eids})
+        judged = {eids[name] for name in self.returned if name in eids}
+        return sorted({eids[name] for name in self.defined - self.returned if name in eids} - judged)
 
     def begin_example(self):
         """A new Hypothesis example: forget the calls of the last one."""
