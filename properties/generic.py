@@ -8,16 +8,18 @@ it bears on, so the summary can say which equation a failure points at.
 from __future__ import annotations
 
 import numpy as np
+import torch
 from hypothesis import strategies as st
 
 from nlpspec.spec import CATALOGUE
 
 from .engine import failures as fail
+from .engine import gradient as grad
 from .engine import tolerance as tol
 from .engine.check import Check, all_eids, evaluate
 from .engine.component import Component
-from .engine.harness import Harness, leaves
-from .engine.strategies import Shape, case
+from .engine.harness import Harness, leaves, outside
+from .engine.strategies import Shape, arrays, case
 
 
 # --- oracle and generic properties -------------------------------------------------------------
@@ -151,6 +153,90 @@ def check_parameters_read(h: Harness, data):
                 raise failure
 
 
+def check_gradient(h: Harness, data):
+    """The subject's autograd equals the spec's vector-Jacobian product (properties/engine/gradient.py)
+    under a drawn cotangent, for every float input and parameter, on the batch rows where the spec
+    defines every output."""
+    params, inputs = h.draw(data)
+    reference = h.reference(params, inputs)
+    rows = grad.defined_rows(reference, h.component.shared)
+    if rows is not None:
+        if not rows.any():
+            return
+        inputs, reference = (grad.rows_of(tree, rows, h.component.shared) for tree in (inputs, reference))
+    actual = h.call(h.build(params, grad=True), inputs, reference, grad=True)
+    given, out = h.graph
+    returned = [name for name in actual if out[name].requires_grad]
+    if not returned:
+        h.observations.add("no autograd graph: the gradient check is not made")
+        return
+    cotangents = h.round(arrays(data, {"cotangent": {name: Shape(reference[name].shape, 1.0)
+                                                     for name in returned}})["cotangent"])
+    subject = subject_vjp(h, given, out, cotangents)
+    if not subject:
+        return
+    expected = grad.spec_vjp(h.oracle, params, inputs, cotangents, device=h.run.device)
+    expected = {path: expected[path] for path in subject}
+    bounds = grad.tolerances(h.oracle, params, inputs, cotangents, expected, h.run.dtype, h.run.device)
+    for path, value in subject.items():
+        mismatch = outside(value, expected[path], bounds[path])
+        if mismatch:
+            bounds[path] = bounds[path].final()
+            mismatch = outside(value, expected[path], bounds[path])
+        if mismatch:
+            raise gradient_failure(h, path, value, expected[path], bounds[path], mismatch, (params, inputs, cotangents))
+
+
+def subject_vjp(h: Harness, given: dict, out: dict, cotangents: dict) -> dict:
+    """The subject's ∂⟨cotangents, outputs⟩/∂(each float parameter and input), as float64 arrays
+    named as spec_vjp names them; a group (parameters, inputs) that autograd does not reach at all
+    is left out and noted (an adapter that copies its parameters into a module of its own under
+    torch.no_grad), and within a group that it reaches, an unreached tensor's gradient is 0."""
+    __tracebackhide__ = True
+    groups = {"params": [(path, t) for path, t, _ in h.params if t.requires_grad],
+              "inputs": [(name, t) for name, t in given.items() if t.requires_grad]}
+    wrt = [(f"{group}.{path}", t) for group, items in groups.items() for path, t in items]
+    total = sum((out[name] * torch.as_tensor(c, dtype=out[name].dtype, device=out[name].device)).sum()
+                for name, c in cotangents.items())
+    try:
+        grads = torch.autograd.grad(total, [t for _, t in wrt], allow_unused=True)
+    except Exception as exc:
+        raise fail.raised(h.where(), "the subject's backward pass", exc) from exc
+    found = dict(zip((path for path, _ in wrt), grads))
+    result = {}
+    for group, items in groups.items():
+        if items and all(found[f"{group}.{path}"] is None for path, _ in items):
+            h.observations.add(f"autograd does not reach the {'parameters' if group == 'params' else 'inputs'}: "
+                               f"their gradients are not checked")
+            continue
+        for path, t in items:
+            g = found[f"{group}.{path}"]
+            result[f"{group}.{path}"] = np.zeros(t.shape) if g is None else g.detach().to("cpu", torch.float64).numpy()
+    return result
+
+
+def gradient_failure(h: Harness, path: str, value, expected, bound, mismatch: str, case_) -> fail.SubjectFailure:
+    """The failure of one gradient: which equation, which input or parameter, which element, by how
+    much, and whether the subject's backward computes in a lower precision."""
+    group, name = path.split(".", 1)
+    what = f"{'parameter' if group == 'params' else 'input'} {name!r}"
+    eid = parameter_eid(h, name) if group == "params" else h.output_eids.get(h.component.required[0],
+                                                                             h.component.name)
+    error, relative = tol.max_abs_diff(value, expected), tol.max_relative_diff(value, expected)
+    index = tuple(int(i) for i in np.unravel_index(np.nanargmax(np.abs(value - expected)), value.shape))
+    diagnosis = "value: the subject's backward computes another derivative than the spec's"
+    for lower in tol.LOWER.get(h.run.dtype, ()):
+        own = grad.spec_vjp(h.oracle, *case_, dtype=lower, device=h.run.device)[path]
+        if tol.explained_by(error, relative, expected, own, lower):
+            diagnosis = (f"precision: the subject's backward computes in {str(lower).removeprefix('torch.')} in a "
+                         f"{str(h.run.dtype).removeprefix('torch.')} run (its error is what computing in it gives)")
+            break
+    variant = f"(variant {h.variant}) " if h.variant else ""
+    return fail.gradient_mismatch(f"{variant}{h.where()}", eid, what, diagnosis, [
+        f"worst element ∂/∂{name}{list(index)}: subject {value[index]:.17g}, spec {expected[index]:.17g}",
+        bound.describe(), *(line for line in mismatch.splitlines() if line.strip())])
+
+
 ORACLE = Check("oracle", "Equals the spec's oracle on drawn shapes and values.", all_eids, check_oracle)
 DETERMINISM = Check("determinism", "Two calls on the same inputs give identical outputs.", all_eids,
                     check_determinism)
@@ -158,6 +244,8 @@ BATCH_INDEPENDENCE = Check("batch_independence", "Row b of a batched run equals 
                            check_batch_independence)
 PARAMETERS_READ = Check("parameters_read", "Changing any parameter changes the output wherever it changes the spec's.",
                         all_eids, check_parameters_read)
+GRADIENT = Check("gradient", "The subject's autograd equals the spec's vector-Jacobian product for every float "
+                 "input and parameter.", all_eids, check_gradient)
 BOUNDS = Check("bounds", "tanh states lie in [-1, 1], gates and probabilities in [0, 1], softmax rows sum to 1.",
                all_eids, check_bounds)
 
@@ -168,5 +256,6 @@ def yield_checks(component: Component):
     yield DETERMINISM
     yield BATCH_INDEPENDENCE
     yield BOUNDS
+    yield GRADIENT
     if component.has_parameters:
         yield PARAMETERS_READ

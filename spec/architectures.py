@@ -1,12 +1,13 @@
 """§2 RNN architectures: cells chained over a sequence, stacked, flipped, and paired as seq2seq.
 
 Each architecture is a composition of the §1 cell equations. The relations below state it for the
-reader; the functions below them are its oracle, chaining the compiled cell equations in NumPy.
+reader; the functions below them are its oracle, chaining the compiled cell equations in NumPy (or torch, given tensors).
 Arrays: a sequence is (B, T, n, 1) (batch, time, a column vector per step); a state is (B, H, 1).
 """
 from __future__ import annotations
 
 import numpy as np
+from array_api_compat import array_namespace
 from sympy import Eq, Function, IndexedBase, Matrix, symbols
 
 from .equation import compose
@@ -47,7 +48,7 @@ def unroll(kind: str, params: dict, xs: np.ndarray, state0: dict, reverse: bool 
         out = step(kind, params, xs[:, k], state)
         state = {name: out[name] for name in STATE[kind]}
         outputs[k] = state["h"]
-    return np.stack(outputs, axis=1), state
+    return array_namespace(*outputs).stack(outputs, axis=1), state
 
 
 def layers(kind: str, params: list, xs: np.ndarray, state0: list):
@@ -64,7 +65,7 @@ def layers(kind: str, params: list, xs: np.ndarray, state0: list):
             out, final = unroll(kind, p, xs, s0, reverse=direction == 1)
             outs.append(out)
             layer_finals.append(final)
-        xs = np.concatenate(outs, axis=-2)
+        xs = array_namespace(*outs).concat(outs, axis=-2)
         finals.append(layer_finals)
     return xs, finals
 

@@ -18,6 +18,7 @@ The functions at the end are the oracle of what the equations compose: which key
 from __future__ import annotations
 
 import numpy as np
+from array_api_compat import array_namespace, device
 from sympy import MatrixSymbol, Transpose, sqrt, symbols
 
 from .equation import define
@@ -108,23 +109,30 @@ def hidden_keys(n, m, causal=False, lower_right=False, given=None, padding=None)
     return hidden
 
 
-def identity_values(m: int, dtype) -> np.ndarray:
-    """V = I (m×m): attention with these values returns its weights (A = softmax(·) I)."""
-    return np.eye(m, dtype=dtype)
+def identity_values(m: int, like):
+    """V = I (m×m), in like's dtype and on its device: attention with these values returns its weights
+    (A = softmax(·) I)."""
+    return array_namespace(like).eye(m, dtype=like.dtype, device=device(like))
 
 
-def undefined(value: np.ndarray, hidden: np.ndarray) -> np.ndarray:
+def on(like, array):
+    """array (a mask made in NumPy) in like's namespace and on its device."""
+    return array_namespace(like).asarray(array, device=device(like))
+
+
+def undefined(value, hidden: np.ndarray):
     """value with NaN in every row of a query that sees no key (its softmax is 0/0). The product by
     the values cannot be trusted to carry the NaN: BLAS may give 0 for NaN times a zero matrix."""
-    value[np.broadcast_to(hidden.all(axis=-1), value.shape[:-1])] = np.nan
-    return value
+    xp = array_namespace(value)
+    rows = on(value, np.array(np.broadcast_to(hidden.all(axis=-1), value.shape[:-1])))
+    return xp.where(rows[..., None], xp.asarray(np.nan, dtype=value.dtype, device=device(value)), value)
 
 
-def attention(eq, hidden, **arrays) -> tuple[np.ndarray, np.ndarray]:
+def attention(eq, hidden, **arrays) -> tuple:
     """An attention equation (mask.given, mask.causal or a variant of them) on batches: A, and the
     weights (A with V = I); hidden: the keys its mask hides, from hidden_keys."""
     fn = compile_equation(eq)
-    eye = identity_values(arrays["K"].shape[-2], arrays["Q"].dtype)
+    eye = identity_values(arrays["K"].shape[-2], arrays["Q"])
     return undefined(fn(**arrays), hidden), undefined(fn(**{**arrays, "V": eye}), hidden)
 
 
@@ -135,18 +143,19 @@ def multi_head(p: dict, X_q, X_k, X_v, hidden, weights=False) -> dict:
     (d_model); hidden (…, n, m), from hidden_keys. Every head is one compiled call: the heads ride
     on an axis of their own."""
     each_head, output = compile_equation(MHA_HEAD), compile_equation(MHA_OUTPUT)
+    xp = array_namespace(X_q)
     xq, xk, xv, per_head = X_q[:, None], X_k[:, None], X_v[:, None], np.expand_dims(hidden, -3)
-    b_Q, b_K, b_V = (np.asarray(p[name])[:, None, :] for name in ("b_Q", "b_K", "b_V"))  # h×1×d: a row per head
+    b_Q, b_K, b_V = (p[name][:, None, :] for name in ("b_Q", "b_K", "b_V"))  # h×1×d: a row per head
     heads = each_head(X_q=xq, X_k=xk, X_v=xv, W_Q=p["W_Q"], W_K=p["W_K"], W_V=p["W_V"], b_Q=b_Q, b_K=b_K, b_V=b_V,
                       B_mask=per_head)
     B, h, n, d_v = heads.shape
-    concatenated = heads.transpose(0, 2, 1, 3).reshape(B, n, h * d_v)
-    found = {"O": undefined(output(Z_heads=concatenated, W_O=p["W_O"], b_O=np.reshape(p["b_O"], (1, -1))), hidden),
+    concatenated = xp.reshape(xp.permute_dims(heads, (0, 2, 1, 3)), (B, n, h * d_v))
+    found = {"O": undefined(output(Z_heads=concatenated, W_O=p["W_O"], b_O=xp.reshape(p["b_O"], (1, -1))), hidden),
              "Z_heads": undefined(concatenated, hidden)}
     if weights:
-        eye = identity_values(xk.shape[-2], xq.dtype)
+        eye = identity_values(xk.shape[-2], xq)
         found["weights"] = undefined(each_head(X_q=xq, X_k=xk, X_v=eye, W_Q=p["W_Q"], W_K=p["W_K"], W_V=eye, b_Q=b_Q,
-                                               b_K=b_K, b_V=np.zeros_like(eye[:1]), B_mask=per_head), per_head)
+                                               b_K=b_K, b_V=xp.zeros_like(eye[:1]), B_mask=per_head), per_head)
     return found
 
 

@@ -5,7 +5,9 @@ cached per equation, so every Hypothesis example reuses one function. The compil
 takes the inputs by name as arrays of shape (..., rows, cols), reads the dimension symbols off
 their shapes, checks every shape against the spec (a W of H×(H+I) must meet an [h, x] of
 (H+I)×1), and returns the left-hand side. It computes in the inputs' dtype, so the same code
-gives the float64 oracle and a same-precision baseline.
+gives the float64 oracle and a same-precision baseline; given torch tensors, it runs the same
+printed code on them (spec/torch_oracle.py), so every composition below is also the oracle on the
+subject's device and differentiable by autograd.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from functools import cache
 
 import numpy as np
 import sympy as sp
+from array_api_compat import is_torch_array
 
 from .equation import Equation
 from .functions import Hidden, Mask
@@ -86,6 +89,9 @@ def compile_equation(eq: Equation):
     names = [s.name for s in eq.inputs]
 
     def evaluate(**arrays):
+        if any(is_torch_array(v) for v in arrays.values()):  # the same expression on torch tensors
+            from .torch_oracle import on_torch
+            return on_torch(eq, arrays)
         dims = check(arrays)
         rounded = _ROUNDING.get()
         if rounded is not None:

@@ -7,7 +7,7 @@ is added (pe.scaled_input).
 """
 from __future__ import annotations
 
-import numpy as np
+from array_api_compat import array_namespace, device
 import sympy as sp
 from sympy import Eq, IndexedBase, MatrixSymbol, sqrt, symbols
 
@@ -76,4 +76,4 @@ def encoding(X, variants=()) -> dict:
     (in the layout in force, on X = 0)."""
     layout = PE_CONCAT if "pe.concat" in variants else PE_INPUT
     return {"X_P": compile_equation(input_equation(variants))(X=X),
-            "P": compile_equation(layout)(X=np.zeros(X.shape[-2:], X.dtype))}
+            "P": compile_equation(layout)(X=array_namespace(X).zeros(X.shape[-2:], dtype=X.dtype, device=device(X)))}

@@ -80,6 +80,14 @@ NAMESPACE = {"_block": _block, "_chain": _chain, "_matmul": torch.matmul, "_sigm
              "numpy": types.SimpleNamespace(swapaxes=torch.swapaxes)}
 
 
+def on_torch(eq: Equation, arrays: dict):
+    """compile_equation_torch(eq) on named arrays some of which are torch tensors: the others (a mask
+    made in NumPy, a constant) become tensors on the same device first."""
+    device = next(v.device for v in arrays.values() if isinstance(v, torch.Tensor))
+    return compile_equation_torch(eq)(**{k: v if isinstance(v, torch.Tensor) else torch.as_tensor(v, device=device)
+                                         for k, v in arrays.items()})
+
+
 @cache
 def compile_equation_torch(eq: Equation):
     """The right-hand side of `eq` as a torch function of named tensors (cached per equation)."""

@@ -1,5 +1,7 @@
 """What adapters of real libraries share: the spec's parameters in a library's layout.
 
+- `assign`: a spec parameter copied into a module's own, on autograd's tape, so that the gradient
+  check (properties/engine/gradient.py) reaches the tensor the suite gave.
 - `split_bias`: one spec bias b as two that sum to it exactly (PyTorch's and cuDNN's bias_ih and
   bias_hh), both non-zero, so that a library that drops either one fails.
 - `per_head_rows`: per-head weights (h, d_in, d) acting on the right -> the (h·d, d_in) matrix of
@@ -19,6 +21,13 @@ import torch
 # the order in which a library stacks its LSTM gates, by the spec's names (C: the candidate); GRUs are
 # stacked by hand (torch r, z, n; Keras z, r, h), since the article's and the reset-after GRU differ
 GATE_ORDERS = {"torch.lstm": "ifCo", "keras.lstm": "ifCo"}
+
+
+def assign(target: torch.Tensor, value: torch.Tensor) -> None:
+    """target (a module's parameter) := value, the copy recorded by autograd when value requires grad
+    (the module's own parameters then require none: the gradient flows through to value)."""
+    target.requires_grad_(False)
+    target.copy_(value)
 
 
 def split_bias(b: torch.Tensor, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -33,8 +33,7 @@ def placed(module, like: torch.Tensor):
 
 
 def copy(target: torch.nn.Parameter, value: torch.Tensor):
-    with torch.no_grad():
-        target.copy_(value)
+    target.copy_(value)  # on autograd's tape (placed: the module's own need no grad), for the gradient check
 
 
 # --- BERT ----------------------------------------------------------------------------------------

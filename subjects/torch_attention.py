@@ -27,7 +27,7 @@ from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from .base import Declaration
-from .glue import additive, per_head_rows
+from .glue import additive, assign, per_head_rows
 
 
 def attention_builder(params, mask_dtype="bool", backend="default"):
@@ -57,17 +57,16 @@ def seq2seq_attention_builder(params):
 
 def load_mha(module: nn.MultiheadAttention, params) -> nn.MultiheadAttention:
     """Copy the spec's per-head W_Q, W_K, W_V, W_O and the biases b_Q, b_K, b_V, b_O into a module."""
-    with torch.no_grad():
-        q, k, v = per_head_rows(params["W_Q"]), per_head_rows(params["W_K"]), per_head_rows(params["W_V"])
-        if module._qkv_same_embed_dim:
-            module.in_proj_weight.copy_(torch.cat([q, k, v]))
-        else:
-            module.q_proj_weight.copy_(q)
-            module.k_proj_weight.copy_(k)
-            module.v_proj_weight.copy_(v)
-        module.out_proj.weight.copy_(params["W_O"].T)
-        module.in_proj_bias.copy_(torch.cat([params[b].reshape(-1) for b in ("b_Q", "b_K", "b_V")]))
-        module.out_proj.bias.copy_(params["b_O"])
+    q, k, v = per_head_rows(params["W_Q"]), per_head_rows(params["W_K"]), per_head_rows(params["W_V"])
+    if module._qkv_same_embed_dim:
+        assign(module.in_proj_weight, torch.cat([q, k, v]))
+    else:
+        assign(module.q_proj_weight, q)
+        assign(module.k_proj_weight, k)
+        assign(module.v_proj_weight, v)
+    assign(module.out_proj.weight, params["W_O"].T)
+    assign(module.in_proj_bias, torch.cat([params[b].reshape(-1) for b in ("b_Q", "b_K", "b_V")]))
+    assign(module.out_proj.bias, params["b_O"])
     return module
 
 

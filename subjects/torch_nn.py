@@ -26,7 +26,7 @@ from torch import nn
 
 from . import torch_attention, torch_transformer
 from .base import Subject
-from .glue import GATE_ORDERS, gate_rows, split_bias
+from .glue import GATE_ORDERS, assign, gate_rows, split_bias
 
 CELLS = {"rnn": nn.RNNCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}
 SEQUENCES = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
@@ -63,11 +63,10 @@ def torch_weights(kind: str, p: dict):
 
 
 def load(module: nn.Module, kind: str, p: dict, suffix: str = "") -> None:
-    """Copy one cell's spec params into module's weight_ih{suffix}, weight_hh{suffix}, ..."""
+    """Assign one cell's spec params to module's weight_ih{suffix}, weight_hh{suffix}, ..."""
     names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-    with torch.no_grad():
-        for name, value in zip(names, torch_weights(kind, p)):
-            getattr(module, name + suffix).copy_(value)
+    for name, value in zip(names, torch_weights(kind, p)):
+        assign(getattr(module, name + suffix), value)
 
 
 def placed(module: nn.Module, like: torch.Tensor) -> nn.Module:

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .glue import per_head_rows
+from .glue import assign, per_head_rows
 from .torch_attention import load_mha, mha_module
 
 # knobs that go together, as named option sets (Subject.options); unnamed knobs keep their defaults
@@ -40,17 +40,15 @@ MODES = ("post_ln", "pre_ln", "gelu", "seq_first")
 
 
 def load_ffn(linear1: nn.Linear, linear2: nn.Linear, params):
-    with torch.no_grad():
-        linear1.weight.copy_(params["W_1"].T)
-        linear1.bias.copy_(params["b_1"])
-        linear2.weight.copy_(params["W_2"].T)
-        linear2.bias.copy_(params["b_2"])
+    assign(linear1.weight, params["W_1"].T)
+    assign(linear1.bias, params["b_1"])
+    assign(linear2.weight, params["W_2"].T)
+    assign(linear2.bias, params["b_2"])
 
 
 def load_norm(norm: nn.LayerNorm, params, k):
-    with torch.no_grad():
-        norm.weight.copy_(params[f"gamma_{k}"])
-        norm.bias.copy_(params[f"beta_{k}"])
+    assign(norm.weight, params[f"gamma_{k}"])
+    assign(norm.bias, params[f"beta_{k}"])
 
 
 def layer(cls, params, attention, norm_first, activation, batch_first):
@@ -190,11 +188,10 @@ def causal_mha_builder(params, mode="sdpa"):
             return {"out": out, "weights": weights}
         return fn
     c_attn, c_proj = nn.Linear(d_model, 3 * d_model, **kw), nn.Linear(d_model, d_model, **kw)
-    with torch.no_grad():
-        c_attn.weight.copy_(torch.cat([per_head_rows(params[W]) for W in ("W_Q", "W_K", "W_V")]))
-        c_attn.bias.copy_(torch.cat([params[b].reshape(-1) for b in ("b_Q", "b_K", "b_V")]))
-        c_proj.weight.copy_(params["W_O"].T)
-        c_proj.bias.copy_(params["b_O"])
+    assign(c_attn.weight, torch.cat([per_head_rows(params[W]) for W in ("W_Q", "W_K", "W_V")]))
+    assign(c_attn.bias, torch.cat([params[b].reshape(-1) for b in ("b_Q", "b_K", "b_V")]))
+    assign(c_proj.weight, params["W_O"].T)
+    assign(c_proj.bias, params["b_O"])
 
     def fn(x):
         B, T, C = x.shape
@@ -291,9 +288,9 @@ def model_builder(params, norm_first=False, activation="relu", batch_first=True,
             warnings.filterwarnings("ignore", "The PyTorch API of nested tensors", UserWarning)
             out = module(x, y, tgt_mask=causal, tgt_is_causal=True, src_key_padding_mask=src_key_padding_mask,
                          memory_key_padding_mask=src_key_padding_mask)
-        if not batch_first:
-            out = out.transpose(0, 1)
-        return {"out": torch.softmax(F.linear(out, params["W_c"].T, params["b_c"]), dim=-1)}
+            if not batch_first:
+                out = out.transpose(0, 1)
+            return {"out": torch.softmax(F.linear(out, params["W_c"].T, params["b_c"]), dim=-1)}  # inference: no graph
     return fn
 
 

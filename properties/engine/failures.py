@@ -93,6 +93,14 @@ def gradient_leak(where: str, eid: str, text: str) -> SubjectFailure:
     return SubjectFailure(f"{text}, not exactly 0 (a random cotangent, autograd)", "gradient", where, eid)
 
 
+def gradient_mismatch(where: str, eid: str, what: str, diagnosis: str, details: list[str]) -> SubjectFailure:
+    """A gradient (the subject's autograd, a drawn cotangent) off the spec's by more than the rule allows."""
+    kind = "precision" if diagnosis.startswith("precision") else "gradient"
+    return SubjectFailure("\n".join([f"the gradient with respect to {what} disagrees with the spec's (the vector-"
+                                      f"Jacobian product under a drawn cotangent)", f"  {diagnosis}"]
+                                     + [f"  {line}" for line in details]), kind, where, eid)
+
+
 def not_read(where: str, eid: str, path: str, name: str, moved: float, bound: float) -> SubjectFailure:
     """A parameter whose change moves the spec's output and leaves the subject's bit for bit the same."""
     return SubjectFailure(f"parameter {path!r} is not read: changing it moves the spec's {name!r} by {moved:.3g} "

@@ -147,6 +147,7 @@ class Harness:
         self.calls: list = []  # this example's calls: (fn, inputs, expected, outputs as returned, params)
         self.built: dict = {}  # id of each built callable -> the params it was built with
         self.companions: list = []  # harnesses of the other components this check drives (companion)
+        self.graph: tuple = ({}, {})  # the last call with grad: (its input tensors, its outputs as returned)
 
     def companion(self, component: Component, options: dict) -> "Harness":
         """A harness for another component the check drives (a layer's cell, a stack's layer) under
@@ -213,9 +214,15 @@ class Harness:
         return torch.where(hidden, zero - torch.inf, zero)
 
     # -- the subject -----------------------------------------------------------------------
-    def build(self, params):
+    def build(self, params, grad: bool = False):
+        """The subject's callable for these params; with grad, the float tensors given to the
+        builder require grad (the gradient check differentiates with respect to them)."""
         __tracebackhide__ = True
         given = self.tensors(params)
+        if grad:
+            for _, t in leaves(given):
+                if t.is_floating_point():
+                    t.requires_grad_(True)
         self.params = [(path, t, t.clone()) for path, t in leaves(given)]  # checked after every call
         try:
             with time_limit(self.run.time_limit, f"{self.where()}: the builder"):
@@ -227,10 +234,16 @@ class Harness:
         self.built[id(fn)] = (fn, params)  # fn kept: its id stays its own
         return fn
 
-    def call(self, fn, inputs, expected: dict) -> dict:
-        """Call the subject's function; return its outputs as float64 arrays, checked for form."""
+    def call(self, fn, inputs, expected: dict, grad: bool = False) -> dict:
+        """Call the subject's function; return its outputs as float64 arrays, checked for form. With
+        grad, its float inputs require grad, and the tensors given and returned are kept in
+        self.graph for the gradient check."""
         __tracebackhide__ = True
         given = self.tensors(inputs)
+        if grad:  # the float inputs, not a mask in additive form
+            for name, t in given.items():
+                if inputs[name].dtype.kind == "f":
+                    t.requires_grad_(True)
         kept = {name: t.clone() for name, t in given.items()}
         try:
             with time_limit(self.run.time_limit, f"{self.where()}: the subject"):
@@ -264,6 +277,8 @@ class Harness:
             raise fail.form(self.where(), f"returned {', '.join(map(repr, unknown))}, which the spec does not define "
                                           f"for {self.component.name}; known outputs: {', '.join(expected)}")
         found = {name: self.to_numpy(name, out[name], expected[name]) for name in expected if name in out}
+        if grad:
+            self.graph = (given, out)
         self.defined.update(expected)
         self.returned.update(found)
         self.calls.append((fn, inputs, expected, {name: self.raw[name].copy() for name in found},

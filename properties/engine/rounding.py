@@ -13,6 +13,9 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 import numpy as np
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_map
 
 _STATE: ContextVar = ContextVar("rounded_arithmetic", default=None)  # (eps, rng) while active
 
@@ -54,3 +57,50 @@ def rounded_arithmetic(eps: float, rng: np.random.Generator):
         yield
     finally:
         _STATE.reset(token)
+
+
+class RoundedOperands(TorchDispatchMode):
+    """The same for torch, forward and backward: within it, every aten operation (the oracle's, and
+    the ones autograd's backward pass runs) reads each float tensor operand changed by a relative eps
+    of random sign, as if it had been rounded once more. Rounding operands rather than results reaches
+    the values a backward formula saves (σ's backward reads σ's own output), and so the cancellation
+    in a softmax's backward, P ⊙ (g - Σ P g), which decides a saturated row's gradient. A softmax's
+    weights are moreover changed by a relative eps times the largest magnitude of their row of scores:
+    log P = s - logsumexp(s) is formed at the scores' scale by every implementation that recomputes P
+    from a row statistic (FlashAttention's backward does; PyTorch's CPU flash kernel, with scores near
+    900 in float64, was 4.6e-14 off in a weight of 1 - 3e-14 that the spec's softmax, subtracting the
+    row's maximum, gets to the last bit). Views and copies pass values on unchanged. One sample per
+    `seed`."""
+
+    def __init__(self, eps: float, seed: int):
+        super().__init__()
+        self.eps, self.seed, self.generators = eps, seed, {}
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func.is_view or func in UNCHANGED:
+            return func(*args, **kwargs)
+        out = func(*tree_map(self.rounded, args), **tree_map(self.rounded, kwargs))
+        if func == aten._softmax.default:  # weights known to eps times the scores' scale (below)
+            scores, dim = args[0], args[1]
+            scale = torch.where(scores.isfinite(), scores.abs(), 0).amax(dim, keepdim=True).clamp_min(1)
+            out = out * (1 + self.eps * scale * self.signs(out))
+        return out
+
+    def rounded(self, value):
+        if not (isinstance(value, torch.Tensor) and value.is_floating_point() and value.numel()):
+            return value
+        return value * (1 + self.eps * self.signs(value))
+
+    def signs(self, like: torch.Tensor) -> torch.Tensor:
+        """-1 or +1 per entry, in like's shape, dtype and device."""
+        if like.device not in self.generators:
+            self.generators[like.device] = torch.Generator(like.device).manual_seed(self.seed)
+        signs = torch.randint(0, 2, like.shape, generator=self.generators[like.device], device=like.device)
+        return (2 * signs - 1).to(like.dtype)
+
+
+aten = torch.ops.aten
+UNCHANGED = {aten.detach.default, aten.clone.default, aten._to_copy.default, aten.copy_.default,
+             aten.lift_fresh.default, aten.alias.default, aten.zeros_like.default, aten.ones_like.default,
+             aten.empty_like.default}

@@ -9,6 +9,7 @@ layers, an encoder and a decoder).
 from __future__ import annotations
 
 import numpy as np
+from array_api_compat import array_namespace
 
 from nlpspec.spec import architectures, recurrent
 
@@ -94,7 +95,8 @@ def layers_oracle(kind: str):
         out, finals = architectures.layers(kind, columns(params["layers"]), inputs["x"][..., None], state0)
         result = {"out": out[..., 0]}
         for name in state_names(kind):
-            result[name] = np.stack([np.stack([f[name][..., 0] for f in layer], 1) for layer in finals], 1)
+            xp = array_namespace(out)
+            result[name] = xp.stack([xp.stack([f[name][..., 0] for f in layer], axis=1) for layer in finals], axis=1)
         return result
     return oracle
 

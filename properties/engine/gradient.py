@@ -1,0 +1,79 @@
+"""The gradient oracle: the vector-Jacobian product of the spec, under a drawn cotangent, for every
+float input and parameter of a case, and the subject's own autograd of the same.
+
+The spec's VJP is autograd through the component's oracle run on torch tensors: the spec's own
+compositions, each equation printed by the same printer as the NumPy oracle into torch code
+(spec/torch_oracle.py; tests/test_spec.py shows the two printers agree), never reference/'s code.
+It is judged by the one tolerance rule (tolerance.py), its baseline the same VJP computed in the
+run's dtype (float32, scaled, for float64), its sensitivity the float64 VJP in rounded arithmetic
+(every operand of the forward and backward passes rounded once more).
+"""
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+
+from . import tolerance as tol
+from .harness import leaves, nested_map
+from .rounding import RoundedOperands
+
+def as_tensors(tree, dtype: torch.dtype, device, grad: bool = True):
+    """The float arrays of a case as torch tensors (requiring grad); masks and token ids stay NumPy,
+    as the oracle reads them."""
+    return nested_map(lambda a: torch.tensor(a, dtype=dtype, device=device, requires_grad=grad)
+                      if a.dtype.kind == "f" else a, tree)
+
+
+def spec_vjp(oracle, params, inputs, cotangents: dict, dtype: torch.dtype = torch.float64,
+             device="cpu") -> dict:
+    """{"params.W_Q": ∂⟨cotangents, outputs⟩/∂W_Q, "inputs.q": …} for every float leaf of the case,
+    by autograd through `oracle` in `dtype`, as float64 arrays (zeros where an output does not
+    depend on the leaf)."""
+    case = as_tensors({"params": params, "inputs": inputs}, dtype, device)
+    outputs = oracle(case["params"], case["inputs"])
+    total = sum((outputs[name] * torch.as_tensor(c, dtype=dtype, device=device)).sum()
+                for name, c in cotangents.items())
+    wrt = [(path, t) for path, t in leaves(case) if isinstance(t, torch.Tensor)]
+    grads = torch.autograd.grad(total, [t for _, t in wrt], allow_unused=True)
+    return {path: np.zeros(t.shape) if g is None else g.detach().to("cpu", torch.float64).numpy()
+            for (path, t), g in zip(wrt, grads)}
+
+
+def rounded_vjp(oracle, params, inputs, cotangents: dict, dtype: torch.dtype, device, seed: int) -> dict:
+    """One sample of the spec's VJP in rounded arithmetic: float64, every input, parameter and
+    cotangent rounded once more, and every operand of every operation of the forward and backward
+    passes (properties/engine/rounding.py's RoundedOperands), by eps(dtype), random signs from `seed`."""
+    rng = np.random.default_rng(seed)
+    moved = nested_map(lambda a: tol.perturb(a, dtype, rng) if a.dtype.kind == "f" else a, [params, inputs, cotangents])
+    with RoundedOperands(tol.eps(dtype), seed):
+        return spec_vjp(oracle, *moved, dtype=torch.float64, device=device)
+
+
+def tolerances(oracle, params, inputs, cotangents: dict, reference: dict, dtype: torch.dtype, device) -> dict:
+    """The tolerance rule for each leaf's gradient: baseline, the VJP in the run's dtype; sensitivity,
+    the VJP in rounded arithmetic, judged on one sample and refined to tol.SAMPLES where a subject is
+    outside it (as the forward's)."""
+    baseline = spec_vjp(oracle, params, inputs, cotangents, tol.baseline_dtype(dtype), device)
+    first = rounded_vjp(oracle, params, inputs, cotangents, dtype, device, 0)
+    more = functools.cache(lambda: [first] + [rounded_vjp(oracle, params, inputs, cotangents, dtype, device, s)
+                                              for s in range(1, tol.SAMPLES)])
+
+    def bound(path, samples, refine=None):
+        return tol.tolerance(reference[path], baseline[path], [s[path] for s in samples], dtype, refine)
+    return {path: bound(path, [first], lambda path=path: bound(path, more())) for path in reference}
+
+
+def defined_rows(reference: dict, shared: tuple) -> np.ndarray | None:
+    """The batch rows on which the spec defines every output (no query without a key): the
+    gradient is taken there only, as an undefined row's NaN would reach every entry. None where no
+    output has a batch axis."""
+    batched = [v for name, v in reference.items() if name not in shared]
+    if not batched:
+        return None
+    return np.logical_and.reduce([~np.isnan(v.reshape(len(v), -1)).any(-1) for v in batched])
+
+
+def rows_of(tree: dict, rows: np.ndarray, shared: tuple) -> dict:
+    return {k: v if k in shared else v[rows] for k, v in tree.items()}
