@@ -175,16 +175,19 @@ def check_gradient(h: Harness, data):
     subject = subject_vjp(h, given, out, cotangents)
     if not subject:
         return
-    expected = grad.spec_vjp(h.oracle, params, inputs, cotangents, device=h.run.device)
+    ties = grad.tied_inputs(inputs)
+    subject = grad.tied(subject, ties)
+    expected = grad.spec_vjp(h.oracle, params, inputs, cotangents, device=h.run.device, ties=ties)
     expected = {path: expected[path] for path in subject}
-    bounds = grad.tolerances(h.oracle, params, inputs, cotangents, expected, h.run.dtype, h.run.device)
+    bounds = grad.tolerances(h.oracle, params, inputs, cotangents, expected, h.run.dtype, h.run.device, ties)
     for path, value in subject.items():
         mismatch = outside(value, expected[path], bounds[path])
         if mismatch:
             bounds[path] = bounds[path].final()
             mismatch = outside(value, expected[path], bounds[path])
         if mismatch:
-            raise gradient_failure(h, path, value, expected[path], bounds[path], mismatch, (params, inputs, cotangents))
+            raise gradient_failure(h, path, value, expected[path], bounds[path], mismatch, (params, inputs, cotangents),
+                                   ties)
 
 
 def subject_vjp(h: Harness, given: dict, out: dict, cotangents: dict) -> dict:
@@ -215,9 +218,10 @@ def subject_vjp(h: Harness, given: dict, out: dict, cotangents: dict) -> dict:
     return result
 
 
-def gradient_failure(h: Harness, path: str, value, expected, bound, mismatch: str, case_) -> fail.SubjectFailure:
+def gradient_failure(h: Harness, path: str, value, expected, bound, mismatch: str, case_, ties) -> fail.SubjectFailure:
     """The failure of one gradient: which equation, which input or parameter, which element, by how
-    much, and whether the subject's backward computes in a lower precision."""
+    much, and whether the subject's backward computes in a lower precision (its gradient holds that
+    dtype's numbers where it is off, and that dtype's error explains it)."""
     group, name = path.split(".", 1)
     what = f"{'parameter' if group == 'params' else 'input'} {name!r}"
     eid = parameter_eid(h, name) if group == "params" else h.output_eids.get(h.component.required[0],
@@ -225,8 +229,12 @@ def gradient_failure(h: Harness, path: str, value, expected, bound, mismatch: st
     error, relative = tol.max_abs_diff(value, expected), tol.max_relative_diff(value, expected)
     index = tuple(int(i) for i in np.unravel_index(np.nanargmax(np.abs(value - expected)), value.shape))
     diagnosis = "value: the subject's backward computes another derivative than the spec's"
+    with np.errstate(invalid="ignore"):
+        off = np.abs(value - expected) > bound.atol
     for lower in tol.LOWER.get(h.run.dtype, ()):
-        own = grad.spec_vjp(h.oracle, *case_, dtype=lower, device=h.run.device)[path]
+        if not tol.returned_in(value[off], lower):  # its numbers are not that dtype's
+            continue
+        own = grad.spec_vjp(h.oracle, *case_, dtype=lower, device=h.run.device, ties=ties)[path]
         if tol.explained_by(error, relative, expected, own, lower):
             diagnosis = (f"precision: the subject's backward computes in {str(lower).removeprefix('torch.')} in a "
                          f"{str(h.run.dtype).removeprefix('torch.')} run (its error is what computing in it gives)")
@@ -244,18 +252,19 @@ BATCH_INDEPENDENCE = Check("batch_independence", "Row b of a batched run equals 
                            check_batch_independence)
 PARAMETERS_READ = Check("parameters_read", "Changing any parameter changes the output wherever it changes the spec's.",
                         all_eids, check_parameters_read)
+# A fifth of the examples: its backward mutants were caught within 3 examples of ci's 50, and its four
+# vector-Jacobian products per example doubled the default suite's time (issue 13's budget)
 GRADIENT = Check("gradient", "The subject's autograd equals the spec's vector-Jacobian product for every float "
-                 "input and parameter.", all_eids, check_gradient)
+                 "input and parameter.", all_eids, check_gradient, share=0.2)
 BOUNDS = Check("bounds", "tanh states lie in [-1, 1], gates and probabilities in [0, 1], softmax rows sum to 1.",
                all_eids, check_bounds)
 
 
 def yield_checks(component: Component):
-    """The checks of every component."""
+    """The checks of every component (and GRADIENT, which the suite runs last: properties/suite.py)."""
     yield ORACLE
     yield DETERMINISM
     yield BATCH_INDEPENDENCE
     yield BOUNDS
-    yield GRADIENT
     if component.has_parameters:
         yield PARAMETERS_READ

@@ -189,6 +189,8 @@ def execute(run: Run, component: Component, check: Check, settings=None, seed: i
     test._hypothesis_internal_add_digest = repr(  # one example database entry per check and run
         (subject.name, component.name, check.name, sorted(run.options.items()), str(run.dtype))).encode()
     if settings is not None:
+        if check.share < 1:
+            settings = hypothesis_settings(settings, max_examples=max(1, round(settings.max_examples * check.share)))
         test = settings(test)
     if seed is not None:
         test = hypothesis_seed(int(seed))(test)

@@ -14,10 +14,12 @@ COMPONENTS: dict[str, Component] = {c.name: c for c in sorted((c for family in F
 
 
 def checks_for(component: Component):
-    """The checks that apply to `component`, in a stable order."""
+    """The checks that apply to `component`, in a stable order: the gradient last (the costliest,
+    and a bug of the forward shows in the checks before it)."""
     yield from generic.yield_checks(component)
     for family in FAMILIES:
         yield from family.yield_checks(component)
+    yield generic.GRADIENT
 
 
 def generate():

@@ -6,7 +6,8 @@ F.scaled_dot_product_attention, fed the spec's parameters.
   float mask (0 or -inf) and SDPA takes its float path. With backend="math" or "flash_attention"
   the call runs under `torch.nn.attention.sdpa_kernel` with that backend only (heads axis added, as
   the flash kernel needs 4-D inputs); "default" lets PyTorch pick. PyTorch's flash kernel needs the
-  value width d_v to equal d_k: the option set declares that it lacks value_width.
+  value width d_v to equal d_k: the option set declares that it lacks value_width. The
+  efficient_attention and cudnn_attention sets run on CUDA only (declared: skipped on the CPU).
 - attention.causal: F.scaled_dot_product_attention(is_causal=True), aligned at the upper left.
 - attn.seq2seq: F.scaled_dot_product_attention(S, H, H); its scale 1/√d_h is the article's.
 - mha: nn.MultiheadAttention, whose masks are booleans, True where a key is hidden (the variant
@@ -44,7 +45,12 @@ def attention_builder(params, mask_dtype="bool", backend="default"):
 def attention_declaration(options):
     if options.get("backend") == "flash_attention":
         return Declaration(lacks=("value_width",), note="PyTorch's flash kernel needs d_v = d_k")
+    if options.get("backend") in CUDA_BACKENDS:
+        return Declaration(devices=("cuda",), note=f"PyTorch has no {options['backend']} kernel for the CPU")
     return Declaration()
+
+
+CUDA_BACKENDS = ("efficient_attention", "cudnn_attention")
 
 
 def causal_builder(params):
@@ -104,9 +110,11 @@ def mha_builder(params, mode="batch_first"):
 BUILDERS = {"attention": attention_builder, "attention.causal": causal_builder, "mha": mha_builder,
             "attn.seq2seq": seq2seq_attention_builder}
 VARIANTS = {"attention": "mask.bool_true_attends", "mha": "mask.bool_true_masked"}
-# SDPA's backends the CPU offers, each its own option set (a mask dtype each: both paths of the default)
+# SDPA's backends, each its own option set (a mask dtype each: both paths of the default); the
+# memory-efficient and cuDNN kernels are CUDA's only, declared so (skipped on the CPU, with the reason)
 OPTIONS = {"attention": {"bool": {"mask_dtype": "bool"}, "float": {"mask_dtype": "float"},
                          "math": {"backend": "math"}, "flash_attention": {"backend": "flash_attention"},
-                         "flash_attention_float": {"backend": "flash_attention", "mask_dtype": "float"}},
+                         "flash_attention_float": {"backend": "flash_attention", "mask_dtype": "float"},
+                         **{name: {"backend": name} for name in CUDA_BACKENDS}},
            "mha": {"mode": ["batch_first", "seq_first", "fast_path"]}}
 DECLARATIONS = {"attention": attention_declaration}

@@ -1,6 +1,7 @@
 """nlpspec installs as one import package with a pytest plugin, and no module has two names."""
 import pathlib
 import shutil
+import re
 import subprocess
 import sys
 import zipfile
@@ -43,3 +44,14 @@ def test_a_folder_of_the_checkout_refuses_its_bare_name(folder):
     done = subprocess.run([sys.executable, "-c", f"import {folder}"], capture_output=True, text=True, cwd=ROOT,
                           timeout=60)
     assert done.returncode == 1 and f"ImportError: import nlpspec.{folder}, not {folder}" in done.stderr
+
+
+def test_a_sweep_spreads_over_workers_given_by_tx(tmp_path):
+    """README, "Past one machine": pytest-xdist's --tx names the workers (popen here: local processes;
+    ssh=host//python=python3 on other machines) and --dist how the checks are spread; the conformance
+    run goes through them as through -n."""
+    done = subprocess.run([sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", "--pyargs", "nlpspec",
+                           "--subject", "reference", "-k", "rnn.cell and (oracle or determinism)", "--tx", "popen", "--tx",
+                           "popen", "--dist", "load"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert re.search(r"\[gw0\] .*PASSED", done.stdout) and re.search(r"\[gw1\] .*PASSED", done.stdout), done.stdout[-3000:]

@@ -4,7 +4,7 @@ from hypothesis import settings
 
 from nlpspec.properties.suite import all_checks
 from nlpspec.properties.runner import first_failure
-from nlpspec.subjects.zoo import MUTANTS
+from nlpspec.subjects.zoo import BACKWARD, MUTANTS
 
 pytestmark = pytest.mark.selftest
 
@@ -15,6 +15,7 @@ WITNESS = {
     "determinism": "rnn_dropout_left_on",
     "batch_independence": "rnn_batch_rows_mixed",
     "bounds": "lstm_output_on_C",
+    "gradient": "lstm_backward_forget_skipped",
     "parameters_read": "mha_value_bias_ignored",
     "highway": "lstm_gates_swapped",
     "closed_update": "gru_update_flipped",
@@ -73,10 +74,36 @@ def test_jacobian_part_catches_a_backward_leak(check, name):
         record and record.message
 
 
+# Right forward, wrong backward (subjects/zoo/backward.py: a torch.autograd.Function each): the gradient
+# check alone catches each, as a gradient disagreeing with the spec's; no forward check can.
+BACKWARD_MUTANTS = sorted(name for name in MUTANTS if name in BACKWARD)
+
+
+def test_the_zoo_has_eight_backward_mutants_across_the_families():
+    assert len(BACKWARD_MUTANTS) >= 8
+    assert {c.split(".")[0] for name in BACKWARD_MUTANTS for c in MUTANTS[name].components} >= \
+        {"attention", "layernorm", "ffn", "rnn", "lstm", "gru"}
+
+
+@pytest.mark.parametrize("name", BACKWARD_MUTANTS)
+def test_gradient_check_catches_a_wrong_backward(name):
+    mutant = MUTANTS[name]
+    record = first_failure(mutant.subject, mutant.components, settings.get_profile("ci"), checks=["gradient"])
+    assert record is not None and "disagrees with the spec's (the vector-Jacobian product" in record.message, \
+        record and record.message
+    assert record.failures[0]["kind"] == "gradient", record.message
+
+
+@pytest.mark.parametrize("name", BACKWARD_MUTANTS)
+def test_a_wrong_backward_has_the_right_forward(name):
+    mutant = MUTANTS[name]
+    assert first_failure(mutant.subject, mutant.components, settings.get_profile("ci"), checks=["oracle"]) is None
+
+
 # A witness is caught by its check alone (the tests above), and so by the suite, which runs that check:
 # only the other mutants are hunted through every check here (a witness's hunt is the slowest: a
 # backward leak passes every forward check before the one that sees it).
-WITNESSES = set(WITNESS.values()) | set(JACOBIAN_WITNESS.values())
+WITNESSES = set(WITNESS.values()) | set(JACOBIAN_WITNESS.values()) | set(BACKWARD_MUTANTS)
 
 
 @pytest.mark.parametrize("name", sorted(set(MUTANTS) - WITNESSES))

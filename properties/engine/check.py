@@ -20,6 +20,7 @@ class Check:
     body: Callable[[Harness, object], None]
     needs: Callable[[Component], tuple] = lambda c: ()  # other components the check also drives
     requires: Callable[[Component], tuple] = lambda c: ()  # capabilities of the component it needs
+    share: float = 1.0  # the part of the profile's examples it draws (a costly check that finds its bugs early)
 
 
 def all_eids(h: Harness) -> tuple:

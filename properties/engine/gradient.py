@@ -27,37 +27,64 @@ def as_tensors(tree, dtype: torch.dtype, device, grad: bool = True):
 
 
 def spec_vjp(oracle, params, inputs, cotangents: dict, dtype: torch.dtype = torch.float64,
-             device="cpu") -> dict:
+             device="cpu", ties=()) -> dict:
     """{"params.W_Q": ∂⟨cotangents, outputs⟩/∂W_Q, "inputs.q": …} for every float leaf of the case,
     by autograd through `oracle` in `dtype`, as float64 arrays (zeros where an output does not
-    depend on the leaf)."""
+    depend on the leaf); tied inputs (tied_inputs) summed."""
     case = as_tensors({"params": params, "inputs": inputs}, dtype, device)
     outputs = oracle(case["params"], case["inputs"])
     total = sum((outputs[name] * torch.as_tensor(c, dtype=dtype, device=device)).sum()
                 for name, c in cotangents.items())
     wrt = [(path, t) for path, t in leaves(case) if isinstance(t, torch.Tensor)]
     grads = torch.autograd.grad(total, [t for _, t in wrt], allow_unused=True)
-    return {path: np.zeros(t.shape) if g is None else g.detach().to("cpu", torch.float64).numpy()
-            for (path, t), g in zip(wrt, grads)}
+    return tied({path: np.zeros(t.shape) if g is None else g.detach().to("cpu", torch.float64).numpy()
+                 for (path, t), g in zip(wrt, grads)}, ties)
 
 
-def rounded_vjp(oracle, params, inputs, cotangents: dict, dtype: torch.dtype, device, seed: int) -> dict:
+def tied_inputs(inputs: dict) -> list[tuple]:
+    """Groups of float inputs that the case gives the same values (self-attention's query, key and
+    value): a subject may read them as one tensor (self-attention only, or a fast path), so only the
+    sum of their gradients is defined for every subject."""
+    groups: list[list] = []
+    for name, a in inputs.items():
+        if a.dtype.kind != "f":
+            continue
+        group = next((g for g in groups if inputs[g[0]].shape == a.shape and np.array_equal(inputs[g[0]], a)), None)
+        if group is None:
+            groups.append([name])
+        else:
+            group.append(name)
+    return [tuple(g) for g in groups if len(g) > 1]
+
+
+def tied(grads: dict, ties) -> dict:
+    """grads with each group of tied inputs as one entry, "inputs.query=key=value", their sum."""
+    grads = dict(grads)
+    for group in ties:
+        paths = [f"inputs.{name}" for name in group if f"inputs.{name}" in grads]
+        if paths:
+            grads[f"inputs.{'='.join(group)}"] = sum(grads.pop(p) for p in paths)
+    return grads
+
+
+def rounded_vjp(oracle, params, inputs, cotangents: dict, dtype: torch.dtype, device, seed: int, ties=()) -> dict:
     """One sample of the spec's VJP in rounded arithmetic: float64, every input, parameter and
     cotangent rounded once more, and every operand of every operation of the forward and backward
     passes (properties/engine/rounding.py's RoundedOperands), by eps(dtype), random signs from `seed`."""
     rng = np.random.default_rng(seed)
     moved = nested_map(lambda a: tol.perturb(a, dtype, rng) if a.dtype.kind == "f" else a, [params, inputs, cotangents])
     with RoundedOperands(tol.eps(dtype), seed):
-        return spec_vjp(oracle, *moved, dtype=torch.float64, device=device)
+        return spec_vjp(oracle, *moved, dtype=torch.float64, device=device, ties=ties)
 
 
-def tolerances(oracle, params, inputs, cotangents: dict, reference: dict, dtype: torch.dtype, device) -> dict:
+def tolerances(oracle, params, inputs, cotangents: dict, reference: dict, dtype: torch.dtype, device,
+               ties=()) -> dict:
     """The tolerance rule for each leaf's gradient: baseline, the VJP in the run's dtype; sensitivity,
     the VJP in rounded arithmetic, judged on one sample and refined to tol.SAMPLES where a subject is
     outside it (as the forward's)."""
-    baseline = spec_vjp(oracle, params, inputs, cotangents, tol.baseline_dtype(dtype), device)
-    first = rounded_vjp(oracle, params, inputs, cotangents, dtype, device, 0)
-    more = functools.cache(lambda: [first] + [rounded_vjp(oracle, params, inputs, cotangents, dtype, device, s)
+    baseline = spec_vjp(oracle, params, inputs, cotangents, tol.baseline_dtype(dtype), device, ties)
+    first = rounded_vjp(oracle, params, inputs, cotangents, dtype, device, 0, ties)
+    more = functools.cache(lambda: [first] + [rounded_vjp(oracle, params, inputs, cotangents, dtype, device, s, ties)
                                               for s in range(1, tol.SAMPLES)])
 
     def bound(path, samples, refine=None):

@@ -6,7 +6,8 @@ zoo.lstm_gates_swapped` shows what a user with that bug would see). `MUTANTS` li
 components they break.
 """
 from .attention import MUTANTS as ATTENTION
+from .backward import MUTANTS as BACKWARD
 from .recurrent import MUTANTS as RECURRENT
 from .transformer import MUTANTS as TRANSFORMER
 
-MUTANTS = {**RECURRENT, **ATTENTION, **TRANSFORMER}
+MUTANTS = {**RECURRENT, **ATTENTION, **TRANSFORMER, **BACKWARD}
