@@ -89,11 +89,13 @@ def compile_equation(eq: Equation):
     names = [s.name for s in eq.inputs]
 
     def evaluate(**arrays):
+        rounded = _ROUNDING.get()
         if any(is_torch_array(v) for v in arrays.values()):  # the same expression on torch tensors
             from .torch_oracle import on_torch
+            if rounded is not None:
+                arrays = {k: rounded(v) if is_torch_array(v) and v.is_floating_point() else v for k, v in arrays.items()}
             return on_torch(eq, arrays)
         dims = check(arrays)
-        rounded = _ROUNDING.get()
         if rounded is not None:
             arrays = {k: rounded(v) if np.asarray(v).dtype.kind == "f" else v for k, v in arrays.items()}
         return fn(*(arrays[n] for n in names), *dims)

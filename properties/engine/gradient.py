@@ -17,6 +17,8 @@ import torch
 
 from . import tolerance as tol
 from .harness import leaves, nested_map
+from nlpspec.spec.oracle import rounding
+
 from .rounding import RoundedOperands
 
 def as_tensors(tree, dtype: torch.dtype, device, grad: bool = True):
@@ -69,11 +71,13 @@ def tied(grads: dict, ties) -> dict:
 
 def rounded_vjp(oracle, params, inputs, cotangents: dict, dtype: torch.dtype, device, seed: int, ties=()) -> dict:
     """One sample of the spec's VJP in rounded arithmetic: float64, every input, parameter and
-    cotangent rounded once more, and every operand of every operation of the forward and backward
-    passes (properties/engine/rounding.py's RoundedOperands), by eps(dtype), random signs from `seed`."""
+    cotangent rounded once more (relative and at its array's scale), so is every equation's input on
+    the way, and every operand of every operation of the forward and backward passes
+    (properties/engine/rounding.py's RoundedOperands), by eps(dtype), random signs from `seed`."""
     rng = np.random.default_rng(seed)
     moved = nested_map(lambda a: tol.perturb(a, dtype, rng) if a.dtype.kind == "f" else a, [params, inputs, cotangents])
-    with RoundedOperands(tol.eps(dtype), seed):
+    mode = RoundedOperands(tol.eps(dtype), seed)
+    with mode, rounding(mode.equation_input):
         return spec_vjp(oracle, *moved, dtype=torch.float64, device=device, ties=ties)
 
 

@@ -92,6 +92,15 @@ class RoundedOperands(TorchDispatchMode):
             return value
         return value * (1 + self.eps * self.signs(value))
 
+    def equation_input(self, value: torch.Tensor) -> torch.Tensor:
+        """An input of an equation of the oracle (a sublayer's, a LayerNorm's, a step's state) changed by
+        one rounding relative to each entry and at its array's scale, as tolerance.perturb changes the
+        NumPy oracle's (spec.oracle.rounding): a LayerNorm of two nearly equal features deep in a stack is
+        decided by the rounding of the residual sum it normalises (torch's pre-LN decoder, d_model = 2,
+        three layers: its gradient was 8 times the sensitivity that relative roundings alone gave)."""
+        scale = value.detach().abs().amax() if value.numel() else 0.0
+        return value * (1 + self.eps * self.signs(value)) + self.eps * scale * self.signs(value)
+
     def signs(self, like: torch.Tensor) -> torch.Tensor:
         """-1 or +1 per entry, in like's shape, dtype and device."""
         if like.device not in self.generators:
