@@ -22,6 +22,8 @@ from functools import cached_property
 
 import pytest
 
+import nlpspec.properties.profiles  # noqa: F401  registers dev, ci and thorough before Hypothesis's plugin loads one
+
 DTYPES = ("float64", "float32", "bfloat16", "float16")
 
 
@@ -146,7 +148,6 @@ def state(config) -> State:
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "selftest: tests of nlpspec itself, independent of --subject")
-    import nlpspec.properties.profiles  # noqa: F401  (registers the dev, ci and thorough profiles)
     config._nlpspec = State(config)
     run = config._nlpspec
     config.pluginmanager.register(run, "nlpspec-run")

@@ -55,3 +55,12 @@ def test_a_sweep_spreads_over_workers_given_by_tx(tmp_path):
                            "popen", "--dist", "load"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert re.search(r"\[gw0\] .*PASSED", done.stdout) and re.search(r"\[gw1\] .*PASSED", done.stdout), done.stdout[-3000:]
+
+
+def test_the_profiles_can_be_named_on_the_command_line(tmp_path):
+    """`--hypothesis-profile thorough` (README, Options): registered when the plugin is imported, before
+    Hypothesis's own plugin loads the profile named (it raised "Profile 'thorough' is not registered")."""
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--pyargs", "nlpspec",
+                           "--subject", "reference", "-k", "rnn.output and determinism", "--hypothesis-profile",
+                           "thorough"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0 and " passed" in done.stdout, done.stdout[-3000:] + done.stderr[-3000:]
