@@ -15,16 +15,17 @@ import functools
 import numpy as np
 import torch
 
-from . import tolerance as tol
-from .harness import leaves, nested_map
 from nlpspec.spec.oracle import rounding
 
+from . import tolerance as tol
+from .harness import leaves, nested_map
 from .rounding import RoundedOperands
 
-def as_tensors(tree, dtype: torch.dtype, device, grad: bool = True):
-    """The float arrays of a case as torch tensors (requiring grad); masks and token ids stay NumPy,
+
+def as_tensors(tree, dtype: torch.dtype, device):
+    """The float arrays of a case as torch tensors requiring grad; masks and token ids stay NumPy,
     as the oracle reads them."""
-    return nested_map(lambda a: torch.tensor(a, dtype=dtype, device=device, requires_grad=grad)
+    return nested_map(lambda a: torch.tensor(a, dtype=dtype, device=device, requires_grad=True)
                       if a.dtype.kind == "f" else a, tree)
 
 

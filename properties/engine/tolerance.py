@@ -41,6 +41,17 @@ on those same inputs, every output must satisfy
 - FLOOR_ULPS * eps(D) * scale, with scale = max(1, max |reference|) and FLOOR_ULPS = 8: a few
   roundings of the output itself, for examples where the baseline happens to round exactly.
 
+Gradients (the check `gradient`, properties/engine/gradient.py) obey the same rule, the output being
+the vector-Jacobian product of the component under a drawn cotangent: the baseline is the spec's VJP
+computed in D (autograd through the oracle's torch code, float32 scaled for float64), the sensitivity
+the float64 VJP in rounded arithmetic: every input, parameter and cotangent and every equation's input
+changed as above, and every operand of every operation of the forward and backward passes rounded
+once more (rounding.py's RoundedOperands), a softmax's weights at their scores' scale (log P = s −
+logsumexp(s) is formed at that scale by any kernel that recomputes P from a row statistic, as
+FlashAttention's backward does). The float32 baseline alone is not enough: where float32 underflows a
+saturated softmax row to an exact 0 gradient, its error says nothing of float64's cancellation (the
+reference's own MHA gradient was 370 times such a bound).
+
 An equation error shows as an error orders of magnitude above this. A failing output that the
 same rule would accept for a lower precision D' (float32 for float64; float16 and bfloat16 for
 float32), with the floor taken relative to the output itself (no `max(1, …)`, so that a bug on

@@ -19,20 +19,20 @@ from .mutant import mutant
 
 
 class Kernel(torch.autograd.Function):
-    """right(*args) forward; backward, the autograd of wrong(*args) (same value, another derivative)."""
+    """right(*args) forward; backward, the autograd of wrong(*args) (same value, another derivative); args
+    that are not tensors (a mask of None) pass as they are."""
 
     @staticmethod
     def forward(ctx, right, wrong, *args):
-        ctx.wrong = wrong
+        ctx.wrong, ctx.others = wrong, [None if isinstance(a, torch.Tensor) else a for a in args]
         ctx.save_for_backward(*(a if isinstance(a, torch.Tensor) else None for a in args))
-        ctx.others = args
         return right(*args)
 
     @staticmethod
     def backward(ctx, *grads):
         saved = [t if t is None else t.detach().requires_grad_(needs)
                  for t, needs in zip(ctx.saved_tensors, ctx.needs_input_grad[2:])]
-        args = [s if isinstance(a, torch.Tensor) else a for s, a in zip(saved, ctx.others)]
+        args = [a if t is None else t for t, a in zip(saved, ctx.others)]
         with torch.enable_grad():
             outs = ctx.wrong(*args)
         wrt = [t for t in saved if t is not None and t.requires_grad]
@@ -40,8 +40,8 @@ class Kernel(torch.autograd.Function):
         return (None, None, *(next(found) if t is not None and t.requires_grad else None for t in saved))
 
 
-def with_gradient_of(value, wrong):
-    """value's value, wrong's derivative."""
+def with_derivative_of(value, wrong):
+    """value's value, wrong's derivative only (zoo.attention.with_gradient_of adds a leak to value's own)."""
     return value.detach() + (wrong - wrong.detach())
 
 
@@ -83,7 +83,7 @@ def unsubtracted(causal):
 
 def dq_unscaled(causal):
     def wrong(q, k, v, mask):  # dQ = dS K, the 1/√d_k left out
-        return ref.attention(with_gradient_of(q, q * math.sqrt(q.shape[-1])), k, v, mask, causal)
+        return ref.attention(with_derivative_of(q, q * math.sqrt(q.shape[-1])), k, v, mask, causal)
     return wrong
 
 
@@ -107,7 +107,7 @@ def layernorm_builder(params):
 def ffn_builder(params):
     def wrong(z, W_1, b_1, W_2, b_2):  # ReLU's derivative taken as 1 everywhere
         a = z @ W_1 + b_1
-        return with_gradient_of(torch.relu(a), a) @ W_2 + b_2
+        return with_derivative_of(torch.relu(a), a) @ W_2 + b_2
     names = ("W_1", "b_1", "W_2", "b_2")
     return lambda z: Kernel.apply(ffn, wrong, z, *(params[n] for n in names))
 
@@ -150,7 +150,7 @@ def gru_wrong(x, h_prev, W_r, b_r, W_z, b_z, W_h, b_h):  # the candidate's deriv
     r, z = torch.sigmoid(hx @ W_r.T + b_r), torch.sigmoid(hx @ W_z.T + b_z)
     right = torch.tanh(torch.cat([r * h_prev, x], -1) @ W_h.T + b_h)
     after = torch.tanh(x @ W_h[:, H:].T + r * (h_prev @ W_h[:, :H].T) + b_h)
-    htilde = with_gradient_of(right, after)
+    htilde = with_derivative_of(right, after)
     return r, z, htilde, (1 - z) * h_prev + z * htilde
 
 
