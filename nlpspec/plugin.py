@@ -160,12 +160,15 @@ def pytest_configure(config):
 
 
 def pytest_report_header(config):
+    from nlpspec.properties.profiles import SCALE_SCOPE, at_scale
     run = state(config)
     if not run.explicit:
         return None
     return (f"nlpspec: subject {run.subject.name} {run.subject.version}, device {run.device}, "
             f"dtype {run.dtype_name}, hypothesis profile {run.profile}"
-            + ("" if run.settings.derandomize else f", seed {run.seed}"))
+            + ("" if run.settings.derandomize else f", seed {run.seed}")
+            + (f"\nnlpspec: the scale profile runs only the {' and '.join(SCALE_SCOPE[1])} checks of "
+               f"{', '.join(SCALE_SCOPE[0])}" if at_scale(run.profile) else ""))
 
 
 def parametrize_with_checks(subject):
@@ -204,7 +207,14 @@ def pytest_collection_finish(session):
 
 
 def pytest_collection_modifyitems(config, items):
-    wanted = state(config).check
+    from nlpspec.properties.profiles import in_scope
+    run = state(config)
+    outside = [item for item in items if _case(item) is not None and
+               not in_scope(run.profile, _case(item).component.name, _case(item).check.name)]
+    if outside:  # the scale profile's few components and checks
+        config.hook.pytest_deselected(items=outside)
+        items[:] = [item for item in items if item not in outside]
+    wanted = run.check
     if wanted is None:
         return
     keep = [item for item in items if _case(item) is not None and _case(item).id == wanted]
@@ -227,6 +237,7 @@ def nlpspec_verdict(request, record_property):
     from hypothesis.statistics import collector, describe_statistics
 
     from nlpspec.properties.engine.harness import Run
+    from nlpspec.properties.profiles import at_scale
     from nlpspec.properties.runner import execute
 
     def verdict(case):
@@ -241,7 +252,8 @@ def nlpspec_verdict(request, record_property):
             request.node.hypothesis_statistics = describe_statistics(stats)
         with collector.with_value(note_statistics):
             record = execute(Run(case.subject, run.device, run.dtype, case.options,
-                                 reproduce=run.reproduce(case, request.node.nodeid, builtin), time_limit=run.timeout),
+                                 reproduce=run.reproduce(case, request.node.nodeid, builtin), time_limit=run.timeout,
+                                 scale=at_scale(run.profile)),
                              case.component, case.check, run.settings, None if run.settings.derandomize else run.seed,
                              replay)
         record_property("nlpspec", record.as_dict())

@@ -1,4 +1,9 @@
-"""Hypothesis profiles of nlpspec: dev (default), ci (default when CI is set), thorough.
+"""Hypothesis profiles of nlpspec: dev (default), ci (default when CI is set), thorough, and scale.
+
+scale draws few examples at the sizes where tiled kernels break (sequence lengths up to 4096, the
+tile boundaries 63, 64, 65, … drawn often; head widths up to 256; d_model up to 1024:
+properties/engine/strategies.py, `at_scale`), for the oracle and gradient checks of the components
+that such kernels implement (SCALE_SCOPE); the other cases are deselected.
 
 Pick one with Hypothesis's own `--hypothesis-profile`; importing this module registers them. The
 plugin hands each check its profile's settings explicitly (`settings_for`) and loads no profile
@@ -17,6 +22,21 @@ _common = dict(deadline=None, print_blob=False, phases=[p for p in Phase if p !=
 settings.register_profile("dev", max_examples=25, **_common)
 settings.register_profile("ci", max_examples=50, derandomize=True, database=None, **_common)
 settings.register_profile("thorough", max_examples=500, **_common)
+settings.register_profile("scale", max_examples=5, **_common)
+
+SCALE_SCOPE = (("attention", "attention.causal", "mha", "mha.causal", "encoder.layer"), ("oracle", "gradient"))
+
+
+def at_scale(profile: str) -> bool:
+    return profile == "scale"
+
+
+def in_scope(profile: str, component: str, check: str) -> bool:
+    """Whether the profile runs this check of this component (every profile but scale runs all)."""
+    if not at_scale(profile):
+        return True
+    components, checks = SCALE_SCOPE
+    return component in components and check in checks
 
 
 def chosen() -> str:

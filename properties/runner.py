@@ -36,7 +36,7 @@ from .engine.component import Component, declared, kind_for
 from .engine.failures import SubjectFailure
 from .engine.harness import Harness, Run, option_label, option_sets
 from .suite import COMPONENTS, generate
-from .profiles import chosen, settings_for
+from .profiles import at_scale, chosen, in_scope, settings_for
 
 
 @dataclass
@@ -189,7 +189,7 @@ def execute(run: Run, component: Component, check: Check, settings=None, seed: i
     test._hypothesis_internal_add_digest = repr(  # one example database entry per check and run
         (subject.name, component.name, check.name, sorted(run.options.items()), str(run.dtype))).encode()
     if settings is not None:
-        if check.share < 1:
+        if check.share < 1 and not run.scale:  # the scale profile's few examples are every check's
             settings = hypothesis_settings(settings, max_examples=max(1, round(settings.max_examples * check.share)))
         test = settings(test)
     if seed is not None:
@@ -252,29 +252,32 @@ def _message(exc: BaseException, reproduce: Callable[[str], str] | None, reporte
 
 def check_subject(subject: Subject, device: str | torch.device | None = None, dtype: torch.dtype = torch.float64,
                   settings: hypothesis_settings | None = None, components: list[str] | None = None,
-                  checks: list[str] | None = None) -> list[Record]:
+                  checks: list[str] | None = None, profile: str | None = None) -> list[Record]:
     """Run every check (or those named in `checks`) of every component (or those in `components`)
-    on `subject` outside pytest and return the records (scikit-learn style). Without `settings`,
-    the profile pytest would choose (dev, or ci where CI is set)."""
+    on `subject` outside pytest and return the records (scikit-learn style). `profile` as pytest
+    takes it (default: dev, or ci where CI is set; scale also sets the sizes and the scope);
+    `settings`, if given, replace its settings."""
     validate(subject)
-    settings = settings or settings_for(chosen())
+    profile = profile or chosen()
+    settings = settings or settings_for(profile)
     device = torch.empty(0, device=device or ("cuda" if torch.cuda.is_available() else "cpu")).device
-    return [execute(Run(subject, device, dtype, case.options), case.component, case.check, settings)
-            for case in cases(subject)
-            if (components is None or case.component.name in components) and (checks is None or case.check.name in checks)]
+    return [execute(Run(subject, device, dtype, case.options, scale=at_scale(profile)), case.component, case.check,
+                    settings)
+            for case in cases(subject) if in_scope(profile, case.component.name, case.check.name)
+            and (components is None or case.component.name in components) and (checks is None or case.check.name in checks)]
 
 
 def first_failure(subject: Subject, components, settings, device="cpu", dtype=torch.float64,
-                  checks=None) -> Record | None:
+                  checks=None, scale: bool = False) -> Record | None:
     """Run the checks (all, or those named in `checks`) of `components` until one fails, with
-    shrinking off; return that record, or None.
+    shrinking off; return that record, or None. With scale, at the scale profile's sizes.
 
     This is how the mutant zoo is hunted: shrinking makes a failure smaller, not likelier."""
     hunting = hypothesis_settings(settings, phases=(Phase.explicit, Phase.generate))
     for case in cases(subject):
         if case.component.name in components and (checks is None or case.check.name in checks):
-            record = execute(Run(subject, torch.empty(0, device=device).device, dtype, case.options), case.component,
-                             case.check, hunting)
+            record = execute(Run(subject, torch.empty(0, device=device).device, dtype, case.options, scale=scale),
+                             case.component, case.check, hunting)
             if record.status == "fail":
                 return record
     return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import types
+from contextlib import contextmanager
 from contextvars import ContextVar
 from functools import cache, reduce
 
@@ -72,9 +73,35 @@ def _mask_fill(scores, hidden):
     return scores.masked_fill(hidden, -math.inf)
 
 
-NAMESPACE = {"_block": _block, "_chain": _chain, "_matmul": torch.matmul, "_sigmoid": torch.sigmoid,
+_SOFTMAX_PRODUCT: ContextVar = ContextVar("softmax_product", default=None)
+
+
+@contextmanager
+def softmax_product(fn):
+    """Within it, every product softmax(S) V the printed code forms runs as fn(S, V): the same value,
+    computed another way (the gradient's rounding model takes FlashAttention's backward there)."""
+    token = _SOFTMAX_PRODUCT.set(fn)
+    try:
+        yield
+    finally:
+        _SOFTMAX_PRODUCT.reset(token)
+
+
+def _softmax_rows(a):
+    weights = torch.softmax(a, dim=-1)
+    if _SOFTMAX_PRODUCT.get() is not None:
+        weights._nlpspec_scores = a  # a product of these weights by values is softmax_product's
+    return weights
+
+
+def _matmul(a, b):
+    fused, scores = _SOFTMAX_PRODUCT.get(), getattr(a, "_nlpspec_scores", None)
+    return torch.matmul(a, b) if fused is None or scores is None else fused(scores, b)
+
+
+NAMESPACE = {"_block": _block, "_chain": _chain, "_matmul": _matmul, "_sigmoid": torch.sigmoid,
              "_tanh": torch.tanh, "_softmax_columns": lambda a: torch.softmax(a, dim=-2),
-             "_softmax_rows": lambda a: torch.softmax(a, dim=-1), "_causal_hidden": _causal_hidden,
+             "_softmax_rows": _softmax_rows, "_causal_hidden": _causal_hidden,
              "_mask_fill": _mask_fill, "_positional": _positional, "_relu": torch.relu, "_gelu": _gelu,
              "_gelu_tanh": _gelu_tanh, "_layernorm": _layernorm, "_constant": constant,
              "numpy": types.SimpleNamespace(swapaxes=torch.swapaxes)}

@@ -8,7 +8,8 @@ F.scaled_dot_product_attention, fed the spec's parameters.
   the flash kernel needs 4-D inputs); "default" lets PyTorch pick. PyTorch's flash kernel needs the
   value width d_v to equal d_k: the option set declares that it lacks value_width. The
   efficient_attention and cudnn_attention sets run on CUDA only (declared: skipped on the CPU).
-- attention.causal: F.scaled_dot_product_attention(is_causal=True), aligned at the upper left.
+- attention.causal: F.scaled_dot_product_attention(is_causal=True), aligned at the upper left, under
+  each backend as attention's.
 - attn.seq2seq: F.scaled_dot_product_attention(S, H, H); its scale 1/√d_h is the article's.
 - mha: nn.MultiheadAttention, whose masks are booleans, True where a key is hidden (the variant
   mask.bool_true_masked). The spec's per-head W_Q[h] (d_model×d_k, acting on the right) is rows
@@ -31,30 +32,42 @@ from .base import Declaration
 from .glue import additive, assign, per_head_rows
 
 
+CUDA_BACKENDS = ("efficient_attention", "cudnn_attention")
+
+
+def sdpa(q, k, v, backend="default", **kw):
+    """F.scaled_dot_product_attention under one backend only (`torch.nn.attention.sdpa_kernel`; the
+    kernels take 4-D inputs, so 3-D ones get a heads axis), or under PyTorch's pick ("default")."""
+    if backend == "default":
+        return F.scaled_dot_product_attention(q, k, v, **kw)
+    if q.dim() == 3:
+        if kw.get("attn_mask") is not None:
+            kw["attn_mask"] = kw["attn_mask"][:, None]
+        return sdpa(q[:, None], k[:, None], v[:, None], backend, **kw)[:, 0]
+    with sdpa_kernel(getattr(SDPBackend, backend.upper())):
+        return F.scaled_dot_product_attention(q, k, v, **kw)
+
+
+def backend_declaration(backend: str, value_width: bool = True) -> Declaration:
+    """What an SDPA backend's option set declares: CUDA only for the memory-efficient and cuDNN
+    kernels; for the flash kernel, no value width other than d_k (where the component draws one)."""
+    if backend == "flash_attention" and value_width:
+        return Declaration(lacks=("value_width",), note="PyTorch's flash kernel needs d_v = d_k")
+    if backend in CUDA_BACKENDS:
+        return Declaration(devices=("cuda",), note=f"PyTorch has no {backend} kernel for the CPU")
+    return Declaration()
+
+
 def attention_builder(params, mask_dtype="bool", backend="default"):
     def fn(q, k, v, mask):
         if mask_dtype == "float":  # additive: 0 where the boolean mask says "may attend", else -inf
             mask = additive(mask, q.dtype)
-        if backend == "default":
-            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        with sdpa_kernel(getattr(SDPBackend, backend.upper())):
-            return F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None], attn_mask=mask[:, None])[:, 0]
+        return sdpa(q, k, v, backend, attn_mask=mask)
     return fn
 
 
-def attention_declaration(options):
-    if options.get("backend") == "flash_attention":
-        return Declaration(lacks=("value_width",), note="PyTorch's flash kernel needs d_v = d_k")
-    if options.get("backend") in CUDA_BACKENDS:
-        return Declaration(devices=("cuda",), note=f"PyTorch has no {options['backend']} kernel for the CPU")
-    return Declaration()
-
-
-CUDA_BACKENDS = ("efficient_attention", "cudnn_attention")
-
-
-def causal_builder(params):
-    return lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True)
+def causal_builder(params, backend="default"):
+    return lambda q, k, v: sdpa(q, k, v, backend, is_causal=True)
 
 
 def seq2seq_attention_builder(params):
@@ -112,9 +125,11 @@ BUILDERS = {"attention": attention_builder, "attention.causal": causal_builder, 
 VARIANTS = {"attention": "mask.bool_true_attends", "mha": "mask.bool_true_masked"}
 # SDPA's backends, each its own option set (a mask dtype each: both paths of the default); the
 # memory-efficient and cuDNN kernels are CUDA's only, declared so (skipped on the CPU, with the reason)
+BACKENDS = ("math", "flash_attention", *CUDA_BACKENDS)
 OPTIONS = {"attention": {"bool": {"mask_dtype": "bool"}, "float": {"mask_dtype": "float"},
-                         "math": {"backend": "math"}, "flash_attention": {"backend": "flash_attention"},
-                         "flash_attention_float": {"backend": "flash_attention", "mask_dtype": "float"},
-                         **{name: {"backend": name} for name in CUDA_BACKENDS}},
+                         **{name: {"backend": name} for name in BACKENDS},
+                         "flash_attention_float": {"backend": "flash_attention", "mask_dtype": "float"}},
+           "attention.causal": {"default": {}, **{name: {"backend": name} for name in BACKENDS}},
            "mha": {"mode": ["batch_first", "seq_first", "fast_path"]}}
-DECLARATIONS = {"attention": attention_declaration}
+DECLARATIONS = {"attention": lambda options: backend_declaration(options.get("backend", "default")),
+                "attention.causal": lambda options: backend_declaration(options.get("backend", "default"))}

@@ -171,5 +171,5 @@ SUBJECT = Subject(
               "gru.seq2seq": "gru.reset_after", **torch_attention.VARIANTS, **torch_transformer.VARIANTS},
     options={**{f"{kind}.layers": {"batch_first": [True, False]} for kind in CELLS}, **torch_attention.OPTIONS,
              **torch_transformer.OPTIONS},
-    declarations=torch_attention.DECLARATIONS,
+    declarations={**torch_attention.DECLARATIONS, **torch_transformer.DECLARATIONS},
 )

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .glue import assign, per_head_rows
-from .torch_attention import load_mha, mha_module
+from .torch_attention import BACKENDS, backend_declaration, load_mha, mha_module, sdpa
 
 # knobs that go together, as named option sets (Subject.options); unnamed knobs keep their defaults
 SETS = {"post_ln": {}, "pre_ln": {"norm_first": True}, "gelu": {"activation": "gelu"},
@@ -171,10 +171,10 @@ def decoder_variants(options):
     return switched(options, DEC_PRE_LN)
 
 
-def causal_mha_builder(params, mode="sdpa"):
+def causal_mha_builder(params, mode="sdpa", backend="default"):
     """mha.causal. sdpa: nanoGPT's CausalSelfAttention (one packed Linear for q, k and v, the heads
-    split by view and transpose, F.scaled_dot_product_attention(is_causal=True), a Linear out);
-    module: nn.MultiheadAttention with the causal mask and is_causal=True."""
+    split by view and transpose, F.scaled_dot_product_attention(is_causal=True) under `backend`, a
+    Linear out); module: nn.MultiheadAttention with the causal mask and is_causal=True."""
     W_Q = params["W_Q"]
     heads, d_model, d_k = W_Q.shape
     kw = {"device": W_Q.device, "dtype": W_Q.dtype}
@@ -197,7 +197,7 @@ def causal_mha_builder(params, mode="sdpa"):
         B, T, C = x.shape
         q, k, v = c_attn(x).split(d_model, dim=2)
         q, k, v = (t.view(B, T, heads, C // heads).transpose(1, 2) for t in (q, k, v))
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        y = sdpa(q, k, v, backend, is_causal=True)
         return {"out": c_proj(y.transpose(1, 2).contiguous().view(B, T, C))}
     return fn
 
@@ -228,8 +228,12 @@ BUILDERS = {"layernorm": layernorm_builder, "ffn": ffn_builder, "encoder.layer":
 VARIANTS = {"encoder.layer": encoder_variants, "decoder.layer": decoder_variants, "encoder": encoder_variants,
             "decoder": decoder_variants, "decoder_only.layer": decoder_only_variants}
 OPTIONS = {"encoder.layer": sets(*MODES, "fast_path"), "decoder.layer": sets(*MODES),
-           "mha.causal": {"mode": ["sdpa", "module"]}, "decoder_only.layer": sets(*MODES),
+           "mha.causal": {"sdpa": {"mode": "sdpa"}, **{f"sdpa_{name}": {"mode": "sdpa", "backend": name}
+                                                         for name in BACKENDS}, "module": {"mode": "module"}},
+           "decoder_only.layer": sets(*MODES),
            "encoder": sets(*MODES, "fast_path", "pre_ln_final_norm"), "decoder": sets(*MODES, "pre_ln_final_norm")}
+# the packed projection's SDPA under each backend (the heads' value width is d_k: nothing to declare but the device)
+DECLARATIONS = {"mha.causal": lambda options: backend_declaration(options.get("backend", "default"), value_width=False)}
 
 
 def tutorial_positions(n, d, dtype, device, work=None):

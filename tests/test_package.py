@@ -58,9 +58,15 @@ def test_a_sweep_spreads_over_workers_given_by_tx(tmp_path):
 
 
 def test_the_profiles_can_be_named_on_the_command_line(tmp_path):
-    """`--hypothesis-profile thorough` (README, Options): registered when the plugin is imported, before
-    Hypothesis's own plugin loads the profile named (it raised "Profile 'thorough' is not registered")."""
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--pyargs", "nlpspec",
-                           "--subject", "reference", "-k", "rnn.output and determinism", "--hypothesis-profile",
-                           "thorough"], capture_output=True, text=True, cwd=tmp_path, timeout=300)
-    assert done.returncode == 0 and " passed" in done.stdout, done.stdout[-3000:] + done.stderr[-3000:]
+    """`--hypothesis-profile scale` (README, Options): registered when the plugin is imported, before
+    Hypothesis's own plugin loads the profile named (it raised "Profile 'thorough' is not registered");
+    the scale profile collects the oracle and gradient checks of its components alone."""
+    from nlpspec.properties.profiles import SCALE_SCOPE
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "--co", "-p", "no:cacheprovider", "--pyargs",
+                           "nlpspec", "--subject", "reference", "--hypothesis-profile", "scale"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    collected = {tuple(line.split("[", 1)[1].split("-")[:2]) for line in done.stdout.splitlines() if "[" in line}
+    components, checks = SCALE_SCOPE
+    assert collected == {(c, k) for c in components for k in checks}, collected
+    assert " deselected" in done.stdout, done.stdout[-3000:]

@@ -66,3 +66,23 @@ def test_derived_bounds_refine_their_parts(judged):
     assert bound.plus(bound, gap).final().atol == 2 * bound.final().atol + gap
     assert bound.times(3.0, "a norm").final().atol == 3 * bound.final().atol
     assert "2 * (4*max(" in bound.doubled().describe()
+
+
+def test_an_undefined_batch_row_leaves_the_others_bounded():
+    """A sequence whose every key is padded has no output (NaN); the rounding of the rule's sensitivity
+    is taken at each array's largest finite magnitude, so the other sequences keep a finite bound (the
+    NaN once made every bound of the case infinite: such a case checked nothing)."""
+    rng = np.random.default_rng(0)
+    h, d_k = 2, 2
+    params = {"W_Q": rng.uniform(-1, 1, (h, 4, d_k)), "W_K": rng.uniform(-1, 1, (h, 4, d_k)),
+              "W_V": rng.uniform(-1, 1, (h, 4, d_k)), "W_O": rng.uniform(-1, 1, (4, 4)),
+              "b_Q": np.zeros((h, d_k)), "b_K": np.zeros((h, d_k)), "b_V": np.zeros((h, d_k)), "b_O": np.zeros(4)}
+    x = rng.uniform(-1, 1, (2, 3, 4))
+    inputs = {"query": x, "key": x, "value": x, "attn_mask": np.zeros((3, 3), bool),
+              "key_padding_mask": np.array([[False] * 3, [True] * 3])}
+    harness = Harness(Run(load_subject("reference"), torch.device("cpu"), torch.float32), COMPONENTS["mha"])
+    params, inputs = harness.round(params), harness.round(inputs)
+    reference = harness.reference(params, inputs)
+    assert np.isnan(reference["out"][1]).all() and np.isfinite(reference["out"][0]).all()
+    bound = harness.tolerances(params, inputs, reference)["out"].final()
+    assert np.isfinite(bound.atol) and bound.atol < 1e-4, bound.describe()

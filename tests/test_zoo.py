@@ -106,7 +106,21 @@ def test_a_wrong_backward_has_the_right_forward(name):
 WITNESSES = set(WITNESS.values()) | set(JACOBIAN_WITNESS.values()) | set(BACKWARD_MUTANTS)
 
 
-@pytest.mark.parametrize("name", sorted(set(MUTANTS) - WITNESSES))
+# Bugs at a tile boundary (subjects/zoo/tiled.py): exact below 65 positions, so the ci profile's sizes
+# cannot reach them, and the scale profile's must.
+AT_SCALE = sorted(name for name, mutant in MUTANTS.items() if mutant.scale)
+
+
+@pytest.mark.parametrize("name", AT_SCALE)
+def test_a_tile_boundary_bug_is_out_of_reach_of_small_sizes_and_caught_at_scale(name):
+    mutant = MUTANTS[name]
+    assert first_failure(mutant.subject, mutant.components, settings.get_profile("ci"), checks=["oracle"]) is None
+    at_scale = settings(settings.get_profile("scale"), derandomize=True, database=None)
+    record = first_failure(mutant.subject, mutant.components, at_scale, checks=["oracle"], scale=True)
+    assert record is not None and record.failures[0]["kind"] == "value", record and record.message
+
+
+@pytest.mark.parametrize("name", sorted(set(MUTANTS) - WITNESSES - set(AT_SCALE)))
 def test_mutant_is_caught(name):
     mutant = MUTANTS[name]
     record = first_failure(mutant.subject, mutant.components, settings.get_profile("ci"))

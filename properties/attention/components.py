@@ -17,7 +17,7 @@ from nlpspec.spec import attention as spec
 from nlpspec.spec import positional
 
 from ..engine.component import MASK_FORMS, Component
-from ..engine.strategies import Shape, case, magnitude, past_overflow, size
+from ..engine.strategies import Shape, case, magnitude, past_overflow, raw_bytes, size
 MAX_HEADS = 4        # several heads, so that a head split that mixes heads shows
 MAX_HEAD_SIZE = 3    # d_k = d_v of one head; d_model = heads · d_k
 WEIGHT_BOUND = 1.0   # projection weights: with inputs up to 8, float16 scores stay finite
@@ -30,8 +30,7 @@ def mask(data, shape: tuple, label: str) -> np.ndarray:
     if density == 0 or count == 0:
         hidden = np.zeros(shape, dtype=bool)
     else:
-        raw = data.draw(st.binary(min_size=count, max_size=count), label=label)
-        hidden = (np.frombuffer(raw, np.uint8) >= 256 - 64 * density).reshape(shape)
+        hidden = (raw_bytes(data, count, label) >= 256 - 64 * density).reshape(shape)
     if current_build_context().is_final:
         note(f"inputs.{label} (True: hidden) = {np.array2string(hidden.astype(int), separator=', ')}")
     return hidden
@@ -49,8 +48,8 @@ def draw_attention(data, kind, masked=True, lacks=frozenset()):
     return params, inputs
 
 
-def draw_causal(data, kind):
-    return draw_attention(data, kind, masked=False)
+def draw_causal(data, kind, lacks=frozenset()):
+    return draw_attention(data, kind, masked=False, lacks=lacks)
 
 
 def mha_biases(h, d_k, d_model, bound) -> dict:
@@ -172,6 +171,7 @@ def pe_oracle(kind):
 
 
 WEIGHT_BOUNDS = {"weights": (0.0, 1.0), "mean_weights": (0.0, 1.0)}
+VALUE_WIDTH = "value widths other than d_k not checked"
 
 
 def masked(component: str):
@@ -183,12 +183,12 @@ COMPONENTS = [
               attention_oracle, {"out": "self.attention", "weights": "self.attention"},
               variants=("attn.unscaled",) + MASK_FORMS, bounds=WEIGHT_BOUNDS, probabilities=("weights",),
               hidden_keys=masked("attention"), capabilities={"mask": "masks not checked (every key visible)",
-                                                                   "value_width": "value widths other than d_k not checked"},
+                                                                   "value_width": VALUE_WIDTH},
               has_parameters=False),
     Component("attention.causal", "attention", ("mask.causal",), ("out",), draw_causal, causal_oracle,
               {"out": "mask.causal", "weights": "mask.causal"}, variants=("mask.causal_lower_right",),
               bounds=WEIGHT_BOUNDS, probabilities=("weights",), hidden_keys=masked("attention.causal"),
-              has_parameters=False),
+              capabilities={"value_width": VALUE_WIDTH}, has_parameters=False),
     Component("mha", "attention", ("self.qkv", "mha.head", "mha.output", "mask.given", "mask.key_padding"),
               ("out",), draw_mha, mha_oracle,
               {"out": "mha.output", "heads": "mha.head", "weights": "mha.head", "mean_weights": "mha.head"},

@@ -28,7 +28,8 @@ def all_eids(h: Harness) -> tuple:
 
 
 def evaluate(h: Harness, params, inputs):
-    """The subject's outputs, the oracle's, and the tolerances for one case."""
+    """The subject's outputs, the oracle's, and the tolerances for one case (computed when first
+    read: tolerance.Deferred)."""
     reference = h.reference(params, inputs)
     actual = h.call(h.build(params), inputs, reference)
     return actual, reference, h.tolerances(params, inputs, reference)

@@ -11,22 +11,17 @@ run's dtype (float32, scaled, for float64), its sensitivity the float64 VJP in r
 from __future__ import annotations
 
 import functools
+from contextlib import nullcontext
 
 import numpy as np
 import torch
 
 from nlpspec.spec.oracle import rounding
+from nlpspec.spec.torch_oracle import softmax_product
 
 from . import tolerance as tol
-from .harness import leaves, nested_map
-from .rounding import RoundedOperands
-
-
-def as_tensors(tree, dtype: torch.dtype, device):
-    """The float arrays of a case as torch tensors requiring grad; masks and token ids stay NumPy,
-    as the oracle reads them."""
-    return nested_map(lambda a: torch.tensor(a, dtype=dtype, device=device, requires_grad=True)
-                      if a.dtype.kind == "f" else a, tree)
+from .trees import as_tensors, leaves, nested_map
+from .rounding import FlashSoftmaxProduct, RoundedOperands
 
 
 def spec_vjp(oracle, params, inputs, cotangents: dict, dtype: torch.dtype = torch.float64,
@@ -74,11 +69,14 @@ def rounded_vjp(oracle, params, inputs, cotangents: dict, dtype: torch.dtype, de
     """One sample of the spec's VJP in rounded arithmetic: float64, every input, parameter and
     cotangent rounded once more (relative and at its array's scale), so is every equation's input on
     the way, and every operand of every operation of the forward and backward passes
-    (properties/engine/rounding.py's RoundedOperands), by eps(dtype), random signs from `seed`."""
+    (properties/engine/rounding.py's RoundedOperands), by eps(dtype), random signs from `seed`. Odd
+    seeds take each softmax(S) V's backward in FlashAttention's form (rounding.FlashSoftmaxProduct),
+    even ones autograd's: fused kernels compute it one way or the other."""
     rng = np.random.default_rng(seed)
     moved = nested_map(lambda a: tol.perturb(a, dtype, rng) if a.dtype.kind == "f" else a, [params, inputs, cotangents])
     mode = RoundedOperands(tol.eps(dtype), seed)
-    with mode, rounding(mode.equation_input):
+    form = softmax_product(FlashSoftmaxProduct.apply) if seed % 2 else nullcontext()  # the two forms, in turn
+    with mode, rounding(mode.equation_input), form:
         return spec_vjp(oracle, *moved, dtype=torch.float64, device=device, ties=ties)
 
 
@@ -86,15 +84,17 @@ def tolerances(oracle, params, inputs, cotangents: dict, reference: dict, dtype:
                ties=()) -> dict:
     """The tolerance rule for each leaf's gradient: baseline, the VJP in the run's dtype; sensitivity,
     the VJP in rounded arithmetic, judged on one sample and refined to tol.SAMPLES where a subject is
-    outside it (as the forward's)."""
-    baseline = spec_vjp(oracle, params, inputs, cotangents, tol.baseline_dtype(dtype), device, ties)
-    first = rounded_vjp(oracle, params, inputs, cotangents, dtype, device, 0, ties)
-    more = functools.cache(lambda: [first] + [rounded_vjp(oracle, params, inputs, cotangents, dtype, device, s, ties)
-                                              for s in range(1, tol.SAMPLES)])
+    outside it (as the forward's); computed when first read (tolerance.Deferred)."""
+    def make():
+        baseline = spec_vjp(oracle, params, inputs, cotangents, tol.baseline_dtype(dtype), device, ties)
+        first = rounded_vjp(oracle, params, inputs, cotangents, dtype, device, 0, ties)
+        more = functools.cache(lambda: [first] + [rounded_vjp(oracle, params, inputs, cotangents, dtype, device, s,
+                                                              ties) for s in range(1, tol.SAMPLES)])
 
-    def bound(path, samples, refine=None):
-        return tol.tolerance(reference[path], baseline[path], [s[path] for s in samples], dtype, refine)
-    return {path: bound(path, [first], lambda path=path: bound(path, more())) for path in reference}
+        def bound(path, samples, refine=None):
+            return tol.tolerance(reference[path], baseline[path], [s[path] for s in samples], dtype, refine)
+        return {path: bound(path, [first], lambda path=path: bound(path, more())) for path in reference}
+    return tol.Deferred(make, reference, dtype)
 
 
 def defined_rows(reference: dict, shared: tuple) -> np.ndarray | None:

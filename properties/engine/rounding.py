@@ -69,19 +69,25 @@ class RoundedOperands(TorchDispatchMode):
     log P = s - logsumexp(s) is formed at the scores' scale by every implementation that recomputes P
     from a row statistic (FlashAttention's backward does; PyTorch's CPU flash kernel, with scores near
     900 in float64, was 4.6e-14 off in a weight of 1 - 3e-14 that the spec's softmax, subtracting the
-    row's maximum, gets to the last bit). Views and copies pass values on unchanged. One sample per
-    `seed`."""
+    row's maximum, gets to the last bit). Views and copies pass values on unchanged, and an in-place
+    operation writes into its own operand (rounding that would write into a copy: torch.eye's diagonal,
+    filled in place, stayed 0). One sample per `seed`."""
 
-    def __init__(self, eps: float, seed: int):
+    def __init__(self, eps: float, seed: int, softmax_at_scores_scale: bool = True):
         super().__init__()
         self.eps, self.seed, self.generators = eps, seed, {}
+        self.softmax_at_scores_scale = softmax_at_scores_scale  # off for a forward pass alone
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func.is_view or func in UNCHANGED:
             return func(*args, **kwargs)
-        out = func(*tree_map(self.rounded, args), **tree_map(self.rounded, kwargs))
-        if func == aten._softmax.default:  # weights known to eps times the scores' scale (below)
+        written = {a.name for a in func._schema.arguments if a.alias_info is not None and a.alias_info.is_write}
+        names = [a.name for a in func._schema.arguments]
+        # an in-place operation (fill_, the diagonal of torch.eye) writes into its operand itself, never a copy
+        args = tuple(a if i < len(names) and names[i] in written else tree_map(self.rounded, a) for i, a in enumerate(args))
+        out = func(*args, **{k: v if k in written else tree_map(self.rounded, v) for k, v in kwargs.items()})
+        if func == aten._softmax.default and self.softmax_at_scores_scale:  # weights to eps times the scores' scale
             scores, dim = args[0], args[1]
             scale = torch.where(scores.isfinite(), scores.abs(), 0).amax(dim, keepdim=True).clamp_min(1)
             out = out * (1 + self.eps * scale * self.signs(out))
@@ -98,7 +104,8 @@ class RoundedOperands(TorchDispatchMode):
         NumPy oracle's (spec.oracle.rounding): a LayerNorm of two nearly equal features deep in a stack is
         decided by the rounding of the residual sum it normalises (torch's pre-LN decoder, d_model = 2,
         three layers: its gradient was 8 times the sensitivity that relative roundings alone gave)."""
-        scale = value.detach().abs().amax() if value.numel() else 0.0
+        magnitude = value.detach().abs()
+        scale = torch.where(magnitude.isfinite(), magnitude, 0).amax() if value.numel() else 0.0  # as perturb's
         return value * (1 + self.eps * self.signs(value)) + self.eps * scale * self.signs(value)
 
     def signs(self, like: torch.Tensor) -> torch.Tensor:
@@ -113,3 +120,26 @@ aten = torch.ops.aten
 UNCHANGED = {aten.detach.default, aten.clone.default, aten._to_copy.default, aten.copy_.default,
              aten.lift_fresh.default, aten.alias.default, aten.zeros_like.default, aten.ones_like.default,
              aten.empty_like.default}
+
+
+class FlashSoftmaxProduct(torch.autograd.Function):
+    """softmax(S) V, its backward in FlashAttention's form: dS = P ⊙ (dP − D) with the row term
+    D = rowsum(dO ⊙ O) read from the output O rather than formed as Σ_j P_ij dP_ij. The two are equal;
+    rounded, they are not: autograd's form cancels exactly in Σ_j dS_ij (the gradient of a bias every
+    key shares, b_K, is 0 to the last bit), FlashAttention's carries O's rounding into every dS_ij of
+    the row (torch's CPU flash kernel, float32: Σ_j dK_j off by 3.5 where autograd's was off by 0.001,
+    with |dK| near 3000). The gradient's rounding model takes this form in half its samples."""
+
+    @staticmethod
+    def forward(ctx, scores, values):
+        out = torch.softmax(scores, dim=-1) @ values
+        ctx.save_for_backward(scores, values, out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):
+        scores, values, out = ctx.saved_tensors
+        weights = torch.softmax(scores, dim=-1)
+        row = (grad * out).sum(-1, keepdim=True)
+        d_scores = weights * (grad @ values.transpose(-1, -2) - row)
+        return d_scores, (weights.transpose(-1, -2) @ grad).sum_to_size(values.shape)

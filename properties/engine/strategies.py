@@ -1,9 +1,12 @@
 """Hypothesis strategies: sizes (1 included) and values (saturating magnitudes included).
 
-Sizes are labelled draws; the arrays of a case are filled by `arrays` in one draw.
+Sizes are labelled draws; the arrays of a case are filled by `arrays` in one draw. Under `at_scale`
+(the scale profile) the sizes are those where tiled kernels break instead: sequence lengths up to
+4096 with the tile boundaries drawn often, head widths up to 256, d_model up to 1024.
 """
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from contextvars import ContextVar
 
@@ -18,7 +21,62 @@ MAGNITUDES = (0.5, 2.0, 8.0)  # bound on weights and inputs; 8 saturates every g
 
 
 def size(data, label: str, low: int = 1, high: int = MAX_SIZE) -> int:
-    return data.draw(st.integers(low, high), label=label)
+    scale = _SCALE.get()
+    if scale is None or label not in SCALE_SIZES:
+        return data.draw(st.integers(low, high), label=label)
+    drawn = data.draw(SCALE_SIZES[label], label=label)
+    value = max(low, min(drawn, room(label, scale)))
+    if value != drawn and current_build_context().is_final:
+        note(f"{label} = {value} (drawn {drawn}: clamped to the budget)")
+    scale[label] = value
+    return value
+
+
+# --- the scale profile: the sizes where tiled kernels break ---------------------------------------
+TILES = tuple(2**k for k in range(4, 13))  # block sizes of tiled kernels: 16 … 4096
+LONGEST, WIDEST_HEAD, WIDEST_MODEL = 4096, 256, 1024
+BUDGET = 2**24  # entries of a case's largest array (B·h·n·m attention scores: 128 MiB in float64)
+
+
+def tile_edges(limit: int) -> tuple[int, ...]:
+    """Every tile size, one less and one more (63, 64, 65, 127, …), up to limit."""
+    return tuple(sorted({t + d for t in TILES for d in (-1, 0, 1) if 1 <= t + d <= limit}))
+
+
+def often(special, low: int, high: int):
+    """An integer in [low, high], one of `special` half the time (Hypothesis's one_of)."""
+    return st.one_of(st.sampled_from(special), st.integers(low, high))
+
+
+SEQUENCE = often(tile_edges(LONGEST), 1, LONGEST)
+HEAD_WIDTH = often((64, 128, 256, 32, 16, 8, 80, 96, 160, 192, 63, 65, 127, 129, 255), 1, WIDEST_HEAD)
+SCALE_SIZES = {"B": st.integers(1, 2), "h": st.integers(1, 16), "n": SEQUENCE, "m": SEQUENCE, "d_k": HEAD_WIDTH,
+               "d_v": HEAD_WIDTH, "d_kin": often((WIDEST_MODEL, 512, 768), 1, WIDEST_MODEL),
+               "d_vin": often((WIDEST_MODEL, 512, 768), 1, WIDEST_MODEL), "d_ff": often(tile_edges(4096), 1, 4096)}
+
+
+def room(label: str, drawn: dict) -> int:
+    """The largest `label` the case has room for, given the sizes drawn before it: scores of
+    B·h·n·m entries (n counted twice until m is drawn: self-attention has m = n) and an FFN of
+    B·n·d_ff within BUDGET, d_model = h·d_k within WIDEST_MODEL. A clamp, not a filter: every draw
+    gives a case, and the clamped sizes are powers of two, tile sizes themselves."""
+    B, h, n, m = (drawn.get(k, 1) for k in ("B", "h", "n", "m"))
+    limits = {"n": math.isqrt(BUDGET // (B * h)), "m": BUDGET // (B * h * n), "h": BUDGET // (B * n * max(n, m)),
+              "d_k": WIDEST_MODEL // h, "d_ff": BUDGET // (B * n)}
+    return max(1, limits.get(label, BUDGET))
+
+
+_SCALE: ContextVar = ContextVar("scale", default=None)  # the sizes drawn so far in this case, at scale
+
+
+@contextmanager
+def at_scale(on: bool = True):
+    """Within it (when on), `size` draws the scale profile's sizes; each case starts afresh."""
+    token = _SCALE.set({} if on else None)
+    try:
+        yield
+    finally:
+        _SCALE.reset(token)
 
 
 def magnitude(data) -> float:
@@ -60,14 +118,29 @@ class Shape(tuple):
         return super().__new__(cls, (tuple(shape), float(bound)))
 
 
-class Entries:
-    """The drawn bytes; printed as a count, since the arrays they make are printed one by one."""
+SEEDED_PAST = 6144  # bytes drawn one by one per draw (of Hypothesis's 8192 per example); more come from a seed
 
-    def __init__(self, raw: bytes):
-        self.raw = raw
+
+def raw_bytes(data, count: int, label: str) -> np.ndarray:
+    """`count` random bytes: drawn one by one where they fit in Hypothesis's buffer (8 KiB of
+    choices per example), so the shrinker works on each; past SEEDED_PAST (the scale profile's
+    cases hold millions of entries), generated from a drawn seed, which the falsifying example
+    prints. A case too large to draw byte by byte is shrunk by its sizes, not its entries."""
+    if count <= SEEDED_PAST:
+        drawn = st.binary(min_size=count, max_size=count).map(lambda raw: Entries(raw, label))
+        return np.frombuffer(data.draw(drawn, label=label).raw, np.uint8)
+    seed = data.draw(st.integers(0, 2**64 - 1), label=f"{label}: {count} bytes from seed")
+    return np.random.default_rng(seed).integers(0, 256, count, dtype=np.uint8)
+
+
+class Entries:
+    """Drawn bytes; printed as a count, since the arrays they make are printed one by one."""
+
+    def __init__(self, raw: bytes, label: str):
+        self.raw, self.label = raw, label
 
     def __repr__(self):
-        return f"<{len(self.raw) // 2} entries, printed below as arrays>"
+        return f"<{len(self.raw)} bytes of {self.label}, printed below as arrays>"
 
     def _repr_pretty_(self, printer, cycle):  # Hypothesis's printer would spell out the bytes
         printer.text(repr(self))
@@ -83,8 +156,8 @@ def arrays(data, layout):
     """
     slots = list(_slots(layout))
     total = sum(int(np.prod(shape)) for _, (shape, _) in slots)
-    raw = data.draw(st.binary(min_size=2 * total, max_size=2 * total).map(Entries), label="entries")
-    flat = np.clip(np.frombuffer(raw.raw, dtype="<i2").astype(np.float64), -LEVELS, LEVELS) / LEVELS
+    raw = raw_bytes(data, 2 * total, "entries")
+    flat = np.clip(raw.view("<i2").astype(np.float64), -LEVELS, LEVELS) / LEVELS
     filled, start = {}, 0
     for path, (shape, bound) in slots:
         count = int(np.prod(shape))

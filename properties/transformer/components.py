@@ -9,14 +9,13 @@ and 1×d rows in the spec's.
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import strategies as st
 
 from nlpspec.spec import transformer as spec
 from nlpspec.spec.oracle import compile_equation
 
 from ..attention import components as att
 from ..engine.component import MASK_FORMS, Component
-from ..engine.strategies import Shape, case, magnitude, past_overflow, size
+from ..engine.strategies import Shape, case, magnitude, past_overflow, raw_bytes, size
 
 MAX_HEADS, MAX_HEAD_SIZE, MAX_FF = 3, 2, 4
 PARAM_BOUND = 1.0  # weights, γ and β: with inputs up to 8, float16 stays finite
@@ -122,8 +121,7 @@ def layer_shapes(params):
 def token_ids(data, shape, vocabulary, label):
     """Token ids in [0, vocabulary), one draw; shrinks towards token 0 (⟨bos⟩)."""
     count = int(np.prod(shape))
-    raw = data.draw(st.binary(min_size=count, max_size=count), label=label)
-    return (np.frombuffer(raw, np.uint8).astype(np.int64) % vocabulary).reshape(shape)
+    return (raw_bytes(data, count, label).astype(np.int64) % vocabulary).reshape(shape)
 
 
 def draw_model(data, kind, lacks=frozenset()):

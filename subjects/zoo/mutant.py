@@ -18,13 +18,14 @@ class Mutant:
     subject: Subject
     bug: str
     components: tuple[str, ...]
+    scale: bool = False  # its bug shows only at the scale profile's sizes (subjects/zoo/tiled.py)
 
 
-def mutant(name: str, bug: str, builders: dict, declarations: dict | None = None) -> Mutant:
+def mutant(name: str, bug: str, builders: dict, declarations: dict | None = None, scale: bool = False) -> Mutant:
     """The reference subject with the builders of the broken components replaced by `builders` (and,
     for a bug in what a subject declares, its declarations)."""
     return Mutant(Subject(name=f"zoo.{name}", version=VERSION, builders={**BUILDERS, **builders},
-                          declarations=declarations or {}), bug, tuple(builders))
+                          declarations=declarations or {}), bug, tuple(builders), scale)
 
 
 def zeroed(component: str, *names: str):
