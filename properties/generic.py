@@ -145,7 +145,7 @@ def check_parameters_read(h: Harness, data):
     after = h.call(h.build(changed), inputs, changed_reference)
     for name, value in after.items():
         moved = float(np.nanmax(np.abs(changed_reference[name] - reference[name]), initial=0.0))
-        if moved > 2 * tols[name].atol and np.array_equal(value, before[name], equal_nan=True):
+        if np.array_equal(value, before[name], equal_nan=True) and moved > 2 * tols[name].atol:  # bounds if need be
             bound = 2 * tols[name].final().atol  # all samples of the rule, before a verdict
             if moved > bound:
                 failure = fail.not_read(h.where(), parameter_eid(h, path), path, name, moved, bound)

@@ -67,20 +67,19 @@ def test_a_case_past_hypothesiss_buffer_is_drawn_from_a_seed_on_the_same_grid():
     assert len(np.unique(x)) > 1000
 
 
-COMPONENTS_ON_DEVICE = ("attention", "mha", "encoder.layer", "lstm.cell")
+COMPONENTS_ON_DEVICE = ("attention", "mha", "encoder.layer", "lstm.layers")
 
 
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_the_oracle_on_the_device_passes_a_correct_subject_and_catches_a_wrong_one(monkeypatch, dtype):
+def test_the_oracle_on_the_device_passes_a_correct_subject_and_catches_a_wrong_one(monkeypatch):
     """Forced onto torch on the CPU (it runs there by default only on a GPU), the oracle and its bound
-    give the same verdicts as NumPy's: torch.nn passes, a mutant is caught."""
+    give the same verdicts as NumPy's: the reference passes, a mutant is caught."""
     monkeypatch.setitem(device_oracle.ON_DEVICE_PAST, "cpu", 0)
     quick = settings(settings.get_profile("ci"), max_examples=6)
-    records = check_subject(load_subject("torch"), "cpu", dtype, quick, components=list(COMPONENTS_ON_DEVICE),
+    records = check_subject(load_subject("reference"), "cpu", torch.float32, quick, components=list(COMPONENTS_ON_DEVICE),
                             checks=["oracle"])
     failed = [r.message for r in records if r.status == "fail"]
     assert records and not failed, failed[0] if failed else "no record"
-    records = check_subject(load_subject("zoo.attn_unscaled"), "cpu", dtype, quick, components=["attention"],
+    records = check_subject(load_subject("zoo.attn_unscaled"), "cpu", torch.float32, quick, components=["attention"],
                             checks=["oracle"])
     assert records[0].status == "fail" and "value" in records[0].failures[0]["kind"], records[0].message
 
@@ -92,7 +91,7 @@ def test_the_bound_on_the_device_is_the_numpy_bound_within_sampling(monkeypatch)
     h = Harness(Run(load_subject("reference"), torch.device("cpu"), torch.float32), COMPONENTS["mha"])
     ratios = []
 
-    @settings(max_examples=15, derandomize=True, database=None, deadline=None,
+    @settings(max_examples=6, derandomize=True, database=None, deadline=None,
               suppress_health_check=list(HealthCheck))
     @given(st.data())
     def compared(data):
