@@ -63,6 +63,9 @@ def _gelu_tanh(a):
 
 
 def _layernorm(x, gamma, beta, eps):
+    fused = _FORMS.get().get("layernorm")
+    if fused is not None:
+        return fused(x, gamma, beta, eps)
     mean = x.mean(dim=-1, keepdim=True)
     centred = x - mean
     var = (centred * centred).mean(dim=-1, keepdim=True)
@@ -73,29 +76,30 @@ def _mask_fill(scores, hidden):
     return scores.masked_fill(hidden, -math.inf)
 
 
-_SOFTMAX_PRODUCT: ContextVar = ContextVar("softmax_product", default=None)
+_FORMS: ContextVar = ContextVar("forms", default={})
 
 
 @contextmanager
-def softmax_product(fn):
-    """Within it, every product softmax(S) V the printed code forms runs as fn(S, V): the same value,
-    computed another way (the gradient's rounding model takes FlashAttention's backward there)."""
-    token = _SOFTMAX_PRODUCT.set(fn)
+def computed_as(**forms):
+    """Within it, the printed code computes some of its functions another way, to the same value:
+    softmax_product=fn runs every product softmax(S) V as fn(S, V); layernorm=fn runs LN as fn(x, γ, β, ε)
+    (the gradient's rounding model takes the backward passes of fused kernels there)."""
+    token = _FORMS.set({**_FORMS.get(), **forms})
     try:
         yield
     finally:
-        _SOFTMAX_PRODUCT.reset(token)
+        _FORMS.reset(token)
 
 
 def _softmax_rows(a):
     weights = torch.softmax(a, dim=-1)
-    if _SOFTMAX_PRODUCT.get() is not None:
-        weights._nlpspec_scores = a  # a product of these weights by values is softmax_product's
+    if "softmax_product" in _FORMS.get():
+        weights._nlpspec_scores = a  # a product of these weights by values is computed_as's
     return weights
 
 
 def _matmul(a, b):
-    fused, scores = _SOFTMAX_PRODUCT.get(), getattr(a, "_nlpspec_scores", None)
+    fused, scores = _FORMS.get().get("softmax_product"), getattr(a, "_nlpspec_scores", None)
     return torch.matmul(a, b) if fused is None or scores is None else fused(scores, b)
 
 

@@ -17,11 +17,11 @@ import numpy as np
 import torch
 
 from nlpspec.spec.oracle import rounding
-from nlpspec.spec.torch_oracle import softmax_product
+from nlpspec.spec.torch_oracle import computed_as
 
 from . import tolerance as tol
 from .trees import as_tensors, leaves, nested_map
-from .rounding import FlashSoftmaxProduct, RoundedOperands
+from .rounding import FlashSoftmaxProduct, LayerNormClosedForm, RoundedOperands
 
 
 def spec_vjp(oracle, params, inputs, cotangents: dict, dtype: torch.dtype = torch.float64,
@@ -70,12 +70,14 @@ def rounded_vjp(oracle, params, inputs, cotangents: dict, dtype: torch.dtype, de
     cotangent rounded once more (relative and at its array's scale), so is every equation's input on
     the way, and every operand of every operation of the forward and backward passes
     (properties/engine/rounding.py's RoundedOperands), by eps(dtype), random signs from `seed`. Odd
-    seeds take each softmax(S) V's backward in FlashAttention's form (rounding.FlashSoftmaxProduct),
-    even ones autograd's: fused kernels compute it one way or the other."""
+    seeds take the backward passes of fused kernels where they differ from autograd's chain: each
+    softmax(S) V's in FlashAttention's form (rounding.FlashSoftmaxProduct), LayerNorm's in its closed
+    form (rounding.LayerNormClosedForm); even ones autograd's."""
     rng = np.random.default_rng(seed)
     moved = nested_map(lambda a: tol.perturb(a, dtype, rng) if a.dtype.kind == "f" else a, [params, inputs, cotangents])
     mode = RoundedOperands(tol.eps(dtype), seed)
-    form = softmax_product(FlashSoftmaxProduct.apply) if seed % 2 else nullcontext()  # the two forms, in turn
+    form = computed_as(softmax_product=FlashSoftmaxProduct.apply, layernorm=LayerNormClosedForm.apply) if seed % 2 \
+        else nullcontext()  # autograd's forms and fused kernels', in turn
     with mode, rounding(mode.equation_input), form:
         return spec_vjp(oracle, *moved, dtype=torch.float64, device=device, ties=ties)
 

@@ -143,3 +143,27 @@ class FlashSoftmaxProduct(torch.autograd.Function):
         row = (grad * out).sum(-1, keepdim=True)
         d_scores = weights * (grad @ values.transpose(-1, -2) - row)
         return d_scores, (weights.transpose(-1, -2) @ grad).sum_to_size(values.shape)
+
+
+class LayerNormClosedForm(torch.autograd.Function):
+    """LN_{γ,β}(x) over the last axis, its backward in the closed form of fused kernels (PyTorch's
+    native_layer_norm_backward, apex's): dx = rstd (dx̂ − mean(dx̂) − x̂ mean(dx̂ ⊙ x̂)), dx̂ = g ⊙ γ, rather
+    than autograd's chain through the mean, the variance and the square root. Equal in exact arithmetic;
+    where the Jacobian nearly vanishes (two features: x̂ = ±1 and LN's derivative is of the order of
+    ε/σ²), the two round to different values: torch's post-LN decoder (d_model 2, float64) was 4.1 times
+    the largest of 8 samples of the composed form off the spec. Half the samples take this form."""
+
+    @staticmethod
+    def forward(ctx, x, gamma, beta, eps):
+        centred = x - x.mean(-1, keepdim=True)
+        rstd = 1 / torch.sqrt((centred * centred).mean(-1, keepdim=True) + eps)
+        normal = centred * rstd
+        ctx.save_for_backward(normal, rstd, gamma, beta)
+        return gamma * normal + beta
+
+    @staticmethod
+    def backward(ctx, grad):
+        normal, rstd, gamma, beta = ctx.saved_tensors
+        d_normal = grad * gamma
+        d_x = rstd * (d_normal - d_normal.mean(-1, keepdim=True) - normal * (d_normal * normal).mean(-1, keepdim=True))
+        return d_x, (grad * normal).sum_to_size(gamma.shape), grad.sum_to_size(beta.shape), None
