@@ -82,10 +82,13 @@ def main():
             for size in sizes:
                 params, inputs = drawn(h, size)
                 entries = sum(a.size for _, a in device_oracle.leaves([params, inputs]) if a.dtype.kind == "f")
-                found = {}
+                found, chosen = {}, device_oracle.ON_DEVICE_PAST.get(device.type)
                 for way, past in (("NumPy", None), ("torch", 0)):
                     device_oracle.ON_DEVICE_PAST[device.type] = past
-                    found[way] = seconds(lambda: oracle_and_bound(h, params, inputs))
+                    try:
+                        found[way] = seconds(lambda: oracle_and_bound(h, params, inputs))
+                    finally:
+                        device_oracle.ON_DEVICE_PAST[device.type] = chosen
                 shown = ", ".join(f"{k}={v}" for k, v in size.items())
                 print(f"{name:<14} {shown:<40} {entries:>9} {found['NumPy']:>7.3f}s {found['torch']:>7.3f}s "
                       f"{found['NumPy'] / found['torch']:>11.2f}", flush=True)

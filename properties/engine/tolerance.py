@@ -48,9 +48,11 @@ the float64 VJP in rounded arithmetic: every input, parameter and cotangent and 
 changed as above, and every operand of every operation of the forward and backward passes rounded
 once more (rounding.py's RoundedOperands), a softmax's weights at their scores' scale (log P = s −
 logsumexp(s) is formed at that scale by any kernel that recomputes P from a row statistic, as
-FlashAttention's backward does), and half the samples take a softmax's product's backward in
-FlashAttention's form, its row term from the output (rounding.FlashSoftmaxProduct). The float32
-baseline alone is not enough: where float32 underflows a saturated softmax row to an exact 0 gradient, its error says nothing of float64's cancellation (the
+FlashAttention's backward does), and half the samples take the backward passes of fused kernels
+where they round differently from autograd's chain: a softmax's product in FlashAttention's form, its
+row term from the output (rounding.FlashSoftmaxProduct), LayerNorm in its closed form
+(rounding.LayerNormClosedForm). The float32 baseline alone is not enough: where float32 underflows a
+saturated softmax row to an exact 0 gradient, its error says nothing of float64's cancellation (the
 reference's own MHA gradient was 370 times such a bound).
 
 An equation error shows as an error orders of magnitude above this. A failing output that the
