@@ -20,7 +20,7 @@ from .engine import gradient as grad
 from .engine import tolerance as tol
 from .engine.check import Check, all_eids, evaluate
 from .engine.component import Component
-from .engine.harness import Harness, leaves, outside
+from .engine.harness import Harness, judged, leaves
 from .engine.strategies import Shape, arrays, case
 
 
@@ -146,7 +146,7 @@ def check_parameters_read(h: Harness, data):
     for name, value in after.items():
         moved = float(np.nanmax(np.abs(changed_reference[name] - reference[name]), initial=0.0))
         if np.array_equal(value, before[name], equal_nan=True) and moved > 2 * tols[name].atol:  # bounds if need be
-            bound = 2 * tols[name].final().atol  # all samples of the rule, before a verdict
+            bound = 2 * tols[name].final(moved / 2).atol  # all samples of the rule, before a verdict
             if moved > bound:
                 failure = fail.not_read(h.where(), parameter_eid(h, path), path, name, moved, bound)
                 lower = h.lower_dtype_shown(value, np.ones(value.shape, bool))
@@ -210,11 +210,7 @@ def check_gradient(h: Harness, data):
         expected = found.expected[path]
         if found.bounds.within_floor(path, value, expected):
             continue
-        bound = found.bounds[path]
-        mismatch = outside(value, expected, bound)
-        if mismatch:
-            bound = bound.final()
-            mismatch = outside(value, expected, bound)
+        mismatch, bound = judged(value, expected, found.bounds[path])
         if mismatch:
             raise gradient_failure(h, path, value, expected, bound, mismatch,
                                    (found.params, found.inputs, found.cotangents), found.ties)

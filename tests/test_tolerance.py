@@ -86,3 +86,32 @@ def test_an_undefined_batch_row_leaves_the_others_bounded():
     assert np.isnan(reference["out"][1]).all() and np.isfinite(reference["out"][0]).all()
     bound = harness.tolerances(params, inputs, reference)["out"].final()
     assert np.isfinite(bound.atol) and bound.atol < 1e-4, bound.describe()
+
+
+TAIL_CASE = Path(__file__).parent / "data" / "decoder_only_layer_gelu_bfloat16_gradient.json"
+
+
+def test_an_error_in_a_heavy_tail_is_decided_on_more_samples():
+    """torch's decoder-only layer (GELU, bfloat16, d_model 2, a LayerNorm of two nearly equal features;
+    thorough profile, seed 303617024): the gradient of W_V is outside the bound of tol.SAMPLES samples,
+    a false alarm, and within that of tol.TAIL_SAMPLES, which decides an error within tol.TAIL times
+    the first; an error further out is decided on tol.SAMPLES."""
+    from nlpspec.properties.engine import gradient as grad
+    from nlpspec.properties.engine.harness import judged
+    from nlpspec.properties.generic import subject_vjp
+    saved = json.loads(TAIL_CASE.read_text())
+    params, inputs, cotangents = (decoded(saved[k]) for k in ("params", "inputs", "cotangents"))
+    h = Harness(Run(load_subject("torch"), torch.device("cpu"), torch.bfloat16, {"activation": "gelu"}),
+                COMPONENTS["decoder_only.layer"])
+    h.call(h.build(params, grad=True), inputs, h.reference(params, inputs), grad=True)
+    path = "params.self_attn.W_V"
+    value = subject_vjp(h, *h.graph, cotangents)[path]
+    expected = grad.spec_vjp(h.oracle, params, inputs, cotangents)[path]
+    bound = grad.tolerances(h.oracle, params, inputs, cotangents, {path: expected}, torch.bfloat16, "cpu")[path]
+    eight = bound.final()
+    assert eight.samples == tol.SAMPLES and outside(value, expected, eight), "the case no longer reaches the tail"
+    mismatch, decided = judged(value, expected, bound)
+    assert decided.samples == tol.TAIL_SAMPLES and not mismatch, decided.describe()
+    far = expected + 1.01 * tol.TAIL * eight.atol
+    mismatch, decided = judged(far, expected, bound)
+    assert decided.samples == tol.SAMPLES and mismatch

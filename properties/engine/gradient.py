@@ -10,7 +10,6 @@ run's dtype (float32, scaled, for float64), its sensitivity the float64 VJP in r
 """
 from __future__ import annotations
 
-import functools
 from contextlib import nullcontext
 
 import numpy as np
@@ -85,17 +84,12 @@ def rounded_vjp(oracle, params, inputs, cotangents: dict, dtype: torch.dtype, de
 def tolerances(oracle, params, inputs, cotangents: dict, reference: dict, dtype: torch.dtype, device,
                ties=()) -> dict:
     """The tolerance rule for each leaf's gradient: baseline, the VJP in the run's dtype; sensitivity,
-    the VJP in rounded arithmetic, judged on one sample and refined to tol.SAMPLES where a subject is
-    outside it (as the forward's); computed when first read (tolerance.Deferred)."""
+    the VJP in rounded arithmetic, judged on one sample and refined where a subject is outside it
+    (Tolerance.final, as the forward's); computed when first read (tolerance.Deferred)."""
     def make():
         baseline = spec_vjp(oracle, params, inputs, cotangents, tol.baseline_dtype(dtype), device, ties)
-        first = rounded_vjp(oracle, params, inputs, cotangents, dtype, device, 0, ties)
-        more = functools.cache(lambda: [first] + [rounded_vjp(oracle, params, inputs, cotangents, dtype, device, s,
-                                                              ties) for s in range(1, tol.SAMPLES)])
-
-        def bound(path, samples, refine=None):
-            return tol.tolerance(reference[path], baseline[path], [s[path] for s in samples], dtype, refine)
-        return {path: bound(path, [first], lambda path=path: bound(path, more())) for path in reference}
+        samples = tol.Samples(lambda seed: rounded_vjp(oracle, params, inputs, cotangents, dtype, device, seed, ties))
+        return tol.bounds(reference, baseline, samples, dtype)
     return tol.Deferred(make, reference, dtype)
 
 

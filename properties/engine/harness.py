@@ -7,7 +7,6 @@ missing output, a wrong shape, dtype or device, NaN or Inf, inputs modified in p
 """
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
@@ -49,6 +48,16 @@ def outside(value: np.ndarray, expected: np.ndarray, bound: tol.Tolerance) -> st
         return ""
     except AssertionError as exc:
         return str(exc)
+
+
+def judged(value: np.ndarray, expected: np.ndarray, bound: tol.Tolerance) -> tuple[str, tol.Tolerance]:
+    """(outside's message, the bound that decided it): a bound outside of which the subject is is
+    refined first (Tolerance.final), so that a failing verdict is the rule's with all its samples."""
+    mismatch = outside(value, expected, bound)
+    if mismatch:
+        bound = bound.final(tol.max_abs_diff(value, expected))
+        mismatch = outside(value, expected, bound)
+    return mismatch, bound
 
 
 class OptionSet(dict):
@@ -321,7 +330,7 @@ class Harness:
 
     def tolerances(self, params, inputs, reference: dict) -> dict:
         """The tolerance rule for each output of this case (see properties/engine/tolerance.py): judged on
-        one sample of rounded arithmetic, refined to all tol.SAMPLES where a subject is outside it."""
+        one sample of rounded arithmetic, refined where a subject is outside it (Tolerance.final)."""
         return tol.Deferred(lambda: self.bounds(params, inputs, reference), reference, self.run.dtype)
 
     def bounds(self, params, inputs, reference: dict) -> dict:
@@ -332,12 +341,7 @@ class Harness:
             cast = tol.numpy_dtype(tol.baseline_dtype(dtype))
             baseline = self.oracle(nested_map(on_values(lambda a: a.astype(cast)), params),
                                    nested_map(on_values(lambda a: a.astype(cast)), inputs))
-        first = self.rounded_oracle(params, inputs, 0)
-        more = functools.cache(lambda: [first] + [self.rounded_oracle(params, inputs, s) for s in range(1, tol.SAMPLES)])
-
-        def bound(name, samples, refine=None):
-            return tol.tolerance(reference[name], baseline[name], [s[name] for s in samples], dtype, refine)
-        return {name: bound(name, [first], lambda name=name: bound(name, more())) for name in reference}
+        return tol.bounds(reference, baseline, tol.Samples(lambda seed: self.rounded_oracle(params, inputs, seed)), dtype)
 
     def rounded_oracle(self, params, inputs, seed: int) -> dict:
         """One sample of the oracle in rounded arithmetic: every input and every intermediate value
@@ -425,8 +429,8 @@ class Harness:
             for name, value in outputs.items():
                 undefined = np.isnan(expected[name]) | np.isnan(value)
                 value, reference = np.where(undefined, np.nan, value), np.where(undefined, np.nan, expected[name])
-                bound = bounds[name].final()
-                if outside(value, reference, bound):
+                mismatch, bound = judged(value, reference, bounds[name])
+                if mismatch:
                     return self.lower_precision((params, inputs), name, value, reference, bound.atol)
         return None
 
@@ -497,11 +501,7 @@ class Harness:
             value, expected = np.where(undefined, np.nan, value), np.where(undefined, np.nan, expected)
             if isinstance(tolerances, tol.Deferred) and tolerances.within_floor(name, value, expected):
                 continue  # within any bound of the rule, without computing it
-            bound = tolerances[name]
-            mismatch = outside(value, expected, bound)
-            if mismatch:
-                bound = bound.final()
-                mismatch = outside(value, expected, bound)
+            mismatch, bound = judged(value, expected, tolerances[name])
             if not mismatch:
                 continue
             error = tol.max_abs_diff(value, expected)

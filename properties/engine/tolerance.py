@@ -34,7 +34,13 @@ on those same inputs, every output must satisfy
   d_model = 2, float64) was 1.9e-14 off the oracle where the one sample then taken moved the
   result 3.8e-15, the smallest of 60 samples whose median was 3.2e-14: a false alarm in CI. A
   bound is judged on its first sample and refined to all eight only where the subject is outside
-  it, so a passing case pays for one.
+  it, so a passing case pays for one. Where the subject is outside the bound of eight by less
+  than a factor TAIL = 16, TAIL_SAMPLES = 64 decide: the largest of 8 is near the 90th percentile
+  of the samples' distribution, the largest of 64 near the 98th, and an ill-conditioned case has a
+  heavy tail (a LayerNorm of two nearly equal features in bfloat16, whose derivative is of the
+  order of ε/σ³: over 200 samples of a decoder layer's gradient the 90th percentile was 0.34, the
+  99th 4.7, 14 times more, and torch, 2.6 off, was outside the bound of eight; thorough profile,
+  seed 303617024). An error further out is decided on eight: no number of samples covers it.
 - K = 4: FlashAttention's tests use 2 against a naive PyTorch implementation in the same dtype;
   fused kernels and different summation orders round differently from the per-operation
   rounding of the NumPy baseline, and the factor 4 leaves room for that, no more.
@@ -76,6 +82,7 @@ import torch
 
 K = 4
 SAMPLES = 8  # samples of rounded arithmetic behind a failing verdict
+TAIL, TAIL_SAMPLES = 16, 64  # more samples for an error within TAIL times the bound of SAMPLES
 FLOOR_ULPS = 8
 LOWER = {torch.float64: (torch.float32,), torch.float32: (torch.float16, torch.bfloat16)}
 
@@ -114,10 +121,10 @@ class Tolerance:
     """The bound for one output, and the parts it was made of.
 
     A check that compares two subject outputs, or carries a bound through a map, derives its bound
-    here (`doubled`, `plus`, `times`), never by hand. `refine` (None when it is final) gives the
-    bound with all SAMPLES samples of rounded arithmetic: a bound is judged on one sample first and
-    refined only where the subject is outside it (more samples only widen it, so the verdict is
-    the one all SAMPLES would give)."""
+    here (`doubled`, `plus`, `times`), never by hand. `refine(n)` (None when it is final) gives the
+    bound with n samples of rounded arithmetic: a bound is judged on one sample first and refined
+    only where the subject is outside it (more samples only widen it, so the verdict is the one
+    all the samples would give)."""
 
     atol: float
     baseline_error: float
@@ -126,11 +133,18 @@ class Tolerance:
     dtype: torch.dtype
     samples: int = 1
     formula: str = ""  # how a derived bound was made; "" for the rule itself
-    refine: Callable[[], "Tolerance"] | None = field(default=None, compare=False, repr=False)
+    refine: Callable[[int], "Tolerance"] | None = field(default=None, compare=False, repr=False)
 
-    def final(self) -> "Tolerance":
-        """This bound from all SAMPLES samples (itself where it already is)."""
-        return self if self.refine is None else self.refine()
+    def with_samples(self, n: int) -> "Tolerance":
+        return self if self.refine is None else self.refine(n)
+
+    def final(self, error: float | None = None) -> "Tolerance":
+        """This bound from SAMPLES samples, or from TAIL_SAMPLES where `error` (the subject's) is outside
+        it by less than a factor TAIL (itself where it is final)."""
+        bound = self.with_samples(SAMPLES)
+        if error is not None and bound.atol < error <= TAIL * bound.atol:
+            bound = self.with_samples(TAIL_SAMPLES)
+        return bound
 
     def rule(self) -> str:
         return self.formula or (f"{K}*max(baseline error {self.baseline_error:.3g}, sensitivity {self.sensitivity:.3g}"
@@ -147,7 +161,7 @@ class Tolerance:
 
     def doubled(self) -> "Tolerance":
         """Two subject outputs each within this bound of the truth differ by at most twice it."""
-        return self._derived(2 * self.atol, f"2 * ({self.rule()})", lambda: self.final().doubled())
+        return self._derived(2 * self.atol, f"2 * ({self.rule()})", lambda n: self.with_samples(n).doubled())
 
     def plus(self, other: "Tolerance | None" = None, gap: float = 0.0) -> "Tolerance":
         """Two subject outputs on two cases, each within its bound of its own oracle, the oracles
@@ -155,13 +169,13 @@ class Tolerance:
         parts = [f"({self.rule()})"] + ([f"({other.rule()})"] if other is not None else []) + \
             ([f"oracle gap {gap:.3g}"] if gap else [])
         return self._derived(self.atol + (other.atol if other is not None else 0.0) + gap, " + ".join(parts),
-                             lambda: self.final().plus(None if other is None else other.final(), gap),
+                             lambda n: self.with_samples(n).plus(None if other is None else other.with_samples(n), gap),
                              *([other] if other is not None else []))
 
     def times(self, factor: float, what: str) -> "Tolerance":
         """This bound carried through a linear map of norm `factor` (`what` names it)."""
         return self._derived(self.atol * factor, f"({self.rule()}) * {what} {factor:.3g}",
-                             lambda: self.final().times(factor, what))
+                             lambda n: self.with_samples(n).times(factor, what))
 
     def bits_reached(self, error: float, scale: float) -> float:
         """Correct bits of an output with this max error, relative to its scale."""
@@ -216,14 +230,34 @@ def baseline_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 def tolerance(reference: np.ndarray, baseline: np.ndarray | None, perturbed: list, dtype: torch.dtype,
-              refine: Callable[[], Tolerance] | None = None) -> Tolerance:
+              refine: Callable[[int], Tolerance] | None = None) -> Tolerance:
     """The rule above, for one output; `baseline` ran in `baseline_dtype(dtype)` (None: no baseline);
-    `perturbed` holds the samples of rounded arithmetic taken so far, `refine` gives the bound
-    from all of them."""
+    `perturbed` holds the samples of rounded arithmetic taken so far, `refine(n)` gives the bound
+    from n of them."""
     base = 0.0 if baseline is None else max_abs_diff(baseline, reference) * eps(dtype) / eps(baseline_dtype(dtype))
     sens = max((max_abs_diff(p, reference) for p in perturbed), default=0.0)
     floor = FLOOR_ULPS * eps(dtype) * scale_of(reference)
     return Tolerance(K * max(base, sens) + floor, base, sens, floor, dtype, len(perturbed), refine=refine)
+
+
+class Samples:
+    """Samples of rounded arithmetic for a case, drawn when first needed: `draw(seed)` gives seed's."""
+
+    def __init__(self, draw: Callable[[int], dict]):
+        self.draw, self.drawn = draw, []
+
+    def take(self, n: int) -> list:
+        while len(self.drawn) < n:
+            self.drawn.append(self.draw(len(self.drawn)))
+        return self.drawn[:n]
+
+
+def bounds(reference: dict, baseline: dict, samples: Samples, dtype: torch.dtype) -> dict:
+    """The rule for each output of a case, on the first sample, refined to n samples on request."""
+    def bound(name, n):
+        return tolerance(reference[name], baseline[name], [s[name] for s in samples.take(n)], dtype,
+                         None if n > 1 else lambda m, name=name: bound(name, m))
+    return {name: bound(name, 1) for name in reference}
 
 
 def output_rounding(reference: np.ndarray, dtype: torch.dtype) -> Tolerance:
