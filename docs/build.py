@@ -1,4 +1,4 @@
-"""Build the documentation site from spec/: `python -m nlpspec.docs [--out site] [--report R.json …] [--long]`.
+"""Build the documentation site from spec/: `python -m nlpspec.docs [--out site] [--report R.json …] [--no-quick] [--long]`.
 
 Offline; every equation, figure and diagram is generated from the spec's objects and oracles.
 """
@@ -20,8 +20,10 @@ SECTION_FIGURES = {  # page -> figure functions, in the order shown
 LONG = (16, 64, 256, 1024, 4096, 8192)  # --long: the timing figure up to 8192 positions
 
 
-def build(out: pathlib.Path, reports=(), long: bool = False, subjects=None) -> list[pathlib.Path]:
-    """Write the site into `out`; return the pages written."""
+def build(out: pathlib.Path, reports=(), long: bool = False, subjects=None, quick: bool = True) -> list[pathlib.Path]:
+    """Write the site into `out`; return the pages written. The conformance page shows `reports`, else
+    those .ci/run wrote (conformance.REPORTS), and with `quick` a quick run of every built-in subject
+    none of them covers (its report kept in out/reports/)."""
     from nlpspec.subjects import load_subject
     out.mkdir(parents=True, exist_ok=True)
     (out / "figures").mkdir(exist_ok=True)
@@ -44,7 +46,8 @@ def build(out: pathlib.Path, reports=(), long: bool = False, subjects=None) -> l
     written.append(out / "index.html")
     written[-1].write_text(pages.index_page(shown["attention"][:1]))
     written.append(out / "conformance.html")
-    written[-1].write_text(conformance.page([pathlib.Path(r) for r in reports]))
+    shown_reports = conformance.gathered(reports, out / "reports") if quick else [pathlib.Path(r) for r in reports]
+    written[-1].write_text(conformance.page(shown_reports))
     for path in sorted({m for p in written for m in re.findall(r'href="(source/[^"#]+)\.html', p.read_text())}):
         source.write(path.removeprefix("source/"), out)
     return written
@@ -54,12 +57,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m nlpspec.docs", description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="site", help="where to write the site (default: site/)")
     parser.add_argument("--report", action="append", default=[], help="an --nlpspec-report JSON file (repeatable)")
+    parser.add_argument("--no-quick", action="store_true", help="no quick runs of the built-in subjects that no "
+                        "report covers: the conformance page shows the reports alone")
     parser.add_argument("--long", action="store_true", help="time RNN against self-attention up to 8192 positions")
     parser.add_argument("--readme", action="store_true", help="also copy the positional-encoding figure to "
                         "docs/positional_encoding.png, the copy README shows")
     args = parser.parse_args(argv)
     out = pathlib.Path(args.out)
-    written = build(out, args.report, args.long)
+    written = build(out, args.report, args.long, quick=not args.no_quick)
     if args.readme:
         shutil.copyfile(out / "figures" / "positional_encoding.png", pathlib.Path(__file__).parent / "positional_encoding.png")
     print(f"wrote {len(written)} pages to {args.out}/ (entry: {args.out}/index.html)")

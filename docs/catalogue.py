@@ -112,6 +112,12 @@ def components_of(eid: str) -> list[str]:
     return [c.name for c in COMPONENTS.values() if bears(c)]
 
 
+def selection(eid: str) -> str:
+    """The command that runs every check bearing on the E-id: its components, each by name."""
+    names = components_of(eid)
+    return "pytest --pyargs nlpspec -k " + (names[0] if len(names) == 1 else '"' + " or ".join(names) + '"')
+
+
 def checks_of(component: str) -> list:
     return list(checks_for(COMPONENTS[component]))
 

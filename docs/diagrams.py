@@ -20,8 +20,23 @@ OPERATIONS = {"MatAdd": "+", "Add": "+", "MatMul": r"\times", "Mul": r"\times", 
 
 
 class _Marker:
+    """Prints a spec function's head: a symbol among its arguments (LN's γ_1, β_1) by its name, the
+    operand it is applied to as ARG."""
+
+    def __init__(self):
+        self.named = []
+
     def _print(self, arg):
+        if isinstance(arg, sp.MatrixSymbol) and arg.shape[0] == 1:  # a parameter row: γ, β
+            self.named.append(arg)
+            return ArticleLatexPrinter()._print(arg)
         return "ARG"
+
+
+def _head(expr) -> tuple[str, list]:
+    """(the LaTeX head of a spec function, the arguments it names in it)."""
+    marker = _Marker()
+    return expr._latex(marker).split(r"\left(")[0].replace("ARG", r"\cdot"), marker.named
 
 
 def label(expr) -> str:
@@ -32,7 +47,7 @@ def label(expr) -> str:
     if name in OPERATIONS:
         return OPERATIONS[name]
     if hasattr(type(expr), "_latex"):  # a spec function: its LaTeX head (σ, tanh, softmax, LN, M_causal)
-        return expr._latex(_Marker()).split(r"\left(")[0].replace("ARG", r"\cdot")
+        return _head(expr)[0]
     return name
 
 
@@ -41,7 +56,9 @@ def children(expr) -> list:
         return []
     if type(expr).__name__ == "BlockMatrix":
         return list(expr.blocks)
-    return [a for a in expr.args if isinstance(a, sp.Basic) and not isinstance(a, (sp.Tuple, sp.logic.boolalg.BooleanAtom))]
+    named = _head(expr)[1] if hasattr(type(expr), "_latex") else []
+    return [a for a in expr.args if isinstance(a, sp.Basic) and not isinstance(a, (sp.Tuple, sp.logic.boolalg.BooleanAtom))
+            and a not in named]
 
 
 def layout(expr, depth: int, leaves: list, nodes: list) -> float:

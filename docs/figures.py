@@ -49,9 +49,10 @@ def causal_attention(out: pathlib.Path) -> tuple[str, str]:
     hidden = attn.hidden_keys(n, n, causal=True).astype(float)
     panels = ((hidden, "causal mask: keys j > i hidden", "Greys"), (free, "weights, no mask\n(self.attention)", "viridis"),
               (causal, "weights, causal mask\n(mask.causal)", "viridis"))
-    for ax, (values, title, cmap) in zip(axes, panels):
-        ax.imshow(values, cmap=cmap, vmin=0, vmax=1)
+    for ax, (values, title, cmap), label in zip(axes, panels, ("hidden (1) or seen (0)", "weight", "weight")):
+        image = ax.imshow(values, cmap=cmap, vmin=0, vmax=1)
         ax.set(title=title, xlabel="key j", ylabel="query i")
+        fig.colorbar(image, ax=ax, shrink=0.8, label=label)
     return save(fig, out, "causal_attention.png"), \
         "Self-attention weights of 8 random queries and keys, without and with the causal mask (oracle, V = I)."
 

@@ -9,7 +9,9 @@ import html
 from nlpspec.spec import CATALOGUE, Equation
 
 from . import catalogue
-from .mathml import ArticleMathMLPrinter, definitions, mathml
+from nlpspec.spec.equation import latex
+
+from .mathml import definitions, inline, mathml, shape_latex
 from .source import page_name
 
 STYLE = """
@@ -55,11 +57,10 @@ def code_link(code: catalogue.Code) -> str:
 
 
 def symbols_table(eq: Equation) -> str:
-    printer = ArticleMathMLPrinter()
     rows = []
     for sym in (*eq.targets, *eq.inputs):
-        rows.append(f"<tr><td><math>{printer._print(sym).toxml()}</math></td><td><code>{html.escape(sym.name)}</code>"
-                    f"</td><td>{html.escape(' × '.join(str(d) for d in sym.shape))}</td></tr>")
+        rows.append(f"<tr><td>{inline(latex(sym))}</td><td><code>{html.escape(sym.name)}</code>"
+                    f"</td><td>{inline(shape_latex(sym.shape))}</td></tr>")
     return ('<table class="symbols"><tr><th>symbol</th><th>in the spec</th><th>shape</th></tr>'
             + "".join(rows) + "</table>")
 
@@ -67,11 +68,11 @@ def symbols_table(eq: Equation) -> str:
 def sequences_table(comp) -> str:
     """A composition's symbols: each indexed by the positions its relations name."""
     import sympy as sp
-    printer, indices = ArticleMathMLPrinter(), {}
+    indices = {}
     for relation in comp.relations:
         for item in relation.atoms(sp.Indexed):
             indices.setdefault(item.base, set()).update(str(s) for i in item.indices for s in i.free_symbols)
-    rows = "".join(f"<tr><td><math>{printer._print(base.label).toxml()}</math></td><td>entries indexed by "
+    rows = "".join(f"<tr><td>{inline(latex(base.label))}</td><td>entries indexed by "
                    f"{', '.join(sorted(found)) or 'a constant'}</td></tr>"
                    for base, found in sorted(indices.items(), key=lambda kv: str(kv[0])))
     return f'<table class="symbols"><tr><th>symbol</th><th>shape</th></tr>{rows}</table>' \
@@ -113,7 +114,7 @@ def entry(eid: str, refs: dict, subjects, diagrams: dict) -> str:
             f"<code>{check.body.__qualname__}</code>", f"<code>{check.name}</code>")
             for check in catalogue.checks_of(component))
         checks.append(f"<li><code>{component}</code>: {names}</li>")
-    parts.append(f"<p>Checked by (<code>pytest --pyargs nlpspec -k {html.escape(catalogue.components_of(eid)[0])}</code>):</p><ul>"
+    parts.append(f"<p>Checked by (<code>{html.escape(catalogue.selection(eid))}</code>):</p><ul>"
                  + "".join(checks) + "</ul>")
     if eid in diagrams:
         parts.append(f'<figure><img src="{diagrams[eid]}" alt="dataflow of {eid}" loading="lazy">'

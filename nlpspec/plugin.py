@@ -133,7 +133,7 @@ class State:
         if not self.report or hasattr(self.config, "workerinput"):
             return
         found = {"subject": self.subject_name, "device": self.config.getoption("device") or "",
-                 "dtype": self.dtype_name, "records": records}
+                 "dtype": self.dtype_name, "profile": self.profile, "records": records}
         if "subject" in self.__dict__:
             found |= {"subject": self.subject.name, "version": self.subject.version, "device": str(self.device)}
         if error:

@@ -11,6 +11,7 @@ from functools import cached_property
 
 import sympy as sp
 from sympy.printing.latex import LatexPrinter
+from sympy.printing.precedence import PRECEDENCE
 
 # How the article writes the spec's identifiers (anything not listed prints as SymPy prints it).
 LATEX_NAMES = {
@@ -39,6 +40,37 @@ class ArticleLatexPrinter(LatexPrinter):
 
     def _print_HadamardProduct(self, expr):
         return r" \odot ".join(self.parenthesize(a, 1000) if a.is_MatAdd else self._print(a) for a in expr.args)
+
+    def _as_ordered_terms(self, expr, order=None):
+        """A sum's terms with the subtracted ones last: a_{i,j} - μ_i, not -μ_i + a_{i,j}."""
+        terms = super()._as_ordered_terms(expr, order)
+        return sorted(terms, key=lambda t: t.could_extract_minus_sign())
+
+    def _print_MatrixElement(self, expr):
+        """An entry of a row or column vector by its one index: γ_j, p_j (not γ_{0,j})."""
+        rows, cols = expr.parent.shape
+        if rows == 1 or cols == 1:
+            parent = self.parenthesize(expr.parent, 1000, strict=True)
+            return f"{{{parent}}}_{{{self._print(expr.j if rows == 1 else expr.i)}}}"
+        return super()._print_MatrixElement(expr)
+
+    def _print_Mul(self, expr):
+        """0.044715 a^3, where sympy would write (8943 a^3) / 200000."""
+        coefficient, rest = expr.as_coeff_Mul()
+        if isinstance(coefficient, sp.Rational) and coefficient.q >= 1000 and rest != 1 and \
+                not self._print_Rational(coefficient).startswith(r"\frac"):
+            return f"{self._print_Rational(coefficient)} {self.parenthesize(rest, PRECEDENCE['Mul'])}"
+        return super()._print_Mul(expr)
+
+    def _print_Rational(self, expr):
+        """A constant with a power of ten below it as the article writes one: 10^{-5}, 0.044715."""
+        q = int(expr.q)
+        places = next((k for k in range(3, 16) if 10 ** k % q == 0), None)
+        if q >= 1000 and places is not None:
+            if expr.p == 1 and q == 10 ** places:
+                return f"10^{{-{places}}}"
+            return f"{float(expr):.{places}f}".rstrip("0")
+        return super()._print_Rational(expr)
 
 
 def latex(expr) -> str:
@@ -97,13 +129,14 @@ class Equation:
     @cached_property
     def definitions(self) -> tuple:
         """The entry-by-entry definitions (sympy Eq) of the spec's functions that the right-hand side
-        applies (σ, softmax, LN, a mask, …), each from the function's own `_entry`, in order of use."""
-        kinds = []
+        applies (σ, softmax, LN, a mask, …), each from the function's own `_entry` on an argument of
+        the shape it is applied to, in order of use."""
+        found = []
         for e in self.expressions:
             for node in sp.preorder_traversal(e):
-                if hasattr(type(node), "definition") and type(node) not in kinds:
-                    kinds.append(type(node))
-        return tuple(eq for kind in kinds for eq in kind.definition())
+                if hasattr(node, "defined"):
+                    found += [eq for eq in node.defined() if eq not in found]
+        return tuple(found)
 
     @property
     def definitions_latex(self) -> tuple[str, ...]:

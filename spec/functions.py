@@ -19,9 +19,12 @@ _a = sp.MatrixSymbol("a", _n, _d)
 
 
 def entry_symbol(expr) -> sp.Symbol:
-    """The symbol standing for entry (i, j) of a spec function on its generic argument: σ(a)_{ij}."""
+    """The symbol standing for entry (i, j) of a spec function on its generic argument: σ(a)_{ij}
+    (σ(a)_i of a column, σ(a)_j of a row)."""
     from .equation import latex
-    return sp.Symbol(rf"{{{latex(expr)}}}_{{ij}}")
+    rows, cols = expr.shape
+    index = "i" if cols == 1 else "j" if rows == 1 else "ij"
+    return sp.Symbol(rf"{{{latex(expr)}}}_{{{index}}}")
 
 
 def stated(expr, entry) -> tuple:
@@ -33,9 +36,17 @@ class MatrixFunction(MatrixExpr):
     """A function of one matrix expression, with the same shape as its argument."""
 
     @classmethod
-    def definition(cls) -> tuple:
-        """Its entry (i, j) on a generic argument a, from `_entry` itself: what the docs print."""
-        return stated(cls(_a), cls(_a)._entry(_i, _j))
+    def definition(cls, shape=(_n, _d)) -> tuple:
+        """Its entry (i, j) on an argument a of the given shape (the one it is applied to, so that a sum
+        runs over the m keys of a row of scores), from `_entry` itself: what the docs print."""
+        a = sp.MatrixSymbol("a", *shape)
+        return stated(cls(a), cls(a)._entry(_i, _j))
+
+    def defined(self) -> tuple:
+        """The definition where it is applied: on an argument a of its shape, with its own options
+        (pe.concat's layout of P)."""
+        node = self.func(sp.MatrixSymbol("a", *self.arg.shape), *self.args[1:])
+        return stated(node, node._entry(_i, _j))
 
     def __new__(cls, arg):
         return super().__new__(cls, sp.sympify(arg))
@@ -140,12 +151,16 @@ class Mask(MatrixExpr):
         return sp.Piecewise((-sp.oo, self.hidden(i, j, **kwargs)), (0, True))
 
     @classmethod
-    def generic(cls):
+    def generic(cls, shape=(_n, _d)):
+        """The mask on generic operands of the given shape (n queries, m keys)."""
         raise NotImplementedError
 
     @classmethod
-    def definition(cls) -> tuple:
-        return stated(cls.generic(), cls.generic()._entry(_i, _j))
+    def definition(cls, shape=(_n, _d)) -> tuple:
+        return stated(cls.generic(shape), cls.generic(shape)._entry(_i, _j))
+
+    def defined(self) -> tuple:
+        return type(self).definition(self.shape)
 
     def _numpycode(self, printer):
         raise NotImplementedError("a mask is printed only as a term of a sum (see BatchedNumPyPrinter)")
@@ -171,8 +186,12 @@ class CausalMask(Mask):
         return sp.StrictGreaterThan(j, i + self.offset)
 
     @classmethod
-    def generic(cls):
-        return cls(_n, _d)
+    def generic(cls, shape=(_n, _d)):
+        return cls(*shape)
+
+    def defined(self) -> tuple:
+        """Its own alignment: the lower-right mask is stated as such."""
+        return stated(self, self._entry(_i, _j))
 
     def _latex(self, printer):
         return r"M_{\mathrm{causal}}" if not self.args[2] else r"M_{\mathrm{causal}}^{\searrow}"
@@ -199,8 +218,8 @@ class GivenMask(Mask):
         return sp.Eq(entry, 0) if self.args[1] else sp.Ne(entry, 0)
 
     @classmethod
-    def generic(cls):
-        return cls(sp.MatrixSymbol("B", _n, _d))
+    def generic(cls, shape=(_n, _d)):
+        return cls(sp.MatrixSymbol("B", *shape))
 
     def _latex(self, printer):
         given = printer._print(self.args[0])
@@ -225,8 +244,8 @@ class KeyPaddingMask(Mask):
         return sp.Ne(self.args[0]._entry(j, 0, **kwargs), 0)
 
     @classmethod
-    def generic(cls):
-        return cls(sp.MatrixSymbol("p", _d, 1), _n)
+    def generic(cls, shape=(_n, _d)):
+        return cls(sp.MatrixSymbol("p", shape[1], 1), shape[0])
 
     def _latex(self, printer):
         return rf"M\left(\mathbf{{1}} {printer._print(self.args[0])}^\top\right)"
@@ -343,13 +362,17 @@ class LayerNorm(MatrixExpr):
         return self.normalised(i, j, mean, self.variance(i, mean, **kwargs), **kwargs)
 
     @classmethod
-    def definition(cls) -> tuple:
-        """LN(a)_ij = γ_j (a_ij − μ_i) / √(σ²_i + ε) + β_j, then μ_i, σ²_i and ε."""
-        ln = cls(_a, sp.MatrixSymbol("gamma", 1, _d), sp.MatrixSymbol("beta", 1, _d))
-        mu, var, eps = sp.Symbol(r"\mu_{i}"), sp.Symbol(r"\sigma^{2}_{i}"), sp.Symbol(r"\varepsilon")
+    def definition(cls, shape=(_n, _d)) -> tuple:
+        """LN(a)_ij = γ_j (a_ij − μ_i) / √(σ²_i + ε) + β_j, then μ_i, σ²_i and ε (a row of shape[1] features)."""
+        d = shape[1]
+        ln = cls(sp.MatrixSymbol("a", *shape), sp.MatrixSymbol("gamma", 1, d), sp.MatrixSymbol("beta", 1, d))
+        mu, var, eps = sp.Symbol(r"\mu_{i}"), sp.Symbol(r"\sigma_{i}^{2}"), sp.Symbol(r"\varepsilon")
         return stated(ln, ln.normalised(_i, _j, mu, var, eps)) + tuple(
             sp.Eq(lhs, rhs, evaluate=False) for lhs, rhs in
             ((mu, ln.mean(_i)), (var, ln.variance(_i, mu)), (eps, cls.EPSILON)))
+
+    def defined(self) -> tuple:
+        return type(self).definition(self.shape)
 
     def _latex(self, printer):
         x, gamma, beta = (printer._print(a) for a in self.args)

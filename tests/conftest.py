@@ -10,12 +10,9 @@ import _pytest.pytester
 import pytest
 import torch
 from filelock import FileLock
-from hypothesis import settings
 
 from nlpspec.docs.build import main
 from nlpspec.docs.catalogue import SECTIONS
-from nlpspec.properties.runner import check_subject
-from nlpspec.subjects import load_subject
 
 pytest_plugins = ["pytester"]
 HERE = pathlib.Path(__file__).parent
@@ -55,16 +52,10 @@ def run_pytest(keep_imported_modules, pytester):
 
 
 def build_site(out):
-    """The site as `python -m nlpspec.docs --report …` writes it, with a conformance page from two small reports."""
-    reports = []
-    for name in ("reference", "torch"):
-        subject = load_subject(name)
-        records = check_subject(subject, "cpu", torch.float64, settings(settings.get_profile("ci"), max_examples=3),
-                                components=["layernorm", "ffn"])
-        path = out.parent / f"{name}.json"
-        path.write_text(json.dumps({"subject": name, "version": subject.version, "device": "cpu", "dtype": "float64",
-                                    "records": [r.as_dict() for r in records]}))
-        reports.append(path)
+    """The site as `python -m nlpspec.docs --report …` writes it, its conformance page from small reports of
+    every built-in subject (two components, three examples: the site's own quick runs are the same code)."""
+    from nlpspec.docs.conformance import BUILT_IN, quick_report
+    reports = [quick_report(name, out.parent, examples=3, components=["layernorm", "ffn"]) for name in BUILT_IN]
     main(["--out", str(out)] + [arg for path in reports for arg in ("--report", str(path))])
 
 

@@ -1,4 +1,5 @@
 """The documentation site (python -m nlpspec.docs): complete, and every link and figure in place."""
+import json
 import re
 from collections import Counter
 
@@ -61,7 +62,7 @@ def test_functions_are_defined_entry_by_entry(site):
     root, pages = site
     text = (root / "transformer.html").read_text()
     layernorm = re.search(r'<section class="entry" id="layernorm">(.*?)</section>', text, re.S).group(1)
-    assert "where, entry by entry" in layernorm and r"\mu_{i} = " in layernorm and r"\sigma^{2}_{i} = " in layernorm
+    assert "where, entry by entry" in layernorm and r"\mu_{i} = " in layernorm and r"\sigma_{i}^{2} = " in layernorm
 
 
 def test_every_figure_is_produced_and_not_empty(site):
@@ -107,12 +108,37 @@ def test_the_link_check_sees_broken_links(tmp_path):
 
 
 def test_conformance_page_shows_each_subject(site):
+    from nlpspec.docs.conformance import BUILT_IN
     root, _ = site
     text = (root / "conformance.html").read_text()
-    assert "<th>reference" in text and "<th>torch" in text
+    assert all(f"<th>{name} " in text for name in BUILT_IN), "a built-in subject missing"
     row = re.search(r"<tr><th><code>layernorm</code></th>(.*?)</tr>", text).group(1)
-    assert row.count('class="pass"') == 2, row
+    cells = re.findall(r'<td class="(\w+)">', row)
+    assert len(cells) == len(BUILT_IN) and set(cells) <= {"pass", "variant", "skip"}, row  # skip: not offered (hf)
+    assert cells.count("pass") >= 3, row
     assert 'href="transformer.html#layernorm"' in row
+
+
+def test_the_build_runs_the_reports_no_one_gave(tmp_path, monkeypatch):
+    """The conformance page is filled without a report: a quick run of each built-in subject that no
+    report covers, each column saying where it came from; a subject that cannot load shows its error."""
+    from nlpspec.docs import conformance
+    from nlpspec.properties import runner
+    given = tmp_path / "ci"
+    given.mkdir()
+    (given / "torch.json").write_text('{"subject": "torch", "version": "2", "device": "cpu", "dtype": "float64", '
+                                      '"profile": "ci", "records": []}')
+    monkeypatch.setattr(conformance, "REPORTS", given)
+    monkeypatch.setattr(conformance, "BUILT_IN", ("torch", "reference", "no_such_subject"))
+    full = runner.check_subject
+    monkeypatch.setattr(runner, "check_subject", lambda *a, **k: full(*a[:4], components=["layernorm"]))
+    reports = conformance.gathered([], tmp_path / "quick")
+    assert [json.loads(p.read_text())["subject"] for p in reports] == ["torch", "reference", "no_such_subject"]
+    text = conformance.page(reports)
+    assert "ci profile" in text and "the site&#x27;s quick run (2 examples)" in text
+    assert "no_such_subject" in text and "SubjectLoadError" in text
+    row = re.search(r"<tr><th><code>layernorm</code></th>(.*?)</tr>", text).group(1)
+    assert re.findall(r'<td class="(\w+)">', row) == ["skip", "pass", "skip"], row
 
 
 def test_every_equation_of_the_article_has_reference_code_that_names_it():
@@ -120,3 +146,38 @@ def test_every_equation_of_the_article_has_reference_code_that_names_it():
     found = reference_code()
     missing = [eid for eid, entry in CATALOGUE.items() if not getattr(entry, "variant_of", None) and eid not in found]
     assert missing == [], "no reference function's docstring names these E-ids"
+
+
+def test_every_checked_by_line_selects_every_component_that_checks_the_eid(site):
+    """rnn.output's once selected gru.seq2seq alone, of the four components that check it."""
+    from nlpspec.properties.suite import COMPONENTS
+    root, pages = site
+    for page in pages[:4]:
+        for eid, body in re.findall(r'<section class="entry" id="([^"]+)">(.*?)</section>', page.read_text(), re.S):
+            command = re.search(r"Checked by \(<code>(.*?)</code>\)", body).group(1).replace("&quot;", '"')
+            selected = set(re.findall(r"[\w.]+", command.split(" -k ", 1)[1]))
+            checking = {c.name for c in COMPONENTS.values() if eid in c.eids or eid in c.variants}
+            assert checking <= selected, f"{eid}: {command} leaves out {checking - selected}"
+
+
+def test_dataflow_nodes_name_a_functions_parameters():
+    """LayerNorm's node once read LN_{·,·}: a parameter of a spec function is named in its head."""
+    import sympy as sp
+    from nlpspec.docs import diagrams
+    from nlpspec.spec import Equation
+    for eid, eq in CATALOGUE.items():
+        if isinstance(eq, Equation):
+            for e in eq.expressions:
+                for node in sp.preorder_traversal(e):
+                    assert r"_{\cdot" not in diagrams.label(node), f"{eid}: {diagrams.label(node)}"
+
+
+def test_every_heatmap_has_a_colour_bar(tmp_path, monkeypatch):
+    from nlpspec.docs import figures
+    saved = []
+    monkeypatch.setattr(figures, "save", lambda fig, out, name: saved.append((name, fig)) or name)
+    for make in (figures.positional_encoding, figures.causal_attention):
+        make(tmp_path)
+    images = [(name, image) for name, fig in saved for ax in fig.axes for image in ax.images]
+    assert images, "no heatmap drawn"
+    assert [name for name, image in images if image.colorbar is None] == []

@@ -7,6 +7,7 @@ Without Chromium the test is skipped with the reason, unless NLPSPEC_REQUIRE_BRO
 where a missing browser is a failure."""
 import os
 import pathlib
+import re
 import shutil
 
 import pytest
@@ -94,3 +95,113 @@ def test_the_browser_check_sees_a_broken_page(browser, tmp_path):
     assert any("undefined_function" in p for p in found), found
     assert any(p.startswith("MathML in #e") for p in found), found
     assert "figure missing.png did not load" in found, found
+
+
+# The notation: what each page's math says, read in the browser, against the LaTeX beside it and
+# against the spec's own objects (the article's notation: summation bounds, indices, constants, shapes).
+
+NOTATION = """
+return [...document.querySelectorAll('section.entry')].map(s => ({
+  id: s.id,
+  math: [...s.querySelectorAll('.equation math')].map(m => m.textContent),
+  latex: s.querySelector('details pre').textContent,
+  symbols: [...s.querySelectorAll('table.symbols tr')].slice(1).map(r => [...r.cells].map(c => c.textContent)),
+  subscripts: [...s.querySelectorAll('msub, msubsup')].map(m => m.children[1] ? m.children[1].textContent : ''),
+  fractions: [...s.querySelectorAll('mfrac')].map(f => [...f.children].map(c => c.textContent)),
+}));
+"""
+
+
+def latex_text(tex: str) -> str:
+    """The text a reader sees in LaTeX (pylatexenc's reading, not the site's converter), as normalized."""
+    from pylatexenc.latex2text import LatexNodes2Text, MacroTextSpec, get_default_latex_context_db
+    context = get_default_latex_context_db()
+    context.add_context_category("as-mathml-text", prepend=True, macros=[  # MathML draws these, it does not write them
+        MacroTextSpec("sqrt", "%(2)s"), MacroTextSpec("frac", "%s%s"), MacroTextSpec("hat", "%s^"),
+        MacroTextSpec("tilde", "%s~"), MacroTextSpec("overrightarrow", "%s→"), MacroTextSpec("overleftarrow", "%s←"),
+        MacroTextSpec("bmod", "mod"), MacroTextSpec("quad", ""), MacroTextSpec(":", "")])
+    return normalized(LatexNodes2Text(latex_context=context, math_mode="verbatim").latex_to_text(tex))
+
+
+def normalized(text: str) -> str:
+    """Symbols in order: no spaces, scripts' markers, braces or invisible operators."""
+    for invisible in "\u2061\u2062\u2063":
+        text = text.replace(invisible, "")
+    return re.sub(r"[\s_^{}/]", "", text.replace("−", "-"))
+
+
+def summed_axes(eq) -> list:
+    """The size of each axis the equation's reductions run over: a column softmax over its rows (rnn.output,
+    V), a row softmax over its columns (the m keys of a row of scores), LayerNorm over the features."""
+    import sympy as sp
+    from nlpspec.spec import functions as F
+    axis = {F.Softmax: 0, F.RowSoftmax: 1, F.LayerNorm: 1}
+    return [node.args[0].shape[axis[type(node)]] for e in eq.expressions for node in sp.preorder_traversal(e)
+            if type(node) in axis]
+
+
+def notation_problems(sections) -> list[str]:
+    """What a section's math says that its LaTeX, or the spec, does not."""
+    import sympy as sp
+    from nlpspec.spec import CATALOGUE, Equation
+    from nlpspec.spec.equation import latex
+    found = []
+    for s in sections:
+        eid, lines = s["id"], [line.removeprefix("where ") for line in s["latex"].strip().split("\n")]
+        if len(s["math"]) != len(lines):
+            found.append(f"{eid}: {len(s['math'])} math elements for {len(lines)} lines of LaTeX")
+        for math, tex in zip(s["math"], lines):
+            if normalized(math) != latex_text(tex):
+                found.append(f"{eid}: the MathML reads {normalized(math)!r}, its LaTeX {latex_text(tex)!r}")
+        entry = CATALOGUE[eid]
+        if not isinstance(entry, Equation):
+            continue
+        defined = "".join(normalized(m) for m in s["math"][1:])
+        for size in summed_axes(entry):
+            bound = latex_text(latex(size - 1))
+            if "∑k=0" + bound not in defined:
+                found.append(f"{eid}: no sum runs to {bound} (the size of the axis it reduces) in {defined!r}")
+        found += [f"{eid}: a vector's entry by two indices, one of them 0: {sub!r}"
+                  for sub in s["subscripts"] if re.fullmatch(r"0,\w+|\w+,0", sub)]
+        found += [f"{eid}: a power of ten as the fraction {a}/{b}" for a, b in s["fractions"]
+                  if a == "1" and re.fullmatch(r"10{3,}", b)]
+        shapes = {latex_text(latex(sym)): sym.shape for sym in (*entry.targets, *entry.inputs)}
+        for symbol, _, shape in s["symbols"]:
+            dims = shapes.get(normalized(symbol))
+            expected = "×".join(f"({latex_text(latex(d))})" if sp.sympify(d).is_Add else latex_text(latex(d))
+                                for d in dims) if dims else None
+            if expected is not None and normalized(shape) != expected:
+                found.append(f"{eid}: the shape of {normalized(symbol)} reads {normalized(shape)!r}, not {expected!r}")
+    return found
+
+
+@pytest.mark.parametrize("page", PAGES[1:5])
+def test_the_math_says_what_its_latex_and_the_spec_say(site, browser, page):
+    root, _ = site
+    browser.get((root / f"{page}.html").as_uri())
+    sections = browser.execute_script(NOTATION)
+    assert sections, f"{page}.html has no equations"
+    found = notation_problems(sections)
+    assert found == [], "\n".join(found)
+
+
+def test_the_notation_check_sees_each_kind_of_defect():
+    """Each defect the site once had, as the browser reads it: sympy's MathML of a block column
+    (blockmatrix), h_{−1+t}, a sum to d−1 over m keys, γ_{0,j}, ε = 1/100000, H × H + I."""
+    section = {"id": "layernorm", "latex": r"N = \operatorname{LN}_{\gamma, \beta}\left(X\right)" "\n"
+               r"where {\operatorname{LN}_{\gamma, \beta}\left(a\right)}_{ij} = {a}_{i,j} {\gamma}_{j}" "\n"
+               r"where \varepsilon = 10^{-5}",
+               "math": ["N=LNγ,β(X)", "LNγ,β(a)ij=ai,jγ0,j", "ε=1100000"], "symbols": [],
+               "subscripts": ["0,j"], "fractions": [["1", "100000"]]}
+    found = notation_problems([section])
+    assert any("reads 'LNγ,β(a)ij=ai,jγ0,j'" in p for p in found), found
+    assert any("no sum runs to dmodel-1" in p for p in found), found
+    assert any("two indices" in p for p in found) and any("1/100000" in p for p in found), found
+    column = {"id": "lstm.forget", "latex": r"f_t = \sigma\left(W_{f} \left[\begin{matrix}h_{t-1}\\x_t\end{matrix}\right]"
+              r" + b_{f}\right)", "math": ["ft=σ(Wfblockmatrix([ht−1;xt])+bf)"], "symbols": [["Wf", "W_f", "H×H+I"]],
+              "subscripts": [], "fractions": []}
+    found = notation_problems([column])
+    assert any("blockmatrix" in p for p in found) and any("'H×(H+I)'" in p for p in found), found
+    shifted = {"id": "seq.many_to_many", "latex": r"{h}_{t} = \mathrm{cell}{\left({h}_{t - 1},{x}_{t} \right)}",
+               "math": ["ht=cell(h−1+t,xt)"], "symbols": [], "subscripts": [], "fractions": []}
+    assert notation_problems([shifted]), "h_{−1+t} passed"
