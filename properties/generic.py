@@ -20,7 +20,7 @@ from .engine import gradient as grad
 from .engine import tolerance as tol
 from .engine.check import Check, all_eids, evaluate
 from .engine.component import Component
-from .engine.harness import Harness, judged, leaves
+from .engine.harness import Harness, ill_conditioned, judged, leaves
 from .engine.strategies import Shape, arrays, case
 
 
@@ -211,7 +211,9 @@ def check_gradient(h: Harness, data):
         if found.bounds.within_floor(path, value, expected):
             continue
         mismatch, bound = judged(value, expected, found.bounds[path])
-        if mismatch:
+        if mismatch and tol.ill_conditioned(bound, expected):
+            h.observations.add(ill_conditioned(f"the gradient of {path!r}", bound))
+        elif mismatch:
             raise gradient_failure(h, path, value, expected, bound, mismatch,
                                    (found.params, found.inputs, found.cotangents), found.ties)
 

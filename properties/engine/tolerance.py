@@ -61,6 +61,15 @@ row term from the output (rounding.FlashSoftmaxProduct), LayerNorm in its closed
 saturated softmax row to an exact 0 gradient, its error says nothing of float64's cancellation (the
 reference's own MHA gradient was 370 times such a bound).
 
+An output that the rounding model moves by its whole scale (sensitivity >= scale, all samples taken)
+has no correct bit in D: any value within that spread is as right as the spec's, and the spread
+itself is heavy-tailed, so no number of samples bounds it. Such an output is noted as
+ill-conditioned, not judged (`ill_conditioned`): a LayerNorm of two features in bfloat16 gave
+gradients 30 times their own value apart across the samples (thorough profile, seed 303617024:
+torch's pre-LN encoder layer, ∂/∂W_V, spec -4.6, torch -139, the largest of 64 samples 33 off).
+The scale is max(1, max |reference|), so an output that is exactly 0 in exact arithmetic (the
+gradient of a bias every key shares) stays judged: its rounding is far below 1.
+
 An equation error shows as an error orders of magnitude above this. A failing output that the
 same rule would accept for a lower precision D' (float32 for float64; float16 and bfloat16 for
 float32), with the floor taken relative to the output itself (no `max(1, …)`, so that a bug on
@@ -258,6 +267,11 @@ def bounds(reference: dict, baseline: dict, samples: Samples, dtype: torch.dtype
         return tolerance(reference[name], baseline[name], [s[name] for s in samples.take(n)], dtype,
                          None if n > 1 else lambda m, name=name: bound(name, m))
     return {name: bound(name, 1) for name in reference}
+
+
+def ill_conditioned(bound: Tolerance, reference: np.ndarray) -> bool:
+    """Does the rounding model move the output by its whole scale (no correct bit in D: not judged)?"""
+    return bound.sensitivity >= scale_of(reference)
 
 
 def output_rounding(reference: np.ndarray, dtype: torch.dtype) -> Tolerance:
