@@ -5,13 +5,14 @@ Offline; every equation, figure and diagram is generated from the spec's objects
 from __future__ import annotations
 
 import argparse
+import json
 import pathlib
 import re
 import shutil
 
 from nlpspec.spec import CATALOGUE, Equation
 
-from . import catalogue, conformance, diagrams, figures, pages, source
+from . import catalogue, conformance, diagrams, figures, pages, prose, source
 
 SECTION_FIGURES = {  # page -> figure functions, in the order shown
     "recurrent-cells": (figures.gates, figures.gradient_norms),
@@ -20,34 +21,35 @@ SECTION_FIGURES = {  # page -> figure functions, in the order shown
 LONG = (16, 64, 256, 1024, 4096, 8192)  # --long: the timing figure up to 8192 positions
 
 
-def build(out: pathlib.Path, reports=(), long: bool = False, subjects=None, quick: bool = True) -> list[pathlib.Path]:
+def build(out: pathlib.Path, reports=(), long: bool = False, quick: bool = True) -> list[pathlib.Path]:
     """Write the site into `out`; return the pages written. The conformance page shows `reports`, else
     those .ci/run wrote (conformance.REPORTS), and with `quick` a quick run of every built-in subject
     none of them covers (its report kept in out/reports/)."""
-    from nlpspec.subjects import load_subject
     out.mkdir(parents=True, exist_ok=True)
     (out / "figures").mkdir(exist_ok=True)
     (out / "style.css").write_text(pages.STYLE)
-    subjects = [load_subject("torch")] if subjects is None else subjects
+    reports = conformance.gathered(reports, out / "reports") if quick else [pathlib.Path(r) for r in reports]
+    runs = [json.loads(path.read_text()) for path in reports]  # who implements what, as the site says it
     diagram_files = {eid: f"figures/{diagrams.draw(eq, out / 'figures')}" for eid, eq in CATALOGUE.items()
                      if isinstance(eq, Equation)}
     refs = catalogue.reference_code()
-    shown = {}
+    shown, measured = {}, {}
     for page, functions in SECTION_FIGURES.items():
         shown[page] = []
         for make in functions:
             kwargs = {"lengths": LONG} if long and make is figures.rnn_against_attention else {}
-            name, caption = make(out / "figures", **kwargs)
+            name, caption, *found = make(out / "figures", **kwargs)
             shown[page].append((f"figures/{name}", caption))
+            measured[make.__name__] = found[0] if found else {}
     written = []
     for page, _, _, _ in catalogue.SECTIONS:
         written.append(out / f"{page}.html")
-        written[-1].write_text(pages.section_page(page, refs, subjects, diagram_files, shown.get(page, [])))
+        written[-1].write_text(pages.section_page(page, refs, runs, diagram_files, shown.get(page, []),
+                                                        prose.section(page, measured)))
     written.append(out / "index.html")
     written[-1].write_text(pages.index_page(shown["attention"][:1]))
     written.append(out / "conformance.html")
-    shown_reports = conformance.gathered(reports, out / "reports") if quick else [pathlib.Path(r) for r in reports]
-    written[-1].write_text(conformance.page(shown_reports))
+    written[-1].write_text(conformance.page(reports))
     for path in sorted({m for p in written for m in re.findall(r'href="(source/[^"#]+)\.html', p.read_text())}):
         source.write(path.removeprefix("source/"), out)
     return written

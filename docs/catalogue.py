@@ -1,7 +1,7 @@
 """What the site says of each E-id beyond its equation, all found in the code, not kept by hand:
 its section (the spec module that defines it), the reference functions that implement it (their
 docstrings name it), the components and checks that test it, and who implements its variants
-(the subjects' declared variants, and the libraries below)."""
+(the suite's runs of the built-in subjects, and the libraries below)."""
 from __future__ import annotations
 
 import importlib
@@ -126,19 +126,26 @@ def variants_of(eid: str) -> list[str]:
     return [v for v, entry in CATALOGUE.items() if getattr(entry, "variant_of", None) == eid]
 
 
-def implemented_by(eid: str, subjects) -> list[str]:
-    """Where each given subject declares the variant: 'torch: encoder (pre_ln, pre_ln_final_norm)', …"""
-    from nlpspec.properties.engine.component import declared
-    from nlpspec.properties.engine.harness import option_label, option_sets
+def found_in(eid: str, runs: list[dict]) -> list[str]:
+    """Where the suite's runs (their reports) found the E-id implemented: each subject, and the components
+    (with their option sets) whose checks that exercise it all passed: 'torch 2.13.0: encoder (pre_ln)'."""
     found = []
-    for subject in subjects:
-        for name, component in COMPONENTS.items():
-            if name not in subject.builders:
-                continue
-            modes = [o for o in option_sets(subject, component)
-                     if eid in declared(subject.variants.get(name), o)]
-            if modes:
-                every = len(modes) == len(option_sets(subject, component))
-                options = "" if every else " (" + ", ".join(option_label(o) for o in modes) + ")"
-                found.append(f"{subject.name}: {name}{options}")
+    for run in runs:
+        by_component: dict[str, set] = {}
+        failed = set()
+        for r in run.get("records", []):
+            if eid in r.get("eids", ()):
+                key = (r["component"], r.get("option_set", ""))
+                if r["status"] == "pass":
+                    by_component.setdefault(r["component"], set()).add(r.get("option_set", ""))
+                elif r["status"] == "fail":
+                    failed.add(key)
+        parts = []
+        for component, sets in by_component.items():
+            sets = sorted(s for s in sets if (component, s) not in failed)
+            if sets:
+                named = [s for s in sets if s]
+                parts.append(component + (f" ({', '.join(named)})" if named else ""))
+        if parts:
+            found.append(f"{run['subject']} {run.get('version', '')}".strip() + ": " + ", ".join(parts))
     return found

@@ -94,12 +94,14 @@ def _jacobian(step, state: np.ndarray, delta: float = 1e-6) -> np.ndarray:
     return (values[:n] - values[n:]).T / (2 * delta)
 
 
-def gradient_norms(out: pathlib.Path, T: int = 100) -> tuple[str, str]:
-    """‖∂h_T/∂h_0‖ against T: a vanilla RNN whose recurrent weight has spectral radius ρ, and an LSTM."""
+def gradient_norms(out: pathlib.Path, T: int = 100) -> tuple[str, str, dict]:
+    """‖∂h_T/∂h_0‖ against T: a vanilla RNN whose recurrent weight has spectral radius ρ, and an LSTM;
+    the norms at T measured, for the prose (docs/prose.py)."""
     rng = np.random.default_rng(2)
     H, I = 16, 4
     xs = rng.standard_normal((T, I, 1)) * 0.01
     fig, ax = plt.subplots(figsize=(8, 4.5))
+    measured = {"T": T}
     rnn = compile_equation(CELLS["rnn"][0])
     Q = np.linalg.qr(rng.standard_normal((H, H)))[0]
     for rho in (0.9, 1.0, 1.1):
@@ -110,6 +112,7 @@ def gradient_norms(out: pathlib.Path, T: int = 100) -> tuple[str, str]:
             h = rnn(h_prev=h, x=x, **W)
             norms.append(np.linalg.norm(product, 2))
         ax.semilogy(range(1, T + 1), norms, label=f"vanilla RNN, spectral radius ρ = {rho}")
+        measured[f"rnn {rho}"] = norms[-1]
     lstm = CELLS["lstm"]
     for forget_bias in (0.0, 3.0):
         W = {f"W_{g}": rng.standard_normal((H, H + I)) / np.sqrt(H + I) for g in "fiCo"}
@@ -125,17 +128,18 @@ def gradient_norms(out: pathlib.Path, T: int = 100) -> tuple[str, str]:
             s = step(s, x)
             norms.append(np.linalg.norm(product[:H, :H], 2))
         ax.semilogy(range(1, T + 1), norms, "--", label=f"LSTM, forget-gate bias {forget_bias:g}")
+        measured[f"lstm {forget_bias:g}"] = norms[-1]
     ax.set(xlabel="T", ylabel="‖∂h_T / ∂h_0‖ (spectral norm)", title="Vanishing and exploding gradients")
     ax.legend()
     return save(fig, out, "gradient_norms.png"), \
         "How much h_0 still moves h_T: the spectral norm of ∂h_T/∂h_0 (Jacobians of the cell oracles by central " \
         "differences, chained over T steps). A vanilla RNN's shrinks or grows like ρ^T until tanh saturates; the " \
-        "LSTM's cell path keeps it when the forget gate stays open."
+        "LSTM's cell path keeps it when the forget gate stays open.", measured
 
 
-def rnn_against_attention(out: pathlib.Path, lengths=(16, 32, 64, 128, 256, 512)) -> tuple[str, str]:
+def rnn_against_attention(out: pathlib.Path, lengths=(16, 32, 64, 128, 256, 512)) -> tuple[str, str, dict]:
     """Time of a vanilla RNN layer (T sequential steps) against one self-attention layer (one parallel
-    pass), both our reference PyTorch code, as the sequence grows, on this machine."""
+    pass), both our reference PyTorch code, as the sequence grows, on this machine (measured, for the prose)."""
     import torch
 
     from nlpspec.reference.attention import attention
@@ -167,7 +171,8 @@ def rnn_against_attention(out: pathlib.Path, lengths=(16, 32, 64, 128, 256, 512)
     return save(fig, out, name), \
         f"Wall time of our reference RNN layer and self-attention layer for sequences of {lengths[0]} to " \
         f"{lengths[-1]} positions, one thread each, measured on this machine when the site was built: T sequential " \
-        f"steps against one pass whose cost grows with T² but runs as a few large matrix products."
+        f"steps against one pass whose cost grows with T² but runs as a few large matrix products.", \
+        {"lengths": list(lengths), "rnn": rnn_times, "attention": attention_times}
 
 
 def _best(fn, repeat: int = 5) -> float:

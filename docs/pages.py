@@ -79,7 +79,16 @@ def sequences_table(comp) -> str:
         "<p>Each entry has the shape the equations this one composes give it.</p>"
 
 
-def entry(eid: str, refs: dict, subjects, diagrams: dict) -> str:
+def implementers(eid: str, runs: list[dict]) -> str:
+    """Who implements the E-id: the subjects whose checks of it passed in the suite's runs, then the
+    libraries known beyond them (catalogue.ELSEWHERE)."""
+    found = [html.escape(f) for f in catalogue.found_in(eid, runs)]
+    if eid in catalogue.ELSEWHERE:
+        found.append("also " + html.escape(catalogue.ELSEWHERE[eid]))
+    return "; ".join(found) if found else "no subject of the runs shown on the conformance page, nor any library known to this suite"
+
+
+def entry(eid: str, refs: dict, runs: list[dict], diagrams: dict) -> str:
     """The section of one E-id."""
     item = CATALOGUE[eid]
     parts = [f'<section class="entry" id="{eid}">', f"<h2><code>{eid}</code></h2>"]
@@ -98,13 +107,9 @@ def entry(eid: str, refs: dict, subjects, diagrams: dict) -> str:
     parts.append(symbols_table(item) if isinstance(item, Equation) else sequences_table(item))
     variants = catalogue.variants_of(eid)
     if variants:
-        parts.append("<p>Named variants: " + ", ".join(f'<a href="{link_to(v)}"><code>{v}</code></a>' for v in variants)
-                     + "</p>")
-    users = catalogue.implemented_by(eid, subjects)
-    if base or eid in catalogue.ELSEWHERE or users:
-        known = [html.escape(u) for u in users] + ([html.escape(catalogue.ELSEWHERE[eid])] if eid in catalogue.ELSEWHERE
-                                                   else [])
-        parts.append("<p>Implemented by: " + ("; ".join(known) if known else "no library known to this suite") + "</p>")
+        parts.append("<p>Named variants, and where the suite's runs found each:</p><ul>" + "".join(
+            f'<li><a href="{link_to(v)}"><code>{v}</code></a>: {implementers(v, runs)}</li>' for v in variants) + "</ul>")
+    parts.append(f"<p>Implemented by: {implementers(eid, runs)}</p>")
     code = refs.get(eid, [])
     parts.append("<p>Reference code: " + (", ".join(code_link(c) for c in code) if code else
                                           "none: <code>reference/</code> does not implement this variant") + "</p>")
@@ -128,13 +133,14 @@ def figure(path: str, caption: str) -> str:
     return f'<figure><img src="{path}" alt="{html.escape(caption)}"><figcaption>{html.escape(caption)}</figcaption></figure>'
 
 
-def section_page(page: str, refs: dict, subjects, diagrams: dict, figures: list) -> str:
+def section_page(page: str, refs: dict, runs: list[dict], diagrams: dict, figures: list, prose: str = "") -> str:
     _, title, _, summary = next(s for s in catalogue.SECTIONS if s[0] == page)
     eids = catalogue.entries(page)
     body = [f"<p>{html.escape(summary)}</p>", "<p>Equations: " + ", ".join(
         f'<a href="#{e}"><code>{e}</code></a>' for e in eids) + "</p>"]
+    body += [f'<div class="prose">{prose}</div>'] if prose else []
     body += [figure(path, caption) for path, caption in figures]
-    body += [entry(eid, refs, subjects, diagrams) for eid in eids]
+    body += [entry(eid, refs, runs, diagrams) for eid in eids]
     return layout(title, "\n".join(body))
 
 

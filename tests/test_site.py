@@ -181,3 +181,35 @@ def test_every_heatmap_has_a_colour_bar(tmp_path, monkeypatch):
     images = [(name, image) for name, fig in saved for ax in fig.axes for image in ax.images]
     assert images, "no heatmap drawn"
     assert [name for name, image in images if image.colorbar is None] == []
+
+
+def test_who_implements_an_eid_is_taken_from_the_runs(site):
+    """Each E-id names the subjects whose checks of it passed in the reports the page was built from;
+    a subject whose check of it failed is not named (for that component and option set)."""
+    from nlpspec.docs.catalogue import found_in
+    root, _ = site
+    section = re.search(r'<section class="entry" id="layernorm">(.*?)</section>', (root / "transformer.html").read_text(),
+                        re.S).group(1)
+    implemented = re.search(r"<p>Implemented by: (.*?)</p>", section).group(1)
+    assert "reference" in implemented and "torch" in implemented, implemented
+    record = {"component": "encoder", "eids": ["enc.attn.pre_ln"], "status": "pass", "option_set": "pre_ln"}
+    runs = [{"subject": "torch", "version": "2", "records": [record]},
+            {"subject": "other", "records": [record | {"status": "fail"}]}]
+    assert found_in("enc.attn.pre_ln", runs) == ["torch 2: encoder (pre_ln)"]
+    assert found_in("enc.attn", runs) == []
+
+
+def test_every_section_has_prose_citing_its_equations_and_the_builds_measurements(site):
+    from nlpspec.docs import prose
+    from nlpspec.docs.catalogue import entries
+    root, pages = site
+    for page in pages[:4]:
+        text = re.search(r'<div class="prose">(.*?)</div>', page.read_text(), re.S).group(1)
+        cited = set(re.findall(r'#([\w.]+)"><code>', text))
+        own = cited & set(entries(page.stem))
+        assert len(own) >= 3, f"{page.name}: the prose cites {sorted(cited)}"
+    cells = (root / "recurrent-cells.html").read_text()
+    assert re.search(r"‖∂h<sub>T</sub>/∂h<sub>0</sub>‖ is \d\.\de[+-]\d\d", cells), "no measured gradient norm"
+    assert re.search(r"RNN layer took [\d.]+ ms", (root / "attention.html").read_text()), "no measured time"
+    with pytest.raises(KeyError):
+        prose.ref("no.such.eid")
