@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import random
 import shlex
 import sys
@@ -138,6 +139,7 @@ class State:
             found |= {"subject": self.subject.name, "version": self.subject.version, "device": str(self.device)}
         if error:
             found["error"] = error
+        pathlib.Path(self.report).parent.mkdir(parents=True, exist_ok=True)  # artefacts/reports/, as .ci/run names it
         with open(self.report, "w") as f:
             json.dump(found, f, indent=1)
 

@@ -153,3 +153,12 @@ def test_parametrize_with_checks_puts_the_checks_into_a_test_file_of_ones_own(ru
     assert "FAILED test_mine.py::test_mine[rnn.cell-oracle-rnn.cell]" in out
     assert "reproduce: pytest 'test_mine.py::test_mine[rnn.cell-oracle-rnn.cell]' --device cpu" in out
     assert "zoo.rnn_bias_dropped" in out.split("nlpspec conformance:")[1].splitlines()[0]
+
+
+def test_the_report_is_written_into_a_folder_not_yet_made(run_pytest, tmp_path):
+    """.ci/run writes artefacts/reports/NAME.json on a clean clone; the report names its profile."""
+    path = tmp_path / "artefacts" / "reports" / "reference.json"
+    done, _ = run_pytest("--subject", "reference", "-k", "rnn.cell-oracle", "--nlpspec-report", str(path))
+    assert done.ret == 0, done.stdout.str()[-2000:]
+    found = json.loads(path.read_text())
+    assert found["profile"] == "ci" and [r["id"] for r in found["records"]] == ["rnn.cell-oracle"]
