@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import html
 import json
+import multiprocessing
+import os
 import pathlib
+from concurrent.futures import ProcessPoolExecutor
 
 from nlpspec.properties.suite import COMPONENTS
 from nlpspec.properties.summary import RANK, ORDER, verdict
@@ -45,12 +48,18 @@ def quick_report(name: str, folder: pathlib.Path, examples: int = QUICK, compone
     return path
 
 
-def gathered(reports, quick_folder: pathlib.Path) -> list[pathlib.Path]:
+def gathered(reports, quick_folder: pathlib.Path, workers: int | None = None) -> list[pathlib.Path]:
     """The reports to show: those given, else those in REPORTS; then a quick run of each built-in
-    subject that none of them covers."""
+    subject that none of them covers, in `workers` processes (default: one per core)."""
     reports = [pathlib.Path(r) for r in reports] or sorted(REPORTS.glob("*.json"))
     covered = {json.loads(path.read_text()).get("subject") for path in reports}
-    return reports + [quick_report(name, quick_folder) for name in BUILT_IN if name not in covered]
+    missing = [name for name in BUILT_IN if name not in covered]
+    workers = min(len(missing), os.cpu_count() or 1) if workers is None else workers
+    if workers < 2:
+        return reports + [quick_report(name, quick_folder) for name in missing]
+    # one process per core ("spawn": no fork of a process that runs torch's threads)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return reports + list(pool.map(quick_report, missing, [quick_folder] * len(missing)))
 
 
 def cell(records: list[dict]) -> tuple[str, str]:

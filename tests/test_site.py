@@ -132,7 +132,7 @@ def test_the_build_runs_the_reports_no_one_gave(tmp_path, monkeypatch):
     monkeypatch.setattr(conformance, "BUILT_IN", ("torch", "reference", "no_such_subject"))
     full = runner.check_subject
     monkeypatch.setattr(runner, "check_subject", lambda *a, **k: full(*a[:4], components=["layernorm"]))
-    reports = conformance.gathered([], tmp_path / "quick")
+    reports = conformance.gathered([], tmp_path / "quick", workers=1)  # in this process, as patched
     assert [json.loads(p.read_text())["subject"] for p in reports] == ["torch", "reference", "no_such_subject"]
     text = conformance.page(reports)
     assert "ci profile" in text and "the site&#x27;s quick run (2 examples)" in text
@@ -213,3 +213,13 @@ def test_every_section_has_prose_citing_its_equations_and_the_builds_measurement
     assert re.search(r"RNN layer took [\d.]+ ms", (root / "attention.html").read_text()), "no measured time"
     with pytest.raises(KeyError):
         prose.ref("no.such.eid")
+
+
+def test_the_quick_runs_share_the_cores(tmp_path, monkeypatch):
+    from nlpspec.docs import conformance
+    monkeypatch.setattr(conformance, "REPORTS", tmp_path / "none")
+    monkeypatch.setattr(conformance, "BUILT_IN", ("no_such_a", "no_such_b"))
+    reports = conformance.gathered([], tmp_path / "quick", workers=2)
+    found = [json.loads(p.read_text()) for p in reports]
+    assert [f["subject"] for f in found] == ["no_such_a", "no_such_b"]
+    assert all("SubjectLoadError" in f["error"] for f in found), found

@@ -52,8 +52,7 @@ def outside(value: np.ndarray, expected: np.ndarray, bound: tol.Tolerance) -> st
 
 def ill_conditioned(what: str, bound: tol.Tolerance) -> str:
     """The note of an output the rule does not judge (tolerance.ill_conditioned)."""
-    return (f"{what}: ill-conditioned in {str(bound.dtype).removeprefix('torch.')} on some examples (one rounding of "
-            f"every operation moves it by its whole scale), not judged there")
+    return f"{what}: ill-conditioned in {str(bound.dtype).removeprefix('torch.')} on some examples, not judged there"
 
 
 def judged(value: np.ndarray, expected: np.ndarray, bound: tol.Tolerance) -> tuple[str, tol.Tolerance]:
