@@ -12,7 +12,7 @@ import shutil
 
 from nlpspec.spec import CATALOGUE, Equation
 
-from . import catalogue, conformance, diagrams, figures, pages, prose, source
+from . import catalogue, conformance, diagrams, figures, pages, pictures, prose, source
 
 SECTION_FIGURES = {  # page -> figure functions, in the order shown
     "recurrent-cells": (figures.gates, figures.gradient_norms),
@@ -34,12 +34,17 @@ def build(out: pathlib.Path, reports=(), long: bool = False, quick: bool = True)
                      if isinstance(eq, Equation)}
     refs = catalogue.reference_code()
     shown, measured = {}, {}
-    for page, functions in SECTION_FIGURES.items():
+    for page, functions in pictures.PAGE_FIGURES.items():  # the article's pictures, drawn from the spec
         shown[page] = []
+        for make in functions:
+            name, caption = make(out / "figures")
+            shown[page].append((f"figures/{name}", caption, make.eids))
+    for page, functions in SECTION_FIGURES.items():
+        shown.setdefault(page, [])
         for make in functions:
             kwargs = {"lengths": LONG} if long and make is figures.rnn_against_attention else {}
             name, caption, *found = make(out / "figures", **kwargs)
-            shown[page].append((f"figures/{name}", caption))
+            shown[page].append((f"figures/{name}", caption, ()))
             measured[make.__name__] = found[0] if found else {}
     written = []
     for page, _, _, _ in catalogue.SECTIONS:
@@ -47,7 +52,7 @@ def build(out: pathlib.Path, reports=(), long: bool = False, quick: bool = True)
         written[-1].write_text(pages.section_page(page, refs, runs, diagram_files, shown.get(page, []),
                                                         prose.section(page, measured)))
     written.append(out / "index.html")
-    written[-1].write_text(pages.index_page(shown["attention"][:1]))
+    written[-1].write_text(pages.index_page([f for f in shown["attention"] if "positional_encoding" in f[0]]))
     written.append(out / "conformance.html")
     written[-1].write_text(conformance.page(reports))
     for path in sorted({m for p in written for m in re.findall(r'href="(source/[^"#]+)\.html', p.read_text())}):

@@ -129,8 +129,11 @@ def entry(eid: str, refs: dict, runs: list[dict], diagrams: dict) -> str:
     return "\n".join(parts)
 
 
-def figure(path: str, caption: str) -> str:
-    return f'<figure><img src="{path}" alt="{html.escape(caption)}"><figcaption>{html.escape(caption)}</figcaption></figure>'
+def figure(path: str, caption: str, eids=()) -> str:
+    """A figure; `eids`, the E-ids it draws, linked under it."""
+    shows = (" Drawn from " + ", ".join(f'<a href="{link_to(e)}"><code>{e}</code></a>' for e in eids) + ".") if eids else ""
+    return (f'<figure><img src="{path}" alt="{html.escape(caption)}"><figcaption>{html.escape(caption)}{shows}'
+            f"</figcaption></figure>")
 
 
 def section_page(page: str, refs: dict, runs: list[dict], diagrams: dict, figures: list, prose: str = "") -> str:
@@ -139,7 +142,7 @@ def section_page(page: str, refs: dict, runs: list[dict], diagrams: dict, figure
     body = [f"<p>{html.escape(summary)}</p>", "<p>Equations: " + ", ".join(
         f'<a href="#{e}"><code>{e}</code></a>' for e in eids) + "</p>"]
     body += [f'<div class="prose">{prose}</div>'] if prose else []
-    body += [figure(path, caption) for path, caption in figures]
+    body += [figure(*shown) for shown in figures]
     body += [entry(eid, refs, runs, diagrams) for eid in eids]
     return layout(title, "\n".join(body))
 
@@ -153,6 +156,6 @@ SymPy object that the test suite compiles into its float64 oracle, so the page c
 thing while the tests check another. Every figure is computed from those oracles when the site
 is built.</p>
 <ul>{sections}<li><a href="conformance.html">Conformance</a>: which subject passes which component</li></ul>
-{"".join(figure(path, caption) for path, caption in figures)}
+{"".join(figure(*shown) for shown in figures)}
 """
     return layout("nlpspec: the article, from its executable specification", body)
