@@ -66,6 +66,8 @@ def cell(records: list[dict]) -> tuple[str, str]:
     """(css class, text) of one cell: the summary's verdict (properties/summary.py) over the
     component's checks, coloured by its worst status."""
     status = min(records, key=lambda r: RANK[r["status"]])["status"]
+    if all("does not offer component" in r["message"] for r in records):
+        return "skip", "not offered"
     if status == "pass" and any(r["variant"] for r in records):
         status = "variant"
     return {"xfail": "fail", "stale": "fail"}.get(status, status), verdict(records)
