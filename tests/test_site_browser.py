@@ -108,6 +108,8 @@ return [...document.querySelectorAll('section.entry')].map(s => ({
   symbols: [...s.querySelectorAll('table.symbols tr')].slice(1).map(r => [...r.cells].map(c => c.textContent)),
   subscripts: [...s.querySelectorAll('msub, msubsup')].map(m => m.children[1] ? m.children[1].textContent : ''),
   fractions: [...s.querySelectorAll('mfrac')].map(f => [...f.children].map(c => c.textContent)),
+  checked: [...s.querySelectorAll('p')].filter(p => p.textContent.startsWith('Checked by'))
+             .map(p => p.querySelector('code').textContent).join(''),
 }));
 """
 
@@ -143,6 +145,7 @@ def summed_axes(eq) -> list:
 def notation_problems(sections) -> list[str]:
     """What a section's math says that its LaTeX, or the spec, does not."""
     import sympy as sp
+    from nlpspec.properties.suite import COMPONENTS
     from nlpspec.spec import CATALOGUE, Equation
     from nlpspec.spec.equation import latex
     found = []
@@ -153,6 +156,10 @@ def notation_problems(sections) -> list[str]:
         for math, tex in zip(s["math"], lines):
             if normalized(math) != latex_text(tex):
                 found.append(f"{eid}: the MathML reads {normalized(math)!r}, its LaTeX {latex_text(tex)!r}")
+        checking = {c.name for c in COMPONENTS.values() if eid in c.eids or eid in c.variants}
+        selected = set(re.findall(r"[\w.]+", s.get("checked", "").split(" -k ")[-1]))
+        if "checked" in s and not checking <= selected:
+            found.append(f"{eid}: {s['checked']!r} leaves out {sorted(checking - selected)}")
         entry = CATALOGUE[eid]
         if not isinstance(entry, Equation):
             continue
@@ -202,6 +209,25 @@ def test_the_notation_check_sees_each_kind_of_defect():
               "subscripts": [], "fractions": []}
     found = notation_problems([column])
     assert any("blockmatrix" in p for p in found) and any("'H×(H+I)'" in p for p in found), found
+    checked = {"id": "rnn.output", "latex": "y_t", "math": ["yt"], "symbols": [], "subscripts": [], "fractions": [],
+               "checked": "pytest --pyargs nlpspec -k gru.seq2seq"}
+    assert any("leaves out ['lstm.seq2seq', 'rnn.output', 'rnn.seq2seq']" in p for p in notation_problems([checked]))
     shifted = {"id": "seq.many_to_many", "latex": r"{h}_{t} = \mathrm{cell}{\left({h}_{t - 1},{x}_{t} \right)}",
                "math": ["ht=cell(h−1+t,xt)"], "symbols": [], "subscripts": [], "fractions": []}
     assert notation_problems([shifted]), "h_{−1+t} passed"
+
+
+def test_the_conformance_page_shows_every_built_in_subject(site, browser):
+    """It was empty unless a report was passed by hand: now a column per built-in subject, each cell a
+    verdict (or "not offered"), as the browser shows it."""
+    from nlpspec.docs.conformance import BUILT_IN
+    root, _ = site
+    browser.get((root / "conformance.html").as_uri())
+    table = browser.execute_script("""
+        const t = document.querySelector('table');
+        return t ? [...t.rows].map(r => [...r.cells].map(c => c.textContent.trim())) : [];""")
+    assert table, "no conformance table"
+    heads = [h.split()[0] for h in table[0][1:]]
+    assert heads == list(BUILT_IN), heads
+    cells = [c for row in table[1:] for c in row[1:]]
+    assert cells and all(c for c in cells), "an empty cell"
