@@ -8,11 +8,8 @@ import sys
 
 import _pytest.pytester
 import pytest
-import torch
-from filelock import FileLock
 
-from nlpspec.docs.build import main
-from nlpspec.docs.catalogue import SECTIONS
+from optional import require
 
 pytest_plugins = ["pytester"]
 HERE = pathlib.Path(__file__).parent
@@ -54,6 +51,7 @@ def run_pytest(keep_imported_modules, pytester):
 def build_site(out):
     """The site as `python -m nlpspec.docs --report …` writes it, its conformance page from small reports of
     every built-in subject (two components, three examples: the site's own quick runs are the same code)."""
+    from nlpspec.docs.build import main
     from nlpspec.docs.conformance import BUILT_IN, quick_report
     reports = [quick_report(name, out.parent, examples=3, components=["layernorm", "ffn"]) for name in BUILT_IN]
     main(["--out", str(out)] + [arg for path in reports for arg in ("--report", str(path))])
@@ -61,7 +59,12 @@ def build_site(out):
 
 @pytest.fixture(scope="session")
 def site(tmp_path_factory):
-    """(the site's folder, its pages: the sections in order, then index and conformance)."""
+    """(the site's folder, its pages: the sections in order, then index and conformance). The site's
+    pictures need graphviz's dot."""
+    from filelock import FileLock
+
+    from nlpspec.docs.catalogue import SECTIONS
+    require("dot")
     # under xdist each worker's basetemp is a folder of the run's; without it (-p no:xdist) it is the run's
     in_worker = bool(os.environ.get("PYTEST_XDIST_WORKER"))
     shared = tmp_path_factory.getbasetemp().parent if in_worker else tmp_path_factory.getbasetemp()

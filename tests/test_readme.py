@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from nlpspec.properties import contract
+from optional import require
 
 pytestmark = pytest.mark.selftest
 README = (Path(__file__).parent.parent / "README.md").read_text()
@@ -19,7 +20,7 @@ def test_the_contract_table_is_the_suites():
 
 
 def test_the_worked_adapter_is_the_built_in_one_verbatim():
-    pytest.importorskip("transformers")
+    require("transformers")
     from nlpspec.subjects import hf
     for fn in (hf.placed, hf.copy, hf.gpt2_config, hf.load_gpt2_attention, hf.causal_call, hf.gpt2_attention_builder,
                hf.gpt2_block_builder):

@@ -3,14 +3,15 @@ chromium-driver packages; .ci/run installs them): each page loads without consol
 MathML is laid out as math, and its figures load. One screenshot per page is kept in
 artefacts/screenshots/.
 
-Without Chromium the test is skipped with the reason, unless NLPSPEC_REQUIRE_BROWSER=1 (CI),
-where a missing browser is a failure."""
-import os
+Without Chromium the test is skipped with the reason, unless NLPSPEC_REQUIRE_ALL=1 (.ci/run),
+where a missing browser is a failure (tests/optional.py)."""
 import pathlib
 import re
 import shutil
 
 import pytest
+
+from optional import require
 
 pytestmark = pytest.mark.selftest
 
@@ -20,16 +21,9 @@ CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
 @pytest.fixture(scope="module")
 def browser():
-    missing = [name for name, path in (("chromium", CHROMIUM), ("chromedriver", DRIVER)) if path is None]
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        missing.append("selenium (pip install -e '.[browser]')")
-    if missing:
-        if os.environ.get("NLPSPEC_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"the browser test needs {', '.join(missing)}")
-        pytest.skip(f"not installed: {', '.join(missing)} (apt-get install chromium chromium-driver)")
+    require("chromium", "chromedriver", "selenium")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
     options = webdriver.ChromeOptions()
     for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                      "--window-size=1200,900"):

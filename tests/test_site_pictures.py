@@ -10,7 +10,15 @@ import sympy as sp
 from nlpspec.docs import pictures
 from nlpspec.spec import CATALOGUE
 
+from optional import require
+
 pytestmark = pytest.mark.selftest
+
+
+@pytest.fixture
+def dot():
+    """The pictures are laid out by graphviz's dot."""
+    require("dot")
 
 ALL = [make for makes in pictures.PAGE_FIGURES.values() for make in makes]
 
@@ -22,7 +30,7 @@ def text_of(svg) -> str:
 
 
 @pytest.mark.parametrize("make", ALL, ids=lambda m: m.__name__)
-def test_each_picture_is_an_svg_naming_its_eids(make, tmp_path):
+def test_each_picture_is_an_svg_naming_its_eids(make, tmp_path, dot):
     name, caption = make(tmp_path)
     text = text_of(tmp_path / name)
     assert caption and set(make.eids) <= set(CATALOGUE)
@@ -38,7 +46,7 @@ def test_the_pictures_draw_every_architecture_of_the_article():
     assert article <= drawn, article - drawn
 
 
-def test_a_variant_draws_its_own_block(tmp_path):
+def test_a_variant_draws_its_own_block(tmp_path, dot):
     """Pre-LN (enc.attn.pre_ln) moves the LayerNorm before MultiHead: the picture says so, from the spec."""
     post = pictures._chain_figure("post", ("enc.attn", "enc.ffn"), "")(tmp_path)[0]
     pre = pictures._chain_figure("pre", ("enc.attn.pre_ln", "enc.ffn.pre_ln"), "")(tmp_path)[0]
@@ -46,7 +54,7 @@ def test_a_variant_draws_its_own_block(tmp_path):
     assert "MultiHead(LN(X))" in pre.replace(" ", "") and "MultiHead(LN(X))" not in post.replace(" ", "")
 
 
-def test_a_changed_composition_changes_its_picture(tmp_path, monkeypatch):
+def test_a_changed_composition_changes_its_picture(tmp_path, monkeypatch, dot):
     """A backward chain that read h_{t-1} (a bidirectional RNN gone wrong) would be drawn so."""
     before = text_of(tmp_path / pictures.bidirectional_rnn(tmp_path)[0])
     comp = CATALOGUE["seq.bidirectional"]
