@@ -8,11 +8,10 @@ import argparse
 import json
 import pathlib
 import re
-import shutil
 
 from nlpspec.spec import CATALOGUE, Equation
 
-from . import catalogue, conformance, diagrams, figures, pages, pictures, prose, source
+from . import catalogue, conformance, diagrams, figures, guide, pages, pictures, prose, source
 
 SECTION_FIGURES = {  # page -> figure functions, in the order shown
     "recurrent-cells": (figures.gates, figures.gradient_norms),
@@ -55,6 +54,7 @@ def build(out: pathlib.Path, reports=(), long: bool = False, quick: bool = True)
     written[-1].write_text(pages.index_page([f for f in shown["attention"] if "positional_encoding" in f[0]]))
     written.append(out / "conformance.html")
     written[-1].write_text(conformance.page(reports))
+    written += guide.write(out)
     for path in sorted({m for p in written for m in re.findall(r'href="(source/[^"#]+)\.html', p.read_text())}):
         source.write(path.removeprefix("source/"), out)
     return written
@@ -67,13 +67,9 @@ def main(argv=None):
     parser.add_argument("--no-quick", action="store_true", help="no quick runs of the built-in subjects that no "
                         "report covers: the conformance page shows the reports alone")
     parser.add_argument("--long", action="store_true", help="time RNN against self-attention up to 8192 positions")
-    parser.add_argument("--readme", action="store_true", help="also copy the positional-encoding figure to "
-                        "docs/positional_encoding.png, the copy README shows")
     args = parser.parse_args(argv)
     out = pathlib.Path(args.out)
     written = build(out, args.report, args.long, quick=not args.no_quick)
-    if args.readme:
-        shutil.copyfile(out / "figures" / "positional_encoding.png", pathlib.Path(__file__).parent / "positional_encoding.png")
     print(f"wrote {len(written)} pages to {args.out}/ (entry: {args.out}/index.html)")
 
 

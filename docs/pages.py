@@ -40,7 +40,7 @@ def layout(title: str, body: str, depth: int = 0) -> str:
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)} · nlpspec</title>
 <link rel="stylesheet" href="{up}style.css"></head>
-<body><header><a href="{up}index.html"><b>nlpspec</b></a> {nav} <a href="{up}conformance.html">Conformance</a></header>
+<body><header><a href="{up}index.html"><b>nlpspec</b></a> {nav} <a href="{up}conformance.html">Conformance</a> <a href="{up}guide.html">Guide</a></header>
 <main>
 <h1>{html.escape(title)}</h1>
 {body}
@@ -155,7 +155,8 @@ encoded in SymPy in <code>spec/</code>. Every equation on these pages is printed
 SymPy object that the test suite compiles into its float64 oracle, so the page cannot say one
 thing while the tests check another. Every figure is computed from those oracles when the site
 is built.</p>
-<ul>{sections}<li><a href="conformance.html">Conformance</a>: which subject passes which component</li></ul>
+<ul>{sections}<li><a href="conformance.html">Conformance</a>: which subject passes which component</li>
+<li><a href="guide.html">Guide</a>: using the suite, its tolerance rule, its reports, and what it found in real libraries</li></ul>
 {"".join(figure(*shown) for shown in figures)}
 """
     return layout("nlpspec: the article, from its executable specification", body)

@@ -1,4 +1,5 @@
 """The documentation site (python -m nlpspec.docs): complete, and every link and figure in place."""
+import html
 import json
 import os
 import re
@@ -100,6 +101,21 @@ def broken_links(root) -> list[str]:
 def test_every_internal_link_resolves(site):
     root, _ = site
     assert broken_links(root) == []
+
+
+def test_every_page_of_the_guide_is_rendered(site):
+    """docs/guide/*.md, each a page of the site under its own title, listed on the guide's index, its
+    tables rendered as tables and its links to other pages made links to their HTML."""
+    from nlpspec.docs import guide
+    root, _ = site
+    index = (root / "guide.html").read_text()
+    for name in guide.names():
+        page = (root / guide.file_name(name)).read_text()
+        assert f"<h1>{html.escape(guide.title(name))}</h1>" in page
+        assert f'href="{guide.file_name(name)}"' in index
+        assert ".md" not in re.sub(r"<code>.*?</code>|<pre>.*?</pre>", "", page, flags=re.S), f"{name}: a link to Markdown"
+        source = (guide.FOLDER / f"{name}.md").read_text()
+        assert ("\n|---" in source) <= ("<table>" in page), f"{name}: a table not rendered"
 
 
 def test_the_link_check_sees_broken_links(tmp_path):
