@@ -18,7 +18,7 @@ from nlpspec.properties.summary import RANK, ORDER, verdict
 from .pages import layout, link_to
 
 BUILT_IN = ("reference", "torch", "hf", "keras")
-DTYPE = {"keras": "float32"}  # Keras computes float64 layers' matmuls in float32 (README, "Keras 3")
+DTYPE = {"keras": "float32"}  # Keras computes float64 layers' matmuls in float32 (docs/guide/subjects.md, "Keras 3")
 REPORTS = pathlib.Path("artefacts") / "reports"  # where .ci/run writes its runs' reports
 QUICK = 2  # examples per check in a report the build runs itself
 

@@ -20,7 +20,7 @@ from .trees import as_tensors, leaves, nested_map
 from .rounding import RoundedOperands
 
 # Float entries (parameters and inputs) past which the oracle runs on the device: where torch on
-# that device was faster than NumPy for the case (benchmarks/oracle_device.py, README "Benchmark")
+# that device was faster than NumPy for the case (benchmarks/oracle_device.py, docs/guide/scale.md "The oracle on the device")
 ON_DEVICE_PAST = {"cpu": None, "cuda": 2**16}
 
 
