@@ -1,0 +1,6 @@
+"""`python -m nlpspec`: the nlpspec command (nlpspec/cli.py)."""
+import sys
+
+from nlpspec.cli import main
+
+sys.exit(main())
