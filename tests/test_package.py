@@ -126,3 +126,81 @@ def test_the_profiles_can_be_named_on_the_command_line(tmp_path):
     components, checks = SCALE_SCOPE
     assert collected == {(c, k) for c in components for k in checks}, collected
     assert " deselected" in done.stdout, done.stdout[-3000:]
+
+CI_JOB = re.compile(r"<!-- ci-job -->\n(.*?)<!-- /ci-job -->", re.S)
+GIT_SOURCE = "git+https://github.com/nlpspec/nlpspec@v"  # README installs nlpspec from its tag: v{__version__}
+SUBJECT_NAME = "mypackage.nlpspec_adapter:SUBJECT"
+
+
+def readme_ci_commands() -> list[str]:
+    """The `run:` steps of README's CI job (the YAML between the ci-job markers), in order."""
+    [block] = CI_JOB.findall((ROOT / "README.md").read_text())
+    [yaml] = re.findall(r"```yaml\n(.*?)```", block, re.S)
+    return [m.group(1) for m in re.finditer(r"^\s*- run: (.+)$", yaml, re.M)]
+
+
+@pytest.mark.skipif(os.environ.get("NLPSPEC_PACKAGE_TEST") != "1",
+                    reason="slow (builds the sdist and the wheel, a fresh venv and its installs, about 3 min): "
+                           "NLPSPEC_PACKAGE_TEST=1 python -m pytest -p no:cacheprovider tests/test_package.py -k ci_job")
+def test_readme_ci_job_runs_as_written_against_the_built_wheel(tmp_path):
+    """README's CI job, as written, in a fresh virtual environment outside the checkout: the one change
+    is where nlpspec comes from (the wheel `python -m build` makes of the checkout, for the git tag);
+    "your package" is a package mypackage whose nlpspec_adapter is examples/my_lstm.py, installed by the
+    job's `pip install .`. The installs take the project's lock (PIP_CONSTRAINT=constraints.txt). Then,
+    in the same environment, from an empty folder, `pytest -n 2 --pyargs nlpspec` (the reference) passes."""
+    import nlpspec
+    commands = readme_ci_commands()
+    joined = "\n".join(commands)
+    assert joined.count(GIT_SOURCE + nlpspec.__version__ + '"') == 1, joined  # the tag of this version
+    assert joined.count(SUBJECT_NAME) == 1, joined
+    assert [c.split()[:2] for c in commands] == [["pip", "install"]] * 3 + [["pytest", "-n"]], commands
+
+    # python -m build (the sdist, then the wheel from it) of the tracked files, and twine check
+    dist = tmp_path / "dist"
+    built = subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(dist),
+                            str(copy_of_the_tracked_files(tmp_path / "source"))],
+                           capture_output=True, text=True, timeout=600)
+    assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
+    [wheel] = dist.glob(f"nlpspec-{nlpspec.__version__}-py3-none-any.whl")
+    [sdist] = dist.glob(f"nlpspec-{nlpspec.__version__}.tar.gz")
+    checked = subprocess.run([sys.executable, "-m", "twine", "check", "--strict", str(wheel), str(sdist)],
+                             capture_output=True, text=True, timeout=120)
+    assert checked.returncode == 0 and checked.stdout.count("PASSED") == 2, checked.stdout + checked.stderr
+
+    # your package, and a fresh venv whose pip, python and pytest come first on PATH (setup-python's)
+    project = tmp_path / "mypackage-project"
+    (project / "mypackage").mkdir(parents=True)
+    (project / "mypackage" / "__init__.py").write_text("")
+    shutil.copy(ROOT / "examples" / "my_lstm.py", project / "mypackage" / "nlpspec_adapter.py")
+    (project / "pyproject.toml").write_text('[build-system]\nrequires = ["setuptools>=64"]\n'
+                                            'build-backend = "setuptools.build_meta"\n\n'
+                                            '[project]\nname = "mypackage"\nversion = "1.0"\n'
+                                            'dependencies = ["torch"]\n')
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "PYTHONHOME", "PIP_REQUIRE_VIRTUALENV"}}
+    env |= {"PATH": f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}", "VIRTUAL_ENV": str(venv),
+            "PIP_CONSTRAINT": str(ROOT / "constraints.txt"), "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+
+    for command in commands:
+        command = command.replace(GIT_SOURCE + nlpspec.__version__, wheel.as_uri())  # the only change
+        done = subprocess.run(["bash", "-e", "-c", command], cwd=project, env=env, capture_output=True, text=True,
+                              timeout=900)
+        assert done.returncode == 0, f"{command}\n" + done.stdout[-4000:] + done.stderr[-4000:]
+
+    report = json.loads((project / "nlpspec.json").read_text())
+    assert report["subject"] == "mine" and report["records"], report
+    statuses = {(r["component"], r["check"]): r["status"] for r in report["records"]}
+    assert statuses[("lstm.cell", "oracle")] == "pass" and "fail" not in statuses.values(), statuses
+    where = subprocess.run(["python", "-c", "import nlpspec, mypackage; print(nlpspec.__file__, mypackage.__file__)"],
+                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert where.stdout.split() == [str(venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" /
+                                        "site-packages" / name / "__init__.py") for name in ("nlpspec", "mypackage")], \
+        where.stdout + where.stderr
+
+    # the conformance checks of the bundled reference, from the wheel, outside any checkout
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    done = subprocess.run(["pytest", "-n", "2", "-p", "no:cacheprovider", "--pyargs", "nlpspec"], cwd=empty, env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0 and " passed" in done.stdout, done.stdout[-4000:] + done.stderr[-4000:]
