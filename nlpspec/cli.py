@@ -192,7 +192,7 @@ def site(args) -> int:
         from nlpspec.docs import build
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] in DOCS_PACKAGES:
-            print(f"nlpspec site: {exc.name} is not installed: pip install 'nlpspec[docs]'", file=sys.stderr)
+            print(f"nlpspec site: {exc.name.split('.')[0]} is not installed: pip install 'nlpspec[docs]'", file=sys.stderr)
             return 1
         raise
     argv = ["--out", args.out] + [x for r in args.report for x in ("--report", r)]
