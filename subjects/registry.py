@@ -12,6 +12,7 @@ BUILTINS = {
     "torch": "nlpspec.subjects.torch_nn:SUBJECT",
     "hf": "nlpspec.subjects.hf:subject",  # pip install nlpspec[hf]
     "keras": "nlpspec.subjects.keras3:subject",  # pip install nlpspec[keras]
+    "onnxruntime": "nlpspec.subjects.onnxruntime:subject",  # pip install nlpspec[onnx]
 }
 
 
