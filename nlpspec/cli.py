@@ -22,7 +22,7 @@ import textwrap
 EXIT_CODES = """exit codes:
   0  done
   1  the site could not be built (a package of nlpspec[docs] missing, or the build failed)
-  2  a usage error: an unknown command, option or component"""
+  2  a usage error: an unknown command, option or component, a report file that is not there"""
 
 WIDTH = 100
 LABEL = 12  # the width of a block's labels ("parameters ")
@@ -101,19 +101,25 @@ def _extra_for(subject: str) -> tuple[str, str] | None:
 
 
 def _subjects() -> list[str]:
+    from nlpspec.properties.suite import COMPONENTS
     from nlpspec.subjects.registry import BUILTINS
     from nlpspec.subjects.zoo import MUTANTS
-    lines = []
+    lines, width = [], max(map(len, BUILTINS)) + 2
     for name, path in BUILTINS.items():
         extra = _extra_for(name)
         note = ""
         if extra:
             installed = importlib.util.find_spec(extra[1].replace("-", "_")) is not None
             note = f"  (needs {extra[1]}: pip install 'nlpspec[{extra[0]}]'{'' if installed else '; not installed'})"
-        lines.append(f"  {name:<10}{path}{note}")
-    lines.append(textwrap.fill(", ".join(f"zoo.{m}" for m in MUTANTS), WIDTH, initial_indent="  ",
-                               subsequent_indent="  ", break_on_hyphens=False))
-    lines.append(f"  (the mutant zoo: {len(MUTANTS)} subjects with one deliberate bug each, which the suite must catch)")
+        lines.append(f"  {name:<{width}}{path}{note}")
+    lines.append(_wrap("zoo.NAME", f"the mutant zoo: {len(MUTANTS)} subjects with one deliberate bug each, which "
+                       "the suite must catch; by the component they break:", indent=width + 2))
+    by_component: dict[str, list] = {}
+    for name, mutant in MUTANTS.items():
+        by_component.setdefault(mutant.components[0], []).append(f"zoo.{name}")
+    order = list(COMPONENTS)
+    for component in sorted(by_component, key=lambda c: order.index(c) if c in order else len(order)):
+        lines.append(_wrap("  " + component, by_component[component], indent=24))
     lines.append("  your own: package.module:object (a Subject, or a callable returning one)")
     return lines
 
@@ -157,7 +163,8 @@ def contract(name: str, out) -> int:
     say(f"parameters (the dict its builder receives{'; ' + indices if indices else ''}):",
         *(f"  {line}" for line in c.listing(found.case["parameters"])) if component.has_parameters else "  none: {}")
     say("inputs (the call's keywords):", *(f"  {line}" for line in c.listing(found.case["inputs"])))
-    say("outputs (a dict of these names; a bare tensor for the first alone):", *(f"  {line}" for line in required),
+    bare = f", or the bare {component.required[0]} tensor" if len(component.required) == 1 else ""
+    say(f"outputs (a dict keyed by these names{bare}):", *(f"  {line}" for line in required),
         *(f"  {line}  (optional: checked when returned)" for line in optional))
     say("", "dimensions:", *_legend([name]))
     say("", "checks (the E-ids each bears on):")
@@ -188,6 +195,10 @@ def contract(name: str, out) -> int:
 
 
 def site(args) -> int:
+    missing = [r for r in args.report if not os.path.isfile(r)]
+    if missing:
+        print(f"nlpspec site: error: no such report: {', '.join(missing)}", file=sys.stderr)
+        return 2
     try:
         from nlpspec.docs import build
     except ModuleNotFoundError as exc:

@@ -100,6 +100,12 @@ def test_site_without_the_docs_packages_says_what_to_install(tmp_path):
     assert done.stderr.splitlines() == ["nlpspec site: latex2mathml is not installed: pip install 'nlpspec[docs]'"]
 
 
+def test_site_names_a_missing_report_in_one_line(tmp_path):
+    done = run("site", "--report", str(tmp_path / "none.json"), "--out", str(tmp_path / "site"))
+    assert done.returncode == 2 and done.stderr.splitlines() == [f"nlpspec site: error: no such report: {tmp_path / 'none.json'}"]
+    assert not (tmp_path / "site").exists()
+
+
 def test_spec_prints_a_sum_in_parentheses():
     done = subprocess.run([sys.executable, "-m", "nlpspec.spec"], capture_output=True, text=True, timeout=120)
     assert "W_f: H × (H + I)" in done.stdout and "W_hh: H × H" in done.stdout
