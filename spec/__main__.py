@@ -5,10 +5,11 @@ import sympy as sp
 from . import CATALOGUE, Equation
 
 
-def shape_text(shape) -> str:
-    """A symbol's shape as the article writes it, a sum in parentheses: H × (H + I) (the site's
-    docs/mathml.py shape_latex writes the same in LaTeX)."""
-    return " × ".join(f"({d})" if sp.sympify(d).is_Add else str(d) for d in shape)
+def shape_text(shape, render=str, times=" × ", brackets=("(", ")")) -> str:
+    """A symbol's shape as the article writes it, a sum in parentheses: H × (H + I). The site's
+    docs/mathml.py shape_latex writes the same rule in LaTeX; with render=latex, times=r" \\times ",
+    brackets=(r"\\left(", r"\\right)") this gives its text."""
+    return times.join(f"{brackets[0]}{render(d)}{brackets[1]}" if sp.sympify(d).is_Add else render(d) for d in shape)
 
 
 def main():

@@ -111,6 +111,18 @@ def test_spec_prints_a_sum_in_parentheses():
     assert "W_f: H × (H + I)" in done.stdout and "W_hh: H × H" in done.stdout
 
 
+def test_spec_and_site_write_shapes_by_one_rule():
+    pytest.importorskip("latex2mathml")
+    from nlpspec.docs.mathml import shape_latex
+    from nlpspec.spec import CATALOGUE, Equation
+    from nlpspec.spec.__main__ import shape_text
+    from nlpspec.spec.equation import latex
+    shapes = [shape for entry in CATALOGUE.values() if isinstance(entry, Equation) for shape in entry.shapes.values()]
+    assert any(shape_text(shape) == "H × (H + I)" for shape in shapes)
+    for shape in shapes:
+        assert shape_text(shape, latex, r" \times ", (r"\left(", r"\right)")) == shape_latex(shape)
+
+
 # --- the contract's shapes against drawn cases --------------------------------------------------------
 def sizes_of(text: str, sizes: dict) -> int:
     """The size an expression of the contract names, at these sizes (d_model = h·d_k where drawn so)."""
