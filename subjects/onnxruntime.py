@@ -1,7 +1,7 @@
 """ONNX Runtime as subject "onnxruntime" (`pip install nlpspec[onnx]`): models run by ONNX Runtime's
 CPU execution provider, by two paths, each its own option set:
 
-- "onnx_op" (and "onnx_op_seq_major", "onnx_op_float", …): ONNX's own standard operators, a graph
+- "onnx_op" (and "onnx_op_linear_before_reset", "onnx_op_float", "onnx_attention"): ONNX's own standard operators, a graph
   built with onnx.helper whose weights are graph inputs (one session per shape signature and dtype,
   cached; the spec's parameters are fed at every call):
   - rnn.layers, lstm.layers, gru.layers: one `RNN` / `LSTM` / `GRU` node (opset 22) per layer,
@@ -11,7 +11,9 @@ CPU execution provider, by two paths, each its own option set:
     ONNX's GRU update gate keeps the state (H_t = (1 - z) h̃ + z H_{t-1}): with linear_before_reset=0
     it is the article's GRU, z mapped with its sign flipped (σ(-a) = 1 - σ(a)); with
     linear_before_reset=1 it is the variant gru.reset_after (Wb_h = b_in, Rb_h = b_hn), z as it is.
-    layout=1 (batch major, "onnx_op") and layout=0 (sequence major, "onnx_op_seq_major").
+    layout=0 (sequence major, X (T, B, I)): ONNX Runtime's CPU kernels refuse layout=1 ("Batchwise
+    recurrent operations (layout == 1) are not supported"), so no set runs it. rnn.cell, lstm.cell,
+    gru.cell: the same graph, one layer, one direction, one step.
   - layernorm: `LayerNormalization` (opset 17, axis -1, its ε attribute 1e-5, the spec's default).
   - attention, attention.causal: `Attention` (opset 23) on 4-D inputs (B, 1, n, d), its attn_mask
     boolean, True where a query may attend (mask.bool_true_attends, "onnx_op"), or additive float
@@ -156,7 +158,7 @@ def recurrent_model(kind, L, D, H, dtype, layout, linear_before_reset):
 
 
 def recurrent_op_builder(kind: str):
-    def build(params, layout=1, linear_before_reset=0):
+    def build(params, layout=0, linear_before_reset=0):
         layers = params["layers"]
         L, D = len(layers), len(layers[0])
         first = next(iter(layers[0][0].values()))
@@ -273,6 +275,20 @@ def recurrent_export_builder(kind: str):
             found = exported.run(module, x, **given)
             return {name: value if name == "out" else from_torch_state(value, L, D) for name, value in found.items()}
         return fn
+    return build
+
+
+def cell_builder(kind):
+    """KIND.cell: the operator's graph with one layer, one direction, one step."""
+    layers = recurrent_op_builder(kind)
+
+    def build(params, linear_before_reset=0):
+        fn = layers({"layers": [[params]]}, linear_before_reset=linear_before_reset)
+
+        def step(x, h_prev, C_prev=None):
+            found = fn(x[:, None], h_prev[:, None, None], None if C_prev is None else C_prev[:, None, None])
+            return {"h": found["h"][:, 0, 0]} | ({"C": found["C"][:, 0, 0]} if kind == "lstm" else {})
+        return step
     return build
 
 
@@ -461,11 +477,10 @@ def gru_variant(options):
 FLOAT32 = Declaration(dtypes=(torch.float32,), note="ONNX Runtime's CPU kernels of RNN, LSTM and GRU take float32 "
                                                    "only (RNN has none for double; LSTM and GRU: \"operator does "
                                                    "not support double yet\")")
-RECURRENT_SETS = {"onnx_op": {"path": "onnx_op", "layout": 1}, "onnx_op_seq_major": {"path": "onnx_op", "layout": 0},
-                  "export": {"path": "export"}}
-GRU_SETS = {"onnx_op": {"path": "onnx_op", "layout": 1},
-            "onnx_op_seq_major": {"path": "onnx_op", "layout": 0},
-            "onnx_op_linear_before_reset": {"path": "onnx_op", "layout": 1, "linear_before_reset": 1},
+# ONNX's layout=1 (batch major) is refused by ONNX Runtime's CPU kernels ("Batchwise recurrent operations
+# (layout == 1) are not supported"): the sets run layout 0, X (T, B, I), Y (T, D, B, H)
+RECURRENT_SETS = {"onnx_op": {"path": "onnx_op"}, "export": {"path": "export"}}
+GRU_SETS = {"onnx_op": {"path": "onnx_op"}, "onnx_op_linear_before_reset": {"path": "onnx_op", "linear_before_reset": 1},
             "export": {"path": "export"}}
 
 
@@ -475,16 +490,18 @@ def subject() -> Subject:
     import onnxruntime as ort
     return Subject(
         name="onnxruntime", version=f"{ort.__version__} (onnx {onnx.__version__}, CPUExecutionProvider)",
-        builders={"rnn.layers": recurrent_builder("rnn"), "lstm.layers": recurrent_builder("lstm"),
+        builders={"rnn.cell": cell_builder("rnn"), "lstm.cell": cell_builder("lstm"), "gru.cell": cell_builder("gru"),
+                  "rnn.layers": recurrent_builder("rnn"), "lstm.layers": recurrent_builder("lstm"),
                   "gru.layers": recurrent_builder("gru"), "layernorm": layernorm_builder,
                   "attention": attention_builder, "attention.causal": causal_builder, "mha": mha_builder,
                   "encoder.layer": encoder_layer_builder, "decoder_only.layer": decoder_only_layer_builder},
-        variants={"gru.layers": gru_variant, "attention": attention_variants, "mha": mha_variants,
+        variants={"gru.cell": gru_variant, "gru.layers": gru_variant, "attention": attention_variants, "mha": mha_variants,
                   "encoder.layer": transformer_variants(("enc.attn.pre_ln", "enc.ffn.pre_ln"), ("mask.bool_true_masked",)),
                   "decoder_only.layer": transformer_variants(("dec.self.pre_ln", "enc.ffn.pre_ln"))},
-        options={"rnn.layers": RECURRENT_SETS, "lstm.layers": RECURRENT_SETS, "gru.layers": GRU_SETS,
+        options={"gru.cell": {"onnx_op": {}, "onnx_op_linear_before_reset": {"linear_before_reset": 1}},
+                 "rnn.layers": RECURRENT_SETS, "lstm.layers": RECURRENT_SETS, "gru.layers": GRU_SETS,
                  "layernorm": {"onnx_op": {"path": "onnx_op"}, "export": {"path": "export"}},
                  "attention": {"onnx_op": {"mask_dtype": "bool"}, "onnx_op_float": {"mask_dtype": "float"}},
                  "mha": {"export": {"path": "export"}, "onnx_attention": {"path": "onnx_attention"}},
                  "encoder.layer": TRANSFORMER_SETS, "decoder_only.layer": TRANSFORMER_SETS},
-        declarations={"rnn.layers": FLOAT32, "lstm.layers": FLOAT32, "gru.layers": FLOAT32})
+        declarations={name: FLOAT32 for kind in OPS for name in (f"{kind}.cell", f"{kind}.layers")})
