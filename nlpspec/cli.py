@@ -21,7 +21,7 @@ import textwrap
 
 EXIT_CODES = """exit codes:
   0  done
-  1  the site could not be built (a package of nlpspec[docs] missing, or the build failed)
+  1  the site could not be built: a package of nlpspec[docs] missing (or graphviz's dot)
   2  a usage error: an unknown command, option or component, a report file that is not there"""
 
 WIDTH = 100
@@ -225,8 +225,9 @@ def _version() -> str:
 
 def parser() -> argparse.ArgumentParser:
     main_parser = argparse.ArgumentParser(
-        prog="nlpspec", description="What nlpspec checks: components, their shapes, checks, variants and "
-        "declarations; the documentation site. (Run the checks with pytest --pyargs nlpspec --subject NAME.)",
+        prog="nlpspec", description="What nlpspec checks: its components with their shapes, checks, variants and\n"
+        "declarations; and the documentation site. The checks run under pytest:\n"
+        "pytest --pyargs nlpspec --subject NAME.",
         epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     main_parser.add_argument("--version", action="version", version=f"nlpspec {_version()}")
     commands = main_parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

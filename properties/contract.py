@@ -30,6 +30,7 @@ the article's name of a product (DERIVED: d_model = h·d_k).
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import dataclass
 from functools import cache
 
@@ -89,10 +90,9 @@ class _Sizes:
 
     def draw(self, strategy, label=None):
         text = repr(strategy)
-        if label and label.isidentifier() and text.startswith("integers("):
-            found = [int(v.replace("_", "")) for v in
-                     text.removeprefix("integers(").rstrip(")").replace("min_value=", "").replace("max_value=", "").split(", ")]
-            value = self.values(label, found[-1])
+        bounds = re.fullmatch(r"integers\(min_value=([\d_]+), max_value=([\d_]+)\)", text)
+        if label and label.isidentifier() and bounds:
+            value = self.values(label, int(bounds.group(2).replace("_", "")))
             self.sizes[label] = value
             return value
         if text == "booleans()":
@@ -121,7 +121,11 @@ def plan(component: Component, kind) -> tuple[dict, dict]:
     """The case's sizes in the order the suite keeps them small (their upper bound, then the order
     drawn), and the tree of a cheap case (every size 2), to tell whether a variant changes any shape."""
     seen = {}
-    params, inputs, outputs, _ = draw_at(component, kind, lambda label, high: seen.setdefault(label, (high, len(seen))) and 2)
+
+    def two(label, high):
+        seen.setdefault(label, (high, len(seen)))
+        return 2
+    params, inputs, outputs, _ = draw_at(component, kind, two)
     return sorted(seen, key=lambda label: seen[label]), {"parameters": _concrete(params), "inputs": _concrete(inputs),
                                                          "outputs": _concrete(outputs)}
 
