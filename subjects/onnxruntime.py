@@ -477,6 +477,12 @@ def gru_variant(options):
 FLOAT32 = Declaration(dtypes=(torch.float32,), note="ONNX Runtime's CPU kernels of RNN, LSTM and GRU take float32 "
                                                    "only (RNN has none for double; LSTM and GRU: \"operator does "
                                                    "not support double yet\")")
+# ONNX's attributes are float32 (AttributeProto.f): LayerNormalization's epsilon=1e-5, the exporter's too,
+# is 1e-5 rounded to float32, the constant the op then uses in every dtype (a float64 run tells it)
+ONNX_EPSILON = float(np.float32(1e-5))  # 9.99999974737875e-06
+EPSILON = Declaration(constants={"layernorm.epsilon": ONNX_EPSILON},
+                      note="ONNX's epsilon attribute is a float32: 1e-5 becomes 9.99999974737875e-06")
+
 # ONNX's layout=1 (batch major) is refused by ONNX Runtime's CPU kernels ("Batchwise recurrent operations
 # (layout == 1) are not supported"): the sets run layout 0, X (T, B, I), Y (T, D, B, H)
 RECURRENT_SETS = {"onnx_op": {"path": "onnx_op"}, "export": {"path": "export"}}
@@ -504,4 +510,5 @@ def subject() -> Subject:
                  "attention": {"onnx_op": {"mask_dtype": "bool"}, "onnx_op_float": {"mask_dtype": "float"}},
                  "mha": {"export": {"path": "export"}, "onnx_attention": {"path": "onnx_attention"}},
                  "encoder.layer": TRANSFORMER_SETS, "decoder_only.layer": TRANSFORMER_SETS},
-        declarations={name: FLOAT32 for kind in OPS for name in (f"{kind}.cell", f"{kind}.layers")})
+        declarations={**{name: FLOAT32 for kind in OPS for name in (f"{kind}.cell", f"{kind}.layers")},
+                      **{name: EPSILON for name in ("layernorm", "encoder.layer", "decoder_only.layer")}})
