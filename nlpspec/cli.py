@@ -129,8 +129,8 @@ def _legend(names) -> list[str]:
     used = [d for d in c.DIMENSIONS if any(d in c.contract(n).dimensions() for n in names) and d != "pairs"]
     derived = {name: expr for expr, name in c.DERIVED.items() if set(expr.split("·")) <= set(used)}
     lines = [f"  {d:<8}{c.DIMENSIONS[d]}" + (f" = {derived[d]}" if d in derived else "") for d in used]
-    return lines + [textwrap.fill(f"Float arrays come in the run's dtype, token ids as int64; {c.MASK}.", WIDTH,
-                                  initial_indent="  ", subsequent_indent="  ")]
+    dtypes = set().union(*(c.contract(n).dtypes() for n in names))
+    return lines + [textwrap.fill(c.dtypes_text(dtypes), WIDTH, initial_indent="  ", subsequent_indent="  ")]
 
 
 def list_all(out) -> int:

@@ -59,7 +59,7 @@ DIMENSIONS = {  # the suite's size labels, in the order factors and terms are wr
     "V": "vocabulary (output width)",
     "V_src": "source vocabulary",
     "d_model": "model width",
-    "d_k": "query and key width of one head (its value width too)",
+    "d_k": "query and key width of one head",
     "d_v": "value width",
     "d_kin": "key input width",
     "d_vin": "value input width",
@@ -69,6 +69,12 @@ DIMENSIONS = {  # the suite's size labels, in the order factors and terms are wr
 }
 RENAMED = {"d": "d_model"}  # labels the suite draws under a shorter name
 DERIVED = {"h·d_k": "d_model", "2·pairs": "d_model"}  # products the article names
+def dtypes_text(dtypes: set) -> str:
+    """What the arrays' dtypes are, for the dtypes these contracts have ("float", "int64", "mask")."""
+    words = ["Float arrays come in the run's dtype"] + ["token ids as int64"] * ("int64" in dtypes)
+    return ", ".join(words) + (f"; {MASK}" if "mask" in dtypes else "") + "."
+
+
 MASK = ("a mask: the article's additive float (0, or -inf where the key is hidden), in the run's dtype; "
         "boolean with the variant mask.bool_true_masked (True: hidden) or mask.bool_true_attends "
         "(True: may attend)")
@@ -449,6 +455,9 @@ class Contract:
                     used |= {word.strip("(),") for word in text.replace("·", " ").replace("+", " ").split()}
         return [d for d in DIMENSIONS if d in used]
 
+    def dtypes(self) -> set:
+        return {text.split(")")[-1].strip() or "float" for part in self.case.values() for _, _, text in flat(part)}
+
     def indices(self, refs=None) -> dict:
         """A list's index -> the lengths it runs below: {"l": ["L"], "d": ["D"]}."""
         seen = {}
@@ -539,7 +548,7 @@ def markdown() -> str:
     return ("\n".join(lines) + f"\n\nConstants, unless declared: {defaults}.\n\n"
             f"Shapes, read from drawn cases (parameters | inputs → outputs, optional ones bracketed; `nlpspec contract "
             f"NAME` says more). Dimensions: {dims}; {derived}. A list's index runs below its length ({indices}). "
-            f"Float arrays come in the run's dtype, token ids as int64; {MASK}.\n\n{shapes}\n")
+            f"{dtypes_text(set().union(*(contract(n).dtypes() for n in COMPONENTS)))}\n\n{shapes}\n")
 
 
 if __name__ == "__main__":
