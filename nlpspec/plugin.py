@@ -1,8 +1,12 @@
 """nlpspec's pytest plugin, registered for every pytest run by the `pytest11` entry point.
 
 Options (group "nlpspec"): --subject NAME (or NLPSPEC_SUBJECT), --device, --dtype,
---nlpspec-report PATH, --nlpspec-check ID, --nlpspec-replay BLOB, --nlpspec-timeout SECONDS; the
-Hypothesis profile with Hypothesis's own --hypothesis-profile (dev by default, ci when CI is set).
+--nlpspec-report PATH, --nlpspec-check ID, --nlpspec-replay BLOB, --nlpspec-timeout SECONDS,
+--nlpspec-first, --nlpspec-max-examples N; the Hypothesis profile with Hypothesis's own
+--hypothesis-profile (dev by default, ci when CI is set; an unknown one is a usage error, exit 4).
+
+A run that runs nlpspec's cases starts with a header line (subject, version, device, dtype,
+profile, seed); a failure is reported once per cause (failures.py), with a compact example.
 
 Tests that take the `nlpspec_case` fixture (nlpspec's own `test_conformance`, or a test of one's
 own decorated with `parametrize_with_checks(SUBJECT)`) get one case per component, check and
@@ -29,7 +33,9 @@ DTYPES = ("float64", "float32", "bfloat16", "float16")
 
 
 def pytest_addoption(parser):
-    group = parser.getgroup("nlpspec", "nlpspec: the implementation to verify and how")
+    from nlpspec.properties.profiles import described
+    group = parser.getgroup("nlpspec", "nlpspec: the implementation to verify and how; its Hypothesis profiles "
+                                       f"(--hypothesis-profile NAME): {described()}")
     group.addoption("--subject", default=None,
                     help="implementation to verify: reference (default), torch, zoo.NAME, or package.module:object "
                          "(default from NLPSPEC_SUBJECT)")
@@ -42,6 +48,12 @@ def pytest_addoption(parser):
                     help="with --nlpspec-check: replay exactly the example of a failure (its reproduce line)")
     group.addoption("--nlpspec-timeout", default=None, type=float, metavar="SECONDS",
                     help="time limit on each build and call of the subject (default 60; 0: none)")
+    group.addoption("--nlpspec-first", action="store_true", default=False,
+                    help="stop the run at the first failing check, and each check at its first failure "
+                         "(as -x; the summary and the report say how many checks did not run)")
+    group.addoption("--nlpspec-max-examples", default=None, type=int, metavar="N",
+                    help="at most N examples a check (a quick look; the profile's number otherwise: "
+                         "dev 25, ci 50, thorough 500, scale 5)")
 
 
 class State:
@@ -63,9 +75,21 @@ class State:
         except ValueError:
             raise pytest.UsageError(f"--hypothesis-seed {given}: nlpspec needs a whole number") from None
         self.seed_given = given is not None
-        from nlpspec.properties.profiles import chosen
+        from nlpspec.properties.profiles import chosen, unknown
         self.profile = config.getoption("hypothesis_profile", None) or chosen()
+        wrong = unknown(self.profile)
+        if wrong:
+            raise pytest.UsageError(wrong)
+        self.max_examples = config.getoption("nlpspec_max_examples")
+        if self.max_examples is not None and self.max_examples < 1:
+            raise pytest.UsageError(f"--nlpspec-max-examples {self.max_examples}: give 1 or more")
+        self.first = config.getoption("nlpspec_first")
         self.threads_pinned = False
+        self.causes: dict = {}  # a failure's cause -> the check that reported it first (in this process)
+        self.announced = False  # the header line, for a run whose subject only its test files name
+        self.session = None
+        self.ran: set[str] = set()     # tests that reported (any outcome), and
+        self.failed: set[str] = set()  # those that failed: did the run stop at its first failures?
 
     @cached_property
     def subject(self):
@@ -96,8 +120,15 @@ class State:
 
     @cached_property
     def settings(self):
+        from hypothesis import settings
+
         from nlpspec.properties.profiles import settings_for
-        return settings_for(self.profile)
+        found = settings_for(self.profile)
+        if self.max_examples is not None:
+            found = settings(found, max_examples=min(self.max_examples, found.max_examples))
+        if self.first:  # one failure a check: no search for further distinct ones
+            found = settings(found, report_multiple_bugs=False)
+        return found
 
     @property
     def timeout(self) -> float:
@@ -119,18 +150,63 @@ class State:
         def command(blob: str) -> str:
             where = f"--pyargs nlpspec --subject {shlex.quote(self.subject_name)}" if builtin else shlex.quote(nodeid)
             line = (f"pytest {where} --device {self.device} --dtype {self.dtype_name} "
-                    f"--hypothesis-profile {self.profile} --nlpspec-check {shlex.quote(case.id)}")
+                    f"--hypothesis-profile {self.profile} --nlpspec-check {shlex.quote(case.id)}"
+                    + ("" if self.max_examples is None else f" --nlpspec-max-examples {self.max_examples}"))
             if blob:
                 return line + f" --nlpspec-replay {blob}"
             return line + ("" if self.settings.derandomize else f" --hypothesis-seed {self.seed}")
         return command
 
+    def header(self, subject=None) -> str:
+        """The run's header line: subject and version, device, dtype, profile, seed."""
+        from nlpspec.properties.profiles import SCALE_SCOPE, at_scale
+        subject = subject or self.subject
+        name, version = (subject.name, subject.version) if not isinstance(subject, dict) else \
+            (subject["subject"], subject.get("version", ""))
+        return (f"nlpspec: subject {name} {version}".rstrip() + f", device {self.device}, dtype {self.dtype_name}, "
+                f"hypothesis profile {self.profile}"
+                + ("" if self.settings.derandomize else f", seed {self.seed}")
+                + ("" if self.max_examples is None else f", at most {self.settings.max_examples} examples a check")
+                + (f"\nnlpspec: the scale profile runs only the {' and '.join(SCALE_SCOPE[1])} checks of "
+                   f"{', '.join(SCALE_SCOPE[0])}" if at_scale(self.profile) else ""))
+
+    def announce(self, terminal, subjects):
+        """The header line of a run whose subject (or subjects) only its test files name
+        (`parametrize_with_checks`), written once, before the first case's result."""
+        if self.explicit or self.announced or terminal is None or not subjects:
+            return
+        self.announced = True
+        terminal.ensure_newline()
+        for subject in subjects:
+            terminal.write_line(self.header(subject))
+
+    def stopped_early(self) -> str:
+        """Where the run stopped at its first failures (--nlpspec-first, -x, --maxfail) before every
+        collected test ran: a line saying so and how many did not run; else ""."""
+        maxfail, collected = self.config.option.maxfail, getattr(self.session, "testscollected", 0)
+        if not maxfail or len(self.failed) < maxfail or len(self.ran) >= collected:
+            return ""
+        why = "--nlpspec-first" if self.first else "-x" if maxfail == 1 else f"--maxfail {maxfail}"
+        return (f"nlpspec: stopped after the first failing check{'s' if maxfail > 1 else ''} ({why}): "
+                f"{collected - len(self.ran)} of {collected} tests not run")
+
+    def pytest_sessionstart(self, session):
+        self.session = session
+
     def pytest_runtest_logreport(self, report):
+        if report.when == "call" or report.outcome != "passed":
+            self.ran.add(report.nodeid)
+        if report.failed:
+            self.failed.add(report.nodeid)
         for name, value in report.user_properties:
             if name == "nlpspec" and report.when == "call":
                 self.records.append(value)
+                if hasattr(self.config, "workerinput") or self.announced:
+                    continue
+                # under pytest-xdist the controller collects nothing: the first record names the subject
+                self.announce(self.config.pluginmanager.get_plugin("terminalreporter"), [value])
 
-    def write_report(self, records, error: str | None = None):
+    def write_report(self, records, error: str | None = None, stopped: str = ""):
         if not self.report or hasattr(self.config, "workerinput"):
             return
         found = {"subject": self.subject_name, "device": self.config.getoption("device") or "",
@@ -139,6 +215,8 @@ class State:
             found |= {"subject": self.subject.name, "version": self.subject.version, "device": str(self.device)}
         if error:
             found["error"] = error
+        if stopped:  # not every collected case ran
+            found["stopped"] = stopped.removeprefix("nlpspec: ")
         pathlib.Path(self.report).parent.mkdir(parents=True, exist_ok=True)  # artefacts/reports/, as .ci/run names it
         with open(self.report, "w") as f:
             json.dump(found, f, indent=1)
@@ -148,10 +226,15 @@ def state(config) -> State:
     return config._nlpspec
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
+    """Before Hypothesis's plugin loads the profile (an unknown one is a usage error here, not its
+    internal error) and before pytest-xdist reads -x (--nlpspec-first is -x)."""
     config.addinivalue_line("markers", "selftest: tests of nlpspec itself, independent of --subject")
     config._nlpspec = State(config)
     run = config._nlpspec
+    if run.first and not config.option.maxfail:
+        config.option.maxfail = 1
     config.pluginmanager.register(run, "nlpspec-run")
     if run.report and not hasattr(config, "workerinput"):  # an old report never survives a run that stops early
         run.write_report([], error="the run stopped before any case finished")
@@ -162,15 +245,10 @@ def pytest_configure(config):
 
 
 def pytest_report_header(config):
-    from nlpspec.properties.profiles import SCALE_SCOPE, at_scale
     run = state(config)
     if not run.explicit:
-        return None
-    return (f"nlpspec: subject {run.subject.name} {run.subject.version}, device {run.device}, "
-            f"dtype {run.dtype_name}, hypothesis profile {run.profile}"
-            + ("" if run.settings.derandomize else f", seed {run.seed}")
-            + (f"\nnlpspec: the scale profile runs only the {' and '.join(SCALE_SCOPE[1])} checks of "
-               f"{', '.join(SCALE_SCOPE[0])}" if at_scale(run.profile) else ""))
+        return None  # the subject is named by the test files: the header comes once they are collected
+    return run.header()
 
 
 def parametrize_with_checks(subject):
@@ -203,9 +281,15 @@ def pytest_generate_tests(metafunc):
 
 def pytest_collection_finish(session):
     """Pin a worker's threads once its tests are imported (torch among them), before any test runs:
-    the suite's own tests as much as the cases."""
+    the suite's own tests as much as the cases; and write the header line of a run whose cases
+    come from its own test files (`parametrize_with_checks`)."""
+    run = state(session.config)
     if "torch" in sys.modules:
-        state(session.config).pin_threads()
+        run.pin_threads()
+    if hasattr(session.config, "workerinput"):
+        return
+    subjects = {id(case.subject): case.subject for case in map(_case, session.items) if case is not None}
+    run.announce(session.config.pluginmanager.get_plugin("terminalreporter"), list(subjects.values()))
 
 
 def pytest_collection_modifyitems(config, items):
@@ -266,16 +350,33 @@ def nlpspec_verdict(request, record_property):
         if record.status == "stale":
             warnings.warn(f"{record.id}: {record.message}", UserWarning, stacklevel=1)
         if record.status == "fail":
-            count = len(record.failures)
-            head = f"{count} distinct failures of this check:\n\n" if count > 1 else ""
-            pytest.fail(head + record.message, pytrace=False)
+            pytest.fail(reported(run, record.id, record), pytrace=False)
     return verdict
+
+
+def reported(run: State, check: str, record) -> str:
+    """A failing case's text for the terminal: each cause once in the run. A failure whose cause an
+    earlier check of this process has reported (the same kind, output, E-id and message: a NaN, or
+    a builder that raises, fails every check alike) is one line pointing there; the JSON report keeps
+    every record whole."""
+    texts = []
+    for failure in record.failures:
+        first = failure["message"].split("\n", 1)[0]
+        cause = (failure["kind"], first)
+        if cause in run.causes and run.causes[cause] != check:
+            texts.append(f"the same failure as {run.causes[cause]} above (example and reproduce line there): {first}")
+        else:
+            run.causes.setdefault(cause, check)
+            texts.append(failure["message"])
+    head = f"{len(texts)} distinct failures of this check:\n" if len(texts) > 1 else ""
+    return head + "\n\n".join(texts)
 
 
 def pytest_terminal_summary(terminalreporter, config):
     run = state(config)
     if not run.records:
         return
+    stopped = run.stopped_early()
     from nlpspec.properties.summary import declarations, observations, summary
     subjects = ", ".join(sorted({r["subject"] for r in run.records}))
     terminalreporter.section(f"nlpspec conformance: {subjects} ({run.device}, {run.dtype_name})")
@@ -292,11 +393,20 @@ def pytest_terminal_summary(terminalreporter, config):
                                     "cannot look), the subject:")
         for line in notes:
             terminalreporter.write_line(f"  {line}")
+    if stopped:
+        terminalreporter.write_line(stopped)
 
 
 def pytest_sessionfinish(session, exitstatus):
     run = state(session.config)
-    if not run.report or hasattr(session.config, "workerinput"):
+    if hasattr(session.config, "workerinput"):
+        return
+    stopped = run.stopped_early()
+    if stopped and int(exitstatus) == pytest.ExitCode.INTERRUPTED:
+        # pytest-xdist ends a run stopped by -x as interrupted; without it, such a run has failed
+        session.exitstatus = exitstatus = pytest.ExitCode.TESTS_FAILED
+    if not run.report:
         return
     complete = int(exitstatus) in (0, 1, 5)  # passed, failed, nothing collected: every collected case reported
-    run.write_report(run.records, error=None if complete else f"pytest stopped with exit status {int(exitstatus)}")
+    run.write_report(run.records, error=None if complete else f"pytest stopped with exit status {int(exitstatus)}",
+                     stopped=stopped)

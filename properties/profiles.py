@@ -24,6 +24,19 @@ settings.register_profile("ci", max_examples=50, derandomize=True, database=None
 settings.register_profile("thorough", max_examples=500, **_common)
 settings.register_profile("scale", max_examples=5, **_common)
 
+# what each is, for `pytest --help` and the error on an unknown name (README, "Options")
+DESCRIPTIONS = {
+    "dev": "the default: 25 examples a check, random (the header prints the seed)",
+    "ci": "the default where CI is set: 50 examples, derandomised, no example database",
+    "thorough": "500 examples, random",
+    "scale": "5 examples at the sizes where tiled kernels break, for the oracle and gradient checks of "
+             "attention, mha (and their causal forms) and encoder.layer",
+}
+
+# A failing example is shrunk for at most this long per check: each example of the suite is a whole
+# model, and Hypothesis's own limit (five minutes) is a long wait for an example a little smaller
+SHRINK_SECONDS = 20.0
+
 SCALE_SCOPE = (("attention", "attention.causal", "mha", "mha.causal", "encoder.layer"), ("oracle", "gradient"))
 
 
@@ -48,3 +61,21 @@ def settings_for(profile: str) -> settings:
     """A profile's settings for nlpspec's checks: its examples, randomness and database, with the
     health checks and deadline the checks need whatever profile is named."""
     return settings(settings.get_profile(profile), **_common)
+
+
+def described() -> str:
+    """The profiles in a phrase: `pytest --help` prints it."""
+    return "; ".join(f"{name}: {text}" for name, text in DESCRIPTIONS.items())
+
+
+def unknown(name: str) -> str | None:
+    """Why `name` is no profile (a one-line usage error naming the known ones), or None if it is one
+    (nlpspec's, or one a conftest registered)."""
+    try:
+        settings.get_profile(name)
+        return None
+    except Exception:  # hypothesis.errors.InvalidArgument
+        others = sorted(set(getattr(settings, "_profiles", {})) - set(DESCRIPTIONS) - {"default"})
+        return (f"--hypothesis-profile {name}: no such profile; nlpspec's are {', '.join(DESCRIPTIONS)}"
+                + (f", and {', '.join(others)} is registered too" if len(others) == 1 else
+                   f", and {', '.join(others)} are registered too" if others else ""))

@@ -11,6 +11,8 @@ message and the Hypothesis choices that replay it exactly (`--nlpspec-replay`).
 """
 from __future__ import annotations
 
+import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -36,7 +38,7 @@ from .engine.component import Component, declared, kind_for
 from .engine.failures import SubjectFailure
 from .engine.harness import Harness, Run, option_label, option_sets
 from .suite import COMPONENTS, generate
-from .profiles import at_scale, chosen, in_scope, settings_for
+from .profiles import SHRINK_SECONDS, at_scale, chosen, in_scope, settings_for
 
 
 @dataclass
@@ -46,6 +48,8 @@ class Failure:
     message: str
     replay: str = ""     # a reproduce_failure blob; empty where none could be taken
     kind: str = ""       # value, precision, form, raised, in-place, nondeterministic, hang, … (properties/engine/failures.py)
+    count: int = 1       # the failures Hypothesis found that share this one's cause (kind, output, E-id): reported once
+    frames: list = field(default_factory=list)  # where the subject's own code raised: [{file, line, function, source}]
 
 
 @dataclass
@@ -62,7 +66,7 @@ class Record:
     options: dict = field(default_factory=dict)
     option_set: str = ""  # the name of the subject's option set, where it named one
     examples: int = 0    # cases drawn: all of them if it passed, up to the first failure if not
-    failures: list = field(default_factory=list)  # [{"message", "replay"}], one per distinct failure
+    failures: list = field(default_factory=list)  # [{"message", "replay", "kind", "count", "frames"}], one per cause
     observations: list = field(default_factory=list)  # what the subject did where nothing is judged
     declined: str = ""  # why the subject's declaration rules the check out ("lacks key_padding"), if it does
     declared: list = field(default_factory=list)  # what the subject's declaration leaves unchecked or sets
@@ -174,6 +178,7 @@ def execute(run: Run, component: Component, check: Check, settings=None, seed: i
         return record
     harness = Harness(run, component)
     found_at = []  # examples drawn when the first failure appeared
+    failed_when = []  # when each failing example ran (the shrinking's time)
 
     @given(data=st.data())
     def test(data):
@@ -183,6 +188,7 @@ def execute(run: Run, component: Component, check: Check, settings=None, seed: i
                 check.body(harness, data)
         except BaseException as exc:
             found_at.append(harness.examples)
+            failed_when.append(time.perf_counter())
             exc._nlpspec_replay = encode_failure(current_build_context().data.choices).decode()
             raise
 
@@ -198,7 +204,7 @@ def execute(run: Run, component: Component, check: Check, settings=None, seed: i
         test = reproduce_failure(hypothesis.__version__, replay.encode())(test)
     failures, reported = [], []  # a replay reports its example through Hypothesis's reporter, not as notes
     try:
-        with with_reporter(reported.append):
+        with with_reporter(reported.append), shrinking_for(SHRINK_SECONDS):
             test()
     except SubjectHang as exc:  # a BaseException: Hypothesis stops at once, nothing to shrink
         failures = [exc]
@@ -217,9 +223,8 @@ def execute(run: Run, component: Component, check: Check, settings=None, seed: i
             raise internal[0]
         failures = flat
     record.examples = found_at[0] if found_at else harness.examples
-    record.failures = [asdict(Failure(_message(exc, run.reproduce, reported), getattr(exc, "_nlpspec_replay", ""),
-                                      "hang" if isinstance(exc, SubjectHang) else getattr(exc, "kind", "")))
-                       for exc in failures]
+    cut_short = len(failed_when) > 1 and failed_when[-1] - failed_when[0] >= SHRINK_SECONDS
+    record.failures = [asdict(failure) for failure in _by_cause(failures, run.reproduce, reported, cut_short)]
     expected = subject.expected_failures.get(record.id)
     if failures:
         record.status = "xfail" if expected else "fail"
@@ -232,6 +237,21 @@ def execute(run: Run, component: Component, check: Check, settings=None, seed: i
     return record
 
 
+@contextmanager
+def shrinking_for(seconds: float):
+    """Hypothesis shrinks a failing example for at most `seconds` within (its own limit, five minutes,
+    is a module constant it documents as one to patch; set back on the way out). An example of the
+    suite is a whole model drawn, and a check whose examples are costly (a gradient of multi-head
+    attention) spent most of its five minutes making an example a little smaller."""
+    from hypothesis.internal.conjecture import engine
+    before = engine.MAX_SHRINKING_SECONDS
+    engine.MAX_SHRINKING_SECONDS = min(before, seconds)
+    try:
+        yield
+    finally:
+        engine.MAX_SHRINKING_SECONDS = before
+
+
 def _leaves(group: BaseExceptionGroup):
     for exc in group.exceptions:
         if isinstance(exc, BaseExceptionGroup) and not isinstance(exc, FlakyFailure):
@@ -240,11 +260,39 @@ def _leaves(group: BaseExceptionGroup):
             yield exc
 
 
+def _cause(exc: BaseException) -> tuple:
+    return exc.cause if isinstance(exc, SubjectFailure) else (type(exc).__name__, str(exc))
+
+
+def _by_cause(failures: list, reproduce: Callable[[str], str] | None, reported: list,
+              cut_short: bool = False) -> list[Failure]:
+    """One Failure per cause: Hypothesis tells failures apart by the line that raised them, so one
+    wrong output reached by two calls of a check is two of its failures; they are one report here,
+    the first found, with a count. `cut_short`: the shrinking stopped at its time limit."""
+    groups: dict[tuple, list] = {}
+    for exc in failures:
+        groups.setdefault(_cause(exc), []).append(exc)
+    found = []
+    for same in groups.values():
+        exc = same[0]
+        message = _message(exc, reproduce, reported)
+        if cut_short:
+            message += (f"\n  (shrinking stopped after {SHRINK_SECONDS:g} s: the example is smaller than the one "
+                        f"first found, not always the smallest)")
+        if len(same) > 1:
+            more = len(same) - 1
+            message += f"\n  (and {more} more example{'s' if more > 1 else ''} like it: the same kind, output and equation)"
+        found.append(Failure(message, getattr(exc, "_nlpspec_replay", ""),
+                             "hang" if isinstance(exc, SubjectHang) else getattr(exc, "kind", ""), len(same),
+                             list(getattr(exc, "frames", []))))
+    return found
+
+
 def _message(exc: BaseException, reproduce: Callable[[str], str] | None, reported: list) -> str:
     """The failure's text, the falsifying example (Hypothesis's notes, or what a replay reported),
-    and its reproduce line."""
-    lines = [str(exc), *(getattr(exc, "__notes__", None) or [str(line) for line in reported])]
-    lines = [line for line in lines if not line.strip().startswith("You can reproduce this example")]
+    compact (fail.example_lines), and its reproduce line."""
+    notes = getattr(exc, "__notes__", None) or [str(line) for line in reported]
+    lines = [str(exc), *fail.example_lines(notes)]
     if reproduce is not None:
         lines.append(f"  reproduce: {reproduce(getattr(exc, '_nlpspec_replay', ''))}")
     return "\n".join(lines)

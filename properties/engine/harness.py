@@ -50,6 +50,16 @@ def outside(value: np.ndarray, expected: np.ndarray, bound: tol.Tolerance) -> st
         return str(exc)
 
 
+def reported() -> bool:
+    """Whether the example running is one whose failure is reported: Hypothesis's last run of a
+    shrunk example, a replay, or a call outside Hypothesis. A failure's diagnosis (which dtype
+    explains it, which variant the subject computes) costs fresh cases and oracles, and is worked
+    out there, not at each of the shrinker's hundreds of steps."""
+    from hypothesis import currently_in_test_context
+    from hypothesis.control import current_build_context
+    return not currently_in_test_context() or current_build_context().is_final
+
+
 def ill_conditioned(what: str, bound: tol.Tolerance) -> str:
     """The note of an output the rule does not judge (tolerance.ill_conditioned)."""
     return f"{what}: ill-conditioned in {str(bound.dtype).removeprefix('torch.')} on some examples, not judged there"
@@ -522,6 +532,8 @@ class Harness:
                 raise unstable
             with np.errstate(invalid="ignore"):
                 off = np.abs(value - expected) > bound.atol
+            if case is not None and not reported():  # a shrinking step: the diagnosis is for the example reported
+                raise fail.mismatch(f"{variant}{self.where()}", eid, name, what, "value", [])
             lower = self.lower_precision(case, name, value, expected, bound.atol) if case is not None else \
                 self.lower_dtype_shown(value, off)
             short = str(lower).removeprefix("torch.")
