@@ -196,29 +196,37 @@ def recurrent_op_builder(kind: str):
 # -- torch modules through torch.onnx.export --------------------------------------------------------
 class Exported:
     """A torch module exported once per key (its shape and dtype) with its parameters as graph inputs;
-    run(module, **inputs) feeds that module's current parameters by name."""
+    run(module, **inputs) feeds that module's current parameters by name.
 
-    def __init__(self, key, wrapper: torch.nn.Module, example: dict, outputs, dynamic_axes):
+    exporter="torchscript": torch.onnx.export(dynamo=False), export_params=False and
+    do_constant_folding=False, so the parameters are graph inputs under their own names.
+    exporter="dynamo": torch.onnx.export(dynamo=True, optimize=False) with dynamic shapes; its
+    parameters, initializers under their own names, are made graph inputs."""
+
+    def __init__(self, key, wrapper: torch.nn.Module, example: dict, outputs, dynamic_axes, exporter="torchscript"):
         def export():
-            # The exporter merges parameters of equal values into one input (a drawn γ = β = 0 would
-            # leave β unread): it traces the module with distinct random values, put back afterwards.
+            # The TorchScript exporter merges parameters of equal values into one input (a drawn γ = β = 0
+            # would leave β unread): the module is traced with distinct random values, put back afterwards.
             kept = [(p, p.detach().clone()) for p in wrapper.parameters()]
             generator = torch.Generator().manual_seed(0)
-            buffer = io.BytesIO()
             try:
                 with warnings.catch_warnings(), torch.no_grad():
                     warnings.simplefilter("ignore")  # the exporter's notes on tracing and on its deprecation
                     for p, _ in kept:
                         p.copy_(torch.randn(p.shape, generator=generator, dtype=torch.float64).to(p.dtype))
+                    if exporter == "dynamo":
+                        return parameters_as_inputs(dynamo_export(wrapper, example, outputs, dynamic_axes),
+                                                    [name for name, _ in wrapper.named_parameters()])
+                    buffer = io.BytesIO()
                     torch.onnx.export(wrapper, tuple(example.values()), buffer, dynamo=False,
                                       input_names=list(example), output_names=list(outputs), dynamic_axes=dynamic_axes,
                                       opset_version=EXPORT_OPSET, export_params=False, do_constant_folding=False)
+                    return buffer.getvalue()
             finally:
                 with torch.no_grad():
                     for p, value in kept:
                         p.copy_(value)
-            return buffer.getvalue()
-        self.session = cached(("export",) + key, export)
+        self.session = cached(("export", exporter) + key, export)
         self.outputs = list(outputs)
         self.wanted = {i.name for i in self.session.get_inputs()}
         unfed = [name for name, _ in wrapper.named_parameters() if name not in self.wanted]
@@ -229,6 +237,33 @@ class Exported:
         feeds = {name: numpy(p) for name, p in wrapper.named_parameters() if name in self.wanted}
         feeds |= {name: numpy(t) for name, t in inputs.items() if name in self.wanted}
         return {name: back(a, like) for name, a in zip(self.outputs, self.session.run(None, feeds))}
+
+
+def dynamo_export(wrapper, example: dict, outputs, dynamic_axes):
+    """torch.onnx.export(dynamo=True) (torch.export, then ONNX), every axis of dynamic_axes dynamic."""
+    import logging
+    dims = {}
+    shapes = tuple({axis: dims.setdefault(name, torch.export.Dim(name)) for axis, name in dynamic_axes.get(arg, {}).items()}
+                   or None for arg in example)
+    logging.disable(logging.WARNING)  # its notes on optional packages (torchvision) and on the steps it takes
+    try:
+        program = torch.onnx.export(wrapper, tuple(example.values()), dynamo=True, input_names=list(example),
+                                    output_names=list(outputs), dynamic_shapes=(shapes,), opset_version=EXPORT_OPSET + 1,
+                                    optimize=False, verbose=False)
+    finally:
+        logging.disable(logging.NOTSET)
+    return program.model_proto
+
+
+def parameters_as_inputs(model, names):
+    """The model with the initializers named in `names` moved to its graph inputs (fed at every run)."""
+    from onnx import helper
+    graph = model.graph
+    moved = [init for init in graph.initializer if init.name in set(names)]
+    for init in moved:
+        graph.initializer.remove(init)
+        graph.input.append(helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
+    return model
 
 
 def on_cpu(params):
@@ -432,7 +467,7 @@ def encoder_layer_builder(params, norm_first=False, activation="relu"):
     example = {"x": torch.zeros(2, 3, d_model, dtype=dtype), "key_padding_mask": torch.zeros(2, 3, dtype=torch.bool)}
     dynamic = {"x": {0: "B", 1: "n"}, "key_padding_mask": {0: "B", 1: "n"}, "out": {0: "B", 1: "n"}}
     exported = Exported(("encoder.layer", heads, d_model, d_ff, norm_first, activation, dtype), module, example,
-                        ["out"], dynamic)
+                        ["out"], dynamic, exporter="dynamo")
     return lambda x, key_padding_mask: exported.run(module, x, x=x, key_padding_mask=key_padding_mask)
 
 
@@ -455,11 +490,12 @@ def decoder_only_layer_builder(params, norm_first=False, activation="relu"):
     module = Call(block, causal_block)
     dynamic = {"x": {0: "B", 1: "n"}, "out": {0: "B", 1: "n"}}
     exported = Exported(("decoder_only.layer", heads, d_model, d_ff, norm_first, activation, dtype), module,
-                        {"x": torch.zeros(2, 3, d_model, dtype=dtype)}, ["out"], dynamic)
+                        {"x": torch.zeros(2, 3, d_model, dtype=dtype)}, ["out"], dynamic, exporter="dynamo")
     return lambda x: exported.run(module, x, x=x)
 
 
-TRANSFORMER_SETS = {"post_ln": {}, "pre_ln": {"norm_first": True}, "gelu": {"activation": "gelu"}}
+TRANSFORMER_SETS = {"export_dynamo": {}, "export_dynamo_pre_ln": {"norm_first": True},
+                    "export_dynamo_gelu": {"activation": "gelu"}}
 
 
 def transformer_variants(pre_ln, mask_form=()):
@@ -485,15 +521,16 @@ EPSILON = Declaration(constants={"layernorm.epsilon": ONNX_EPSILON},
 
 # ONNX's layout=1 (batch major) is refused by ONNX Runtime's CPU kernels ("Batchwise recurrent operations
 # (layout == 1) are not supported"): the sets run layout 0, X (T, B, I), Y (T, D, B, H)
-RECURRENT_SETS = {"onnx_op": {"path": "onnx_op"}, "export": {"path": "export"}}
+RECURRENT_SETS = {"onnx_op": {"path": "onnx_op"}, "export_torchscript": {"path": "export"}}
 GRU_SETS = {"onnx_op": {"path": "onnx_op"}, "onnx_op_linear_before_reset": {"path": "onnx_op", "linear_before_reset": 1},
-            "export": {"path": "export"}}
+            "export_torchscript": {"path": "export"}}
 
 
 def subject() -> Subject:
     """The subject (importing onnx and onnxruntime only here: `pip install nlpspec[onnx]`)."""
     import onnx
     import onnxruntime as ort
+    ort.set_default_logger_severity(3)  # its kernels' errors come back as exceptions, not also as log lines
     return Subject(
         name="onnxruntime", version=f"{ort.__version__} (onnx {onnx.__version__}, CPUExecutionProvider)",
         builders={"rnn.cell": cell_builder("rnn"), "lstm.cell": cell_builder("lstm"), "gru.cell": cell_builder("gru"),
@@ -506,9 +543,9 @@ def subject() -> Subject:
                   "decoder_only.layer": transformer_variants(("dec.self.pre_ln", "enc.ffn.pre_ln"))},
         options={"gru.cell": {"onnx_op": {}, "onnx_op_linear_before_reset": {"linear_before_reset": 1}},
                  "rnn.layers": RECURRENT_SETS, "lstm.layers": RECURRENT_SETS, "gru.layers": GRU_SETS,
-                 "layernorm": {"onnx_op": {"path": "onnx_op"}, "export": {"path": "export"}},
+                 "layernorm": {"onnx_op": {"path": "onnx_op"}, "export_torchscript": {"path": "export"}},
                  "attention": {"onnx_op": {"mask_dtype": "bool"}, "onnx_op_float": {"mask_dtype": "float"}},
-                 "mha": {"export": {"path": "export"}, "onnx_attention": {"path": "onnx_attention"}},
+                 "mha": {"export_torchscript": {"path": "export"}, "onnx_attention": {"path": "onnx_attention"}},
                  "encoder.layer": TRANSFORMER_SETS, "decoder_only.layer": TRANSFORMER_SETS},
         declarations={**{name: FLOAT32 for kind in OPS for name in (f"{kind}.cell", f"{kind}.layers")},
                       **{name: EPSILON for name in ("layernorm", "encoder.layer", "decoder_only.layer")}})
