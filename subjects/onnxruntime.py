@@ -122,6 +122,12 @@ def onnx_weights(kind: str, p: dict, linear_before_reset: int):
         b_w, b_r = split_bias(torch.cat([p[f"b_{g}"] for g in ONNX_LSTM_ORDER]))
         return W, R, torch.cat([b_w, b_r])
     (w_r, r_r) = split_bias(p["b_r"])
+    if linear_before_reset and "W_h" in p:  # the article's params given to the reset-after kernel (as the
+        # torch subject maps them): z's sign flipped, W_h cut into W_in, W_hn, b_hn = 0; the reset still
+        # acts after the product, so this computes another function than gru.candidate's
+        W, R = gate_rows([-p["W_z"], p["W_r"], p["W_h"]], H)
+        w_z, r_z = split_bias(-p["b_z"])
+        return W, R, torch.cat([w_z, w_r, p["b_h"], r_z, r_r, torch.zeros_like(p["b_h"])])
     if linear_before_reset:  # gru.reset_after: ONNX's z keeps the state, as the variant's does
         W, R = gate_rows([p["W_z"], p["W_r"]], H)
         w_z, r_z = split_bias(p["b_z"])
