@@ -34,8 +34,8 @@ DTYPES = ("float64", "float32", "bfloat16", "float16")
 
 def pytest_addoption(parser):
     from nlpspec.properties.profiles import described
-    group = parser.getgroup("nlpspec", "nlpspec: the implementation to verify and how; its Hypothesis profiles "
-                                       f"(--hypothesis-profile NAME): {described()}")
+    group = parser.getgroup("nlpspec", "nlpspec: the implementation to verify and how. Its Hypothesis profiles "
+                                       f"(--hypothesis-profile NAME) are {described()}")
     group.addoption("--subject", default=None,
                     help="implementation to verify: reference (default), torch, zoo.NAME, or package.module:object "
                          "(default from NLPSPEC_SUBJECT)")
@@ -70,11 +70,13 @@ class State:
         self.report = config.getoption("nlpspec_report")
         self.check, self.replay = config.getoption("nlpspec_check"), config.getoption("nlpspec_replay")
         given = config.getoption("hypothesis_seed", None)
+        if given is None:  # a pytest-xdist worker searches with its controller's seed, the one the header prints
+            given = getattr(config, "workerinput", {}).get("nlpspec_seed")
         try:
             self.seed = int(given) if given is not None else random.randrange(2**32)
         except ValueError:
             raise pytest.UsageError(f"--hypothesis-seed {given}: nlpspec needs a whole number") from None
-        self.seed_given = given is not None
+        self.seed_given = config.getoption("hypothesis_seed", None) is not None
         from nlpspec.properties.profiles import chosen, unknown
         self.profile = config.getoption("hypothesis_profile", None) or chosen()
         wrong = unknown(self.profile)
@@ -193,6 +195,7 @@ class State:
     def pytest_sessionstart(self, session):
         self.session = session
 
+    @pytest.hookimpl(tryfirst=True)  # the header before the terminal writes the first result
     def pytest_runtest_logreport(self, report):
         if report.when == "call" or report.outcome != "passed":
             self.ran.add(report.nodeid)
@@ -242,6 +245,12 @@ def pytest_configure(config):
         raise pytest.UsageError("--nlpspec-replay replays one case: give its id with --nlpspec-check as well")
     if run.explicit:
         run.subject  # a bad name stops the run here, in one line
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """pytest-xdist, for each worker it starts: the run's seed (each process would draw its own)."""
+    node.workerinput["nlpspec_seed"] = state(node.config).seed
 
 
 def pytest_report_header(config):
@@ -364,7 +373,7 @@ def reported(run: State, check: str, record) -> str:
         first = failure["message"].split("\n", 1)[0]
         cause = (failure["kind"], first)
         if cause in run.causes and run.causes[cause] != check:
-            texts.append(f"the same failure as {run.causes[cause]} above (example and reproduce line there): {first}")
+            texts.append(f"the same failure as {run.causes[cause]} above (same kind, output and equation): {first}")
         else:
             run.causes.setdefault(cause, check)
             texts.append(failure["message"])

@@ -26,11 +26,11 @@ settings.register_profile("scale", max_examples=5, **_common)
 
 # what each is, for `pytest --help` and the error on an unknown name (README, "Options")
 DESCRIPTIONS = {
-    "dev": "the default: 25 examples a check, random (the header prints the seed)",
-    "ci": "the default where CI is set: 50 examples, derandomised, no example database",
+    "dev": "25 examples a check, random (the default; the header prints the seed)",
+    "ci": "50 examples, derandomised, no example database (the default where CI is set)",
     "thorough": "500 examples, random",
-    "scale": "5 examples at the sizes where tiled kernels break, for the oracle and gradient checks of "
-             "attention, mha (and their causal forms) and encoder.layer",
+    "scale": "5 examples at the sizes where tiled kernels break, for the oracle and gradient checks of the "
+             "attention components and encoder.layer",
 }
 
 # A failing example is shrunk for at most this long per check: each example of the suite is a whole

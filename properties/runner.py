@@ -72,6 +72,7 @@ class Record:
     declared: list = field(default_factory=list)  # what the subject's declaration leaves unchecked or sets
     returned: list = field(default_factory=list)  # the outputs the subject returned and the check compared
     unreturned: list = field(default_factory=list)  # E-ids whose output it never returned: judged through others
+    version: str = ""    # the subject's version
 
     @property
     def id(self) -> str:
@@ -163,7 +164,7 @@ def execute(run: Run, component: Component, check: Check, settings=None, seed: i
     """Run one check; return its record. `replay` (a blob from a failure) runs that example alone."""
     subject = run.subject
     record = Record(subject.name, component.name, check.name, [], "pass", options=dict(run.options),
-                    option_set=getattr(run.options, "name", ""))
+                    option_set=getattr(run.options, "name", ""), version=subject.version)
     variant = declared(subject.variants.get(component.name), run.options)
     record.variant = ", ".join(variant)
     record.eids = list(Case(subject, component, check, run.options).eids)

@@ -86,7 +86,7 @@ def test_a_cause_every_check_meets_is_reported_in_full_once(run_pytest):
     assert len(failed) > 3
     assert out.count("KeyError: 'W_forget'") == len(failed)
     assert out.count("raised at ") == 1 and out.count("reproduce: ") == 1
-    assert out.count("the same failure as lstm.cell-oracle above") == len(failed) - 1
+    assert out.count("the same failure as lstm.cell-oracle above (same kind, output and equation): ") == len(failed) - 1
     assert all("raised at " in r["failures"][0]["message"] and "reproduce: " in r["failures"][0]["message"]
                for r in failed)
 
