@@ -140,7 +140,7 @@ def readme_ci_commands() -> list[str]:
 
 
 @pytest.mark.skipif(os.environ.get("NLPSPEC_PACKAGE_TEST") != "1",
-                    reason="slow (builds the sdist and the wheel, a fresh venv and its installs, about 3 min): "
+                    reason="slow (builds the sdist and the wheel, a fresh venv and its installs, about 2.5 min): "
                            "NLPSPEC_PACKAGE_TEST=1 python -m pytest -p no:cacheprovider tests/test_package.py -k ci_job")
 def test_readme_ci_job_runs_as_written_against_the_built_wheel(tmp_path):
     """README's CI job, as written, in a fresh virtual environment outside the checkout: the one change
