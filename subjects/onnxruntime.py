@@ -34,9 +34,12 @@ CPU execution provider, by two paths, each its own option set:
 Arrays cross into ONNX Runtime as NumPy arrays and come back as tensors on the run's device and dtype.
 ONNX Runtime has no autograd: what it returns carries no graph, so the suite's gradient check notes
 "no autograd graph: the gradient check is not made" for every component of this subject (forward only).
-ONNX Runtime's CPU kernels of RNN, LSTM and GRU take float32 only (RNN has no double kernel; LSTM and
-GRU refuse double at run time: "… operator does not support double yet"): those components declare
-float32.
+Dtypes, as tried: ONNX Runtime's CPU kernels of RNN, LSTM and GRU take no double (RNN has no double
+kernel; LSTM and GRU refuse it at run time: "… operator does not support double yet"): those components
+declare float32 and float16. None runs in bfloat16 (no CPU kernel for MatMul, Where, Expand; NumPy has no
+bfloat16 of its own): the others declare float32, float64, float16. In float64, ORT has no Attention
+kernel and runs ONNX's function body instead, whose scale is computed in float32 (a precision shortfall
+the suite reports); in float32 and float16 it runs its own CPU kernel.
 """
 from __future__ import annotations
 
@@ -72,8 +75,9 @@ def back(a: np.ndarray, like: torch.Tensor) -> torch.Tensor:
 
 
 def elem_type(dtype: torch.dtype) -> int:
-    from onnx import helper
-    return helper.np_dtype_to_tensor_dtype(np.dtype(str(dtype).removeprefix("torch.")))
+    from onnx import TensorProto
+    return {torch.float32: TensorProto.FLOAT, torch.float64: TensorProto.DOUBLE, torch.float16: TensorProto.FLOAT16,
+            torch.bfloat16: TensorProto.BFLOAT16}[dtype]
 
 
 def new_session(model) -> "onnxruntime.InferenceSession":  # noqa: F821
@@ -516,14 +520,17 @@ def gru_variant(options):
     return "gru.reset_after" if options.get("linear_before_reset") or options.get("path") == "export" else ()
 
 
-FLOAT32 = Declaration(dtypes=(torch.float32,), note="ONNX Runtime's CPU kernels of RNN, LSTM and GRU take float32 "
-                                                   "only (RNN has none for double; LSTM and GRU: \"operator does "
-                                                   "not support double yet\")")
+RECURRENT = Declaration(dtypes=(torch.float32, torch.float16),
+                        note="ONNX Runtime's CPU kernels of RNN, LSTM and GRU take no double (RNN has none; LSTM and "
+                             "GRU: \"operator does not support double yet\") and no bfloat16")
+NO_BFLOAT16 = "ONNX Runtime's CPU provider has no bfloat16 kernels for MatMul, Where, Expand (NOT_IMPLEMENTED)"
+
 # ONNX's attributes are float32 (AttributeProto.f): LayerNormalization's epsilon=1e-5, the exporter's too,
 # is 1e-5 rounded to float32, the constant the op then uses in every dtype (a float64 run tells it)
 ONNX_EPSILON = float(np.float32(1e-5))  # 9.99999974737875e-06
-EPSILON = Declaration(constants={"layernorm.epsilon": ONNX_EPSILON},
-                      note="ONNX's epsilon attribute is a float32: 1e-5 becomes 9.99999974737875e-06")
+EPSILON = Declaration(constants={"layernorm.epsilon": ONNX_EPSILON}, dtypes=(torch.float32, torch.float64, torch.float16),
+                      note="ONNX's epsilon attribute is a float32: 1e-5 becomes 9.99999974737875e-06; " + NO_BFLOAT16)
+ANY_BUT_BFLOAT16 = Declaration(dtypes=(torch.float32, torch.float64, torch.float16), note=NO_BFLOAT16)
 
 # ONNX's layout=1 (batch major) is refused by ONNX Runtime's CPU kernels ("Batchwise recurrent operations
 # (layout == 1) are not supported"): the sets run layout 0, X (T, B, I), Y (T, D, B, H)
@@ -553,5 +560,6 @@ def subject() -> Subject:
                  "attention": {"onnx_op": {"mask_dtype": "bool"}, "onnx_op_float": {"mask_dtype": "float"}},
                  "mha": {"export_torchscript": {"path": "export"}, "onnx_attention": {"path": "onnx_attention"}},
                  "encoder.layer": TRANSFORMER_SETS, "decoder_only.layer": TRANSFORMER_SETS},
-        declarations={**{name: FLOAT32 for kind in OPS for name in (f"{kind}.cell", f"{kind}.layers")},
+        declarations={**{name: RECURRENT for kind in OPS for name in (f"{kind}.cell", f"{kind}.layers")},
+                      **{name: ANY_BUT_BFLOAT16 for name in ("attention", "attention.causal", "mha")},
                       **{name: EPSILON for name in ("layernorm", "encoder.layer", "decoder_only.layer")}})
