@@ -204,3 +204,18 @@ def test_max_examples_caps_the_examples_of_every_check(run_pytest):
     assert done.ret == 0, done.stdout.str()[-2000:]
     assert "at most 3 examples a check" in done.stdout.str()
     assert [1 <= r["examples"] <= 3 for r in report["records"]] == [True, True]
+
+
+def test_a_call_that_raises_shows_the_subjects_own_line():
+    """The subject's callable (not only its builder) raising: its own frame, not the suite's."""
+    from bad_subjects import SUBJECTS
+    from nlpspec.properties.runner import check_subject
+    quick = settings(max_examples=5, derandomize=True, database=None, deadline=None,
+                     phases=(Phase.explicit, Phase.generate))
+    [record] = check_subject(SUBJECTS["call_raises"], "cpu", torch.float64, quick, components=["rnn.cell"],
+                             checks=["oracle"])
+    [failure] = record.failures
+    where = HERE / "bad_subjects.py"
+    assert failure["kind"] == "raised" and [(pathlib.Path(f["file"]).resolve(), f["line"]) for f in failure["frames"]] \
+        == [(where, line_of(where, '"call_raises": wrapped('))]
+    assert f"raised at {failure['frames'][0]['file']}:{failure['frames'][0]['line']} in <lambda>" in failure["message"]
