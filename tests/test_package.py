@@ -46,7 +46,7 @@ def test_the_metadata_is_complete_and_the_version_is_the_package_s():
                      "Programming Language :: Python :: 3.12", "Operating System :: OS Independent",
                      "Topic :: Scientific/Engineering :: Artificial Intelligence", "Topic :: Software Development :: Testing"]:
         assert expected in classifiers, expected
-    assert {"docs", "browser", "hf", "keras", "test"} <= set(meta.get_all("Provides-Extra"))
+    assert {"docs", "browser", "hf", "keras", "onnx", "test"} <= set(meta.get_all("Provides-Extra"))
     core = [r for r in meta.get_all("Requires-Dist") if "extra ==" not in r]
     assert not [r for r in core if re.split(r"[<>=!~; \[]", r)[0].replace("-", "_") in DOCS_ONLY], core
     scripts = importlib.metadata.entry_points(group="console_scripts")
