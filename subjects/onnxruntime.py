@@ -89,11 +89,19 @@ def new_session(model) -> "onnxruntime.InferenceSession":  # noqa: F821
     return ort.InferenceSession(data, options, providers=PROVIDERS)
 
 
+MAX_SESSIONS = 256  # the most recently used are kept (one per shape signature, dtype and option set)
+
+
 def cached(key, make):
-    """The session for `key`, made once (make() returns a model or its bytes)."""
+    """The session for `key`, made once while it stays among the MAX_SESSIONS most recently used (make()
+    returns a model or its bytes)."""
     with _LOCK:
-        if key not in _SESSIONS:
+        if key in _SESSIONS:
+            _SESSIONS[key] = _SESSIONS.pop(key)  # most recently used last
+        else:
             _SESSIONS[key] = new_session(make())
+            while len(_SESSIONS) > MAX_SESSIONS:
+                _SESSIONS.pop(next(iter(_SESSIONS)))
         return _SESSIONS[key]
 
 
