@@ -1,8 +1,8 @@
 """ONNX Runtime as subject "onnxruntime" (`pip install nlpspec[onnx]`): models run by ONNX Runtime's
 CPU execution provider, by two paths, each its own option set:
 
-- "onnx_op" (and "onnx_op_linear_before_reset", "onnx_op_float", "onnx_attention"): ONNX's own standard operators, a graph
-  built with onnx.helper whose weights are graph inputs (one session per shape signature and dtype,
+- "onnx_op" (and "onnx_op_linear_before_reset", "onnx_op_float", "onnx_attention"): ONNX's own standard
+  operators, a graph built with onnx.helper whose weights are graph inputs (one session per shape signature and dtype,
   cached; the spec's parameters are fed at every call):
   - rnn.layers, lstm.layers, gru.layers: one `RNN` / `LSTM` / `GRU` node (opset 22) per layer,
     direction "forward" or "bidirectional", chained by Transpose/Reshape. W (D, k·H, I) and
@@ -14,30 +14,39 @@ CPU execution provider, by two paths, each its own option set:
     layout=0 (sequence major, X (T, B, I)): ONNX Runtime's CPU kernels refuse layout=1 ("Batchwise
     recurrent operations (layout == 1) are not supported"), so no set runs it. rnn.cell, lstm.cell,
     gru.cell: the same graph, one layer, one direction, one step.
-  - layernorm: `LayerNormalization` (opset 17, axis -1, its ε attribute 1e-5, the spec's default).
+  - layernorm: `LayerNormalization` (opset 17, axis -1, epsilon=1e-5: see below).
   - attention, attention.causal: `Attention` (opset 23) on 4-D inputs (B, 1, n, d), its attn_mask
     boolean, True where a query may attend (mask.bool_true_attends, "onnx_op"), or additive float
     ("onnx_op_float", the article's form); is_causal=1 for attention.causal; the weights are its
     qk_matmul_output in mode 3 (after the softmax).
   - mha ("onnx_attention"): the projections as MatMul + Add, `Attention` on 3-D inputs with
     q_num_heads = kv_num_heads = h, its boolean mask (B, 1, n, m) from the spec's two masks.
-- "export": torch.nn modules exported by torch.onnx.export (the TorchScript exporter, dynamo=False,
-  opset 17, dynamic axes on every length and batch; export_params=False and do_constant_folding=False,
-  so the module's parameters are graph inputs under their own names: one export per module shape and
-  dtype, cached, the spec's parameters loaded into the module as subjects/torch_nn.py does and fed
-  by name): nn.RNN / nn.LSTM / nn.GRU (batch_first; PyTorch's GRU is gru.reset_after),
-  nn.MultiheadAttention (its masks boolean, True where hidden: mask.bool_true_masked; per-head weights
-  returned), nn.LayerNorm, nn.TransformerEncoderLayer (post_ln, pre_ln, gelu) with its key padding
-  mask, and the decoder-only block (nn.TransformerEncoderLayer under a causal mask built inside the
-  graph from the input's length, is_causal=True), as the torch subject's.
+- "export_torchscript": torch.nn modules exported by torch.onnx.export's TorchScript exporter
+  (dynamo=False, opset 17, dynamic axes on every length and batch; export_params=False and
+  do_constant_folding=False, so the module's parameters are graph inputs under their own names: one
+  export per module shape and dtype, cached, the spec's parameters loaded into the module as
+  subjects/torch_nn.py does and fed by name): nn.RNN / nn.LSTM / nn.GRU (batch_first; PyTorch's GRU is
+  gru.reset_after), nn.MultiheadAttention (its masks boolean, True where hidden: mask.bool_true_masked;
+  per-head weights returned), nn.LayerNorm.
+- "export_dynamo", "export_dynamo_pre_ln", "export_dynamo_gelu": the same through the dynamo exporter
+  (torch.onnx.export(dynamo=True, optimize=False), opset 18, dynamic batch and length; the parameters,
+  initializers under their own names, moved to the graph's inputs): nn.TransformerEncoderLayer with
+  its key padding mask (mask.bool_true_masked), and the decoder-only block (nn.TransformerEncoderLayer
+  under a causal mask built inside the graph from the input's length, is_causal=True), post-LN, pre-LN
+  (norm_first) or GELU, as the torch subject's. The TorchScript exporter is not used for them: its graph
+  of nn.MultiheadAttention's self-attention path keeps the traced sequence length, so ONNX Runtime
+  refuses every other length ("The input tensor cannot be reshaped to the requested shape").
+- LayerNormalization's epsilon is a float32 attribute (the exporters write the same): 1e-5 is
+  9.99999974737875e-06 in every dtype, declared as the ε of layernorm and of the layers.
 
 Arrays cross into ONNX Runtime as NumPy arrays and come back as tensors on the run's device and dtype.
 ONNX Runtime has no autograd: what it returns carries no graph, so the suite's gradient check notes
 "no autograd graph: the gradient check is not made" for every component of this subject (forward only).
 Dtypes, as tried: ONNX Runtime's CPU kernels of RNN, LSTM and GRU take no double (RNN has no double
 kernel; LSTM and GRU refuse it at run time: "… operator does not support double yet"): those components
-declare float32 and float16; the GELU layers, float32 and float16 (no double Erf kernel). None runs in bfloat16 (no CPU kernel for MatMul, Where, Expand; NumPy has no
-bfloat16 of its own): the others declare float32, float64, float16. In float64, ORT has no Attention
+declare float32 and float16, and so do the GELU layers (no double Erf kernel). None runs in bfloat16 (no
+CPU kernel for MatMul, Where, Expand; NumPy has no bfloat16 of its own): the others declare float32,
+float64, float16. In float64, ORT has no Attention
 kernel and runs ONNX's function body instead, whose scale is computed in float32 (a precision shortfall
 the suite reports); in float32 and float16 it runs its own CPU kernel.
 """
@@ -261,13 +270,13 @@ def dynamo_export(wrapper, example: dict, outputs, dynamic_axes):
     """torch.onnx.export(dynamo=True) (torch.export, then ONNX), every axis of dynamic_axes dynamic."""
     import logging
     dims = {}
-    shapes = tuple({axis: dims.setdefault(name, torch.export.Dim(name)) for axis, name in dynamic_axes.get(arg, {}).items()}
-                   or None for arg in example)
+    shapes = tuple({axis: dims.setdefault(name, torch.export.Dim(name))
+                    for axis, name in dynamic_axes.get(arg, {}).items()} or None for arg in example)
     logging.disable(logging.WARNING)  # its notes on optional packages (torchvision) and on the steps it takes
     try:
         program = torch.onnx.export(wrapper, tuple(example.values()), dynamo=True, input_names=list(example),
-                                    output_names=list(outputs), dynamic_shapes=(shapes,), opset_version=EXPORT_OPSET + 1,
-                                    optimize=False, verbose=False)
+                                    output_names=list(outputs), dynamic_shapes=(shapes,),
+                                    opset_version=EXPORT_OPSET + 1, optimize=False, verbose=False)
     finally:
         logging.disable(logging.NOTSET)
     return program.model_proto
@@ -536,7 +545,8 @@ NO_BFLOAT16 = "ONNX Runtime's CPU provider has no bfloat16 kernels for MatMul, W
 # ONNX's attributes are float32 (AttributeProto.f): LayerNormalization's epsilon=1e-5, the exporter's too,
 # is 1e-5 rounded to float32, the constant the op then uses in every dtype (a float64 run tells it)
 ONNX_EPSILON = float(np.float32(1e-5))  # 9.99999974737875e-06
-EPSILON = Declaration(constants={"layernorm.epsilon": ONNX_EPSILON}, dtypes=(torch.float32, torch.float64, torch.float16),
+EPSILON = Declaration(constants={"layernorm.epsilon": ONNX_EPSILON},
+                      dtypes=(torch.float32, torch.float64, torch.float16),
                       note="ONNX's epsilon attribute is a float32: 1e-5 becomes 9.99999974737875e-06; " + NO_BFLOAT16)
 NO_DOUBLE_ERF = Declaration(constants={"layernorm.epsilon": ONNX_EPSILON}, dtypes=(torch.float32, torch.float16),
                             note="ONNX's epsilon attribute is a float32: 1e-5 becomes 9.99999974737875e-06; ONNX "
@@ -552,7 +562,8 @@ ANY_BUT_BFLOAT16 = Declaration(dtypes=(torch.float32, torch.float64, torch.float
 # ONNX's layout=1 (batch major) is refused by ONNX Runtime's CPU kernels ("Batchwise recurrent operations
 # (layout == 1) are not supported"): the sets run layout 0, X (T, B, I), Y (T, D, B, H)
 RECURRENT_SETS = {"onnx_op": {"path": "onnx_op"}, "export_torchscript": {"path": "export"}}
-GRU_SETS = {"onnx_op": {"path": "onnx_op"}, "onnx_op_linear_before_reset": {"path": "onnx_op", "linear_before_reset": 1},
+GRU_SETS = {"onnx_op": {"path": "onnx_op"},
+            "onnx_op_linear_before_reset": {"path": "onnx_op", "linear_before_reset": 1},
             "export_torchscript": {"path": "export"}}
 
 
@@ -568,8 +579,10 @@ def subject() -> Subject:
                   "gru.layers": recurrent_builder("gru"), "layernorm": layernorm_builder,
                   "attention": attention_builder, "attention.causal": causal_builder, "mha": mha_builder,
                   "encoder.layer": encoder_layer_builder, "decoder_only.layer": decoder_only_layer_builder},
-        variants={"gru.cell": gru_variant, "gru.layers": gru_variant, "attention": attention_variants, "mha": mha_variants,
-                  "encoder.layer": transformer_variants(("enc.attn.pre_ln", "enc.ffn.pre_ln"), ("mask.bool_true_masked",)),
+        variants={"gru.cell": gru_variant, "gru.layers": gru_variant, "attention": attention_variants,
+                  "mha": mha_variants,
+                  "encoder.layer": transformer_variants(("enc.attn.pre_ln", "enc.ffn.pre_ln"),
+                                                        ("mask.bool_true_masked",)),
                   "decoder_only.layer": transformer_variants(("dec.self.pre_ln", "enc.ffn.pre_ln"))},
         options={"gru.cell": {"onnx_op": {}, "onnx_op_linear_before_reset": {"linear_before_reset": 1}},
                  "rnn.layers": RECURRENT_SETS, "lstm.layers": RECURRENT_SETS, "gru.layers": GRU_SETS,
