@@ -246,9 +246,11 @@ def summed_up(text: str) -> str:
                              else float)
     except (ValueError, SyntaxError, TypeError):  # numpy summarised it ("...") or it is not a plain array
         return f"= {flat[:WIDTH // 2]}{' …' if len(flat) > WIDTH // 2 else ''}"
+    shape = tuple(array.shape)
+    if array.size > 1 and not array.any():
+        return f"{shape}: all {'False' if array.dtype == bool else '0'}"
     if array.size <= 6:
         return f"= {flat}"
-    shape = tuple(array.shape)
     if array.dtype == bool:
         hidden = int(array.sum())
         return f"{shape}: {hidden} True" if hidden else f"{shape}: all False"
