@@ -1,5 +1,5 @@
 """What a test needs beyond the test extra: a Debian tool (graphviz's dot, Chromium) or a subject's
-extra (hf, keras). On a newcomer's machine a test whose need is missing is skipped, its reason saying
+extra (hf, keras, onnx). On a newcomer's machine a test whose need is missing is skipped, its reason saying
 what to install; where NLPSPEC_REQUIRE_ALL=1 (.ci/run) the same test fails instead, so that CI never
 passes by skipping."""
 import importlib.util
@@ -15,6 +15,7 @@ TOOLS = {  # what a test may need -> how to install it
     "selenium": "pip install -c constraints.txt -e '.[test]'",
     "transformers": "pip install -c constraints.txt -e '.[hf]'",
     "keras": "pip install -c constraints.txt -e '.[keras]'",
+    "onnxruntime": "pip install -c constraints.txt -e '.[onnx]'",
 }
 
 

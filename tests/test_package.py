@@ -89,6 +89,8 @@ def test_the_wheel_holds_one_top_level_package_the_conformance_test_and_the_plug
     sources = {MAPPED[n.split("/")[0]] + n[len(n.split("/")[0]):] for n in tracked
                if n.endswith(".py") and n.split("/")[0] in MAPPED}
     assert shipped == sources  # every module of the package, and nothing else
+    guide = {"nlpspec/docs/" + n[len("docs/"):] for n in tracked if n.startswith("docs/guide/") and n.endswith(".md")}
+    assert guide and guide <= set(names)  # the guide's pages, which the site renders
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "[pytest11]\nnlpspec = nlpspec.plugin" in zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "[console_scripts]\nnlpspec = nlpspec.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
