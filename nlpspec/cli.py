@@ -88,15 +88,19 @@ def _profiles() -> list[str]:
 
 
 def _extra_for(subject: str) -> tuple[str, str] | None:
-    """(the extra, its first package) for a built-in subject named like one of nlpspec's extras."""
+    """(the extra, its first package) for a built-in subject that needs one of nlpspec's extras."""
+    from nlpspec.subjects.registry import EXTRAS
+    wanted = EXTRAS.get(subject)
+    if wanted is None:
+        return None
     try:
         requires = importlib.metadata.requires("nlpspec") or []
     except importlib.metadata.PackageNotFoundError:
         return None
     for requirement in requires:
         match = re.match(r"([A-Za-z0-9_.-]+).*extra == \"(\w+)\"", requirement)
-        if match and match.group(2) == subject:
-            return subject, match.group(1)
+        if match and match.group(2) == wanted:
+            return wanted, match.group(1)
     return None
 
 

@@ -10,10 +10,11 @@ from .base import Subject
 BUILTINS = {
     "reference": "nlpspec.subjects.reference:SUBJECT",
     "torch": "nlpspec.subjects.torch_nn:SUBJECT",
-    "hf": "nlpspec.subjects.hf:subject",  # pip install nlpspec[hf]
-    "keras": "nlpspec.subjects.keras3:subject",  # pip install nlpspec[keras]
-    "onnxruntime": "nlpspec.subjects.onnxruntime:subject",  # pip install nlpspec[onnx]
+    "hf": "nlpspec.subjects.hf:subject",
+    "keras": "nlpspec.subjects.keras3:subject",
+    "onnxruntime": "nlpspec.subjects.onnxruntime:subject",
 }
+EXTRAS = {"hf": "hf", "keras": "keras", "onnxruntime": "onnx"}  # built-in subject -> the extra it needs (pyproject)
 
 
 class SubjectLoadError(Exception):
