@@ -351,7 +351,8 @@ def nlpspec_verdict(request, record_property):
                                  scale=at_scale(run.profile)),
                              case.component, case.check, run.settings, None if run.settings.derandomize else run.seed,
                              replay)
-        record_property("nlpspec", record.as_dict())
+        # as plain data: pytest-xdist sends it between processes, which refuses a str subclass (torch's version)
+        record_property("nlpspec", json.loads(json.dumps(record.as_dict(), default=str)))
         if record.status == "skip":
             pytest.skip(record.message)
         if record.status == "xfail":

@@ -198,6 +198,17 @@ def test_x_with_xdist_stops_cleanly(tmp_path):
     assert "nlpspec: subject builder_raises 0.0.1" in done.stdout
 
 
+def test_a_subject_whose_version_is_a_str_subclass_runs_under_xdist(tmp_path):
+    """torch's version is a TorchVersion (a str subclass), which pytest-xdist cannot send between processes:
+    the records travel as plain data, and the report names the version as a string."""
+    path = tmp_path / "report.json"
+    done = pytest_subprocess("-p", "no:randomly", "-n", "2", "--pyargs", "nlpspec", "--subject", "torch",
+                             "-k", "rnn.cell-oracle", *QUICK, "--nlpspec-report", str(path))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    records = json.loads(path.read_text())["records"]
+    assert records and {r["version"] for r in records} == {str(torch.__version__)}
+
+
 def test_max_examples_caps_the_examples_of_every_check(run_pytest):
     done, report = run_pytest("--subject", "reference", "-k", "layernorm-oracle or rnn.cell-oracle",
                               "--nlpspec-max-examples", "3")
