@@ -17,6 +17,7 @@ from nlpspec.spec import attention as spec
 from nlpspec.spec import positional
 
 from ..engine.component import MASK_FORMS, Component
+from ..engine.ran import headed_as_run
 from ..engine.strategies import Shape, case, magnitude, past_overflow, raw_bytes, size
 MAX_HEADS = 4        # several heads, so that a head split that mixes heads shows
 MAX_HEAD_SIZE = 3    # d_k = d_v of one head; d_model = heads · d_k
@@ -178,7 +179,7 @@ def masked(component: str):
     return lambda kind, inputs: hidden_keys(component, kind, inputs)
 
 
-COMPONENTS = [
+COMPONENTS = headed_as_run([  # a failure headed by the E-id that ran (engine/ran.py)
     Component("attention", "attention", ("self.attention", "mask.given"), ("out",), draw_attention,
               attention_oracle, {"out": "self.attention", "weights": "self.attention"},
               variants=("attn.unscaled",) + MASK_FORMS, bounds=WEIGHT_BOUNDS, probabilities=("weights",),
@@ -202,4 +203,4 @@ COMPONENTS = [
               {"out": "pe.input", "P": "pe.input"}, variants=("pe.concat", "pe.scaled_input"), shared=("P",),
               replaces={"pe.concat": ("pe.sin", "pe.cos", "pe.input")}, bounds={"P": (-1.0, 1.0)},
               constants=("pe.base",), has_parameters=False),
-]
+])

@@ -14,6 +14,7 @@ from ..engine import tolerance as tol
 from ..engine.check import Check, all_eids, evaluate, first_nonzero, parameter_gradient, row_gradients
 from ..engine.component import Component
 from ..engine.harness import Harness, options_running
+from ..engine.ran import ran_as
 from ..engine.strategies import Shape, case, magnitude, size
 from . import components as tf
 
@@ -257,20 +258,21 @@ RESIDUAL = Check("residual", "Every sublayer silenced through its parameters: th
 RESIDUAL_SUM = Check("residual_sum", "LN made the identity (γ = 1, β = 0, standardised input), one sublayer on: "
                      "the layer returns x + sublayer(x).", sublayer_eids, check_residual_sum)
 CAUSAL = Check("causal", "Decoder output i is unchanged when inputs after i change; its Jacobian there is exactly 0.",
-               lambda h: tuple(e for e in ("mask.causal", "dec.self") if e in all_eids(h)), check_causal_layer)
+               lambda h: tuple(e for e in ran_as(h, "mask.causal", "dec.self") if e in all_eids(h)), check_causal_layer)
 MEMORY_PERMUTATION = Check("memory_permutation", "Permuting the encoder's output positions leaves the decoder's "
-                           "output unchanged.", lambda h: ("dec.cross",), check_memory_permutation)
+                           "output unchanged.", lambda h: ran_as(h, "dec.cross"), check_memory_permutation)
 PADDING_POSITIONS = Check("padding_positions", "Appending padded positions (source tokens, for the model) leaves the "
-                          "outputs at the others unchanged.", lambda h: ("mask.key_padding", "enc.attn") + (
-                              ("dec.cross",) if h.component.name == "transformer" else ()), check_padding_positions,
+                          "outputs at the others unchanged.", lambda h: ran_as(h, "mask.key_padding", "enc.attn", *(
+                              ("dec.cross",) if h.component.name == "transformer" else ())), check_padding_positions,
                           requires=lambda c: ("key_padding",))
 INCREMENTAL_DECODING = Check("incremental_decoding", "Decoding one position at a time from the prefix equals the "
                              "teacher-forced pass.",
-                             lambda h: tuple(e for e in ("mask.causal", "transformer.decoder") if e in all_eids(h)),
+                             lambda h: tuple(e for e in ran_as(h, "mask.causal", "transformer.decoder")
+                                             if e in all_eids(h)),
                              check_incremental_decoding)
 CAUSAL_MODEL = Check("causal_model", "With the right shift, the prediction at i ignores the targets at i and after "
                      "(their embeddings' Jacobian is exactly 0); the encoder ignores the targets.",
-                     lambda h: ("pe.shift_right", "mask.causal", "transformer.model"), check_causal_model)
+                     lambda h: ran_as(h, "pe.shift_right", "mask.causal", "transformer.model"), check_causal_model)
 STACKED_LAYERS = Check("stacked_layers", "A stack of N layers equals the subject's own layer applied N times "
                        "(then LN, with stack.final_norm).",
                        lambda h: (f"transformer.{h.component.name}",), check_stacked_layers,

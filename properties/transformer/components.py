@@ -15,6 +15,7 @@ from nlpspec.spec.oracle import compile_equation
 
 from ..attention import components as att
 from ..engine.component import MASK_FORMS, Component
+from ..engine.ran import headed_as_run
 from ..engine.strategies import Shape, case, magnitude, past_overflow, raw_bytes, size
 
 MAX_HEADS, MAX_HEAD_SIZE, MAX_FF = 3, 2, 4
@@ -223,7 +224,7 @@ PROBABILITY = dict(bounds={"out": (0.0, 1.0)}, probabilities=("out",))  # a soft
 EPSILON = dict(constants=("layernorm.epsilon",))
 PADDING = {"key_padding": "key padding not checked"}
 
-COMPONENTS = [
+COMPONENTS = headed_as_run([  # a failure headed by the E-id that ran (engine/ran.py)
     Component("layernorm", "transformer", ("layernorm",), ("out",), draw_layernorm, layernorm_oracle,
               {"out": "layernorm"}, **EPSILON),
     Component("ffn", "transformer", ("ffn",), ("out",), draw_ffn, ffn_oracle, {"out": "ffn"},
@@ -259,6 +260,6 @@ COMPONENTS = [
               ("out",), draw_model, model_oracle, {"out": "transformer.model", "memory": "transformer.encoder"},
               variants=MODEL_VARIANTS, replaces={"stack.final_norm": ()}, **PROBABILITY, capabilities=PADDING,
               constants=("layernorm.epsilon", "pe.base")),
-]
+])
 
 
