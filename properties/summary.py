@@ -1,19 +1,20 @@
 """The conformance summary: records folded into a table of component × E-id."""
 from __future__ import annotations
 
+import re
 import textwrap
 from collections import defaultdict
 
 from nlpspec.spec import CATALOGUE
 
 ORDER = {eid: n for n, eid in enumerate(CATALOGUE)}
-RANK = {"fail": 0, "stale": 1, "xfail": 2, "pass": 3, "skip": 4}
+RANK = {"fail": 0, "stale": 1, "xfail": 2, "not judged": 3, "pass": 4, "skip": 5}
 
 
 def worst(records: list[dict]) -> str:
-    """The worst status of these records, with the checks that have it named if it is a failure."""
+    """The worst status of these records, with the checks that have it named unless it is a pass."""
     status = min(records, key=lambda r: RANK[r["status"]])["status"]
-    if status in ("fail", "xfail", "stale"):
+    if status in ("fail", "xfail", "stale", "not judged"):
         status += " (" + ", ".join(sorted({r["check"] for r in records if r["status"] == status})) + ")"
     return status
 
@@ -71,6 +72,35 @@ def whole(record: dict) -> bool:
     return record["status"] in ("fail", "xfail") and bool(record.get("unreturned"))
 
 
+PINPOINT = re.compile(r"\[([\w.]+)\] ")  # a failure's message opens with the E-id it names (engine/failures.py)
+
+
+def named(failure: dict) -> str:
+    """The E-id a failure names: its `eid` field where the record has one, else its message's head."""
+    found = PINPOINT.match(failure.get("message", ""))
+    return failure.get("eid") or (found.group(1) if found else "")
+
+
+def marks(record: dict, component: str) -> list[tuple[str, dict]]:
+    """The rows a record marks: a pass (or a record without failures) every E-id it ran; a failure
+    the E-id each of its failures names (the component, `component`, for one that names none of
+    the record's: a raise, a form error, a crash, or outputs judged through others), and its other
+    E-ids 'not judged' where it named one, since the check stopped there."""
+    eids = record["eids"] or ["-"]
+    if record["status"] not in ("fail", "xfail") or not record.get("failures") and not whole(record):
+        return [(eid, record) for eid in eids]
+    rows = {component if whole(record) or named(f) not in eids else named(f) for f in record.get("failures") or [{}]}
+    unjudged = {**record, "status": "not judged"}
+    return [(row, record) for row in rows] + \
+        [(eid, unjudged) for eid in eids if eid not in rows and rows - {component}]
+
+
+def component_row(component: str, records: list[dict]) -> str:
+    """The label of the row a component's own failures mark: its name, or 'lstm.cell (component)'
+    where an E-id has that name."""
+    return f"{component} (component)" if any(component in r["eids"] for r in records) else component
+
+
 def summary(records: list[dict]) -> list[str]:
     """The conformance summary, one block per component the subject offers:
 
@@ -80,14 +110,20 @@ def summary(records: list[dict]) -> list[str]:
           enc.attn.pre_ln     pass (b)
 
     Each way the component ran (an option set and the variants it declares) is named once, by a
-    letter; a row gives the verdict of each E-id per letter, equal verdicts merged. Components the
+    letter; a row gives the verdict of each E-id per letter, equal verdicts merged; a failure marks
+    the E-id it names (see marks), a raise or form error the component's own row. Components the
     subject does not offer end the summary in one line."""
     by_component = defaultdict(list)
     for r in records:
         by_component[r["component"]].append(r)
     offered = {c: found for c, found in sorted(by_component.items()) if any(r["status"] != "skip" for r in found)}
-    eid_width = max([len(e) for found in offered.values() for r in found for e in r["eids"]] + [4] +
-                    [len(c) for c, found in offered.items() if any(whole(r) for r in found)])
+    rows = {}  # component -> row -> the records that mark it
+    for component, found in offered.items():
+        rows[component] = defaultdict(list)
+        for r in found:
+            for row, marked in marks(r, component_row(component, found)):
+                rows[component][row].append(marked)
+    eid_width = max([len(row) for cells in rows.values() for row in cells] + [4])
     lines = []
     for component, found in offered.items():
         ran = groups([r for r in found if r["status"] != "skip"])
@@ -107,17 +143,14 @@ def summary(records: list[dict]) -> list[str]:
         for k, text in enumerate(legend):
             lines += _wrapped((head if k == 0 else " " * len(head)) + text, " " * (len(head) + 4))
         letters = {v: "abcdefghijklmnopqrstuvwxyz"[k] for k, (v, _) in enumerate(ran)}
-        cells = defaultdict(list)
-        for r in found:
-            for eid in [component] if whole(r) else r["eids"] or ["-"]:
-                cells[eid].append(r)
         partial = [r for r in found if r.get("unreturned")]
         if partial:
             compared = sorted({name for r in partial for name in r.get("returned", ())})
             missing = sorted({e for r in partial for e in r["unreturned"]})
             lines += _wrapped(f"  outputs compared: {', '.join(compared)}; {', '.join(missing)} judged through them "
-                              f"(not returned: a failure marks {component}, not an equation)", "    ")
-        for eid, rs in sorted(cells.items(), key=lambda kv: ORDER.get(kv[0], 999)):
+                              f"(not returned: a failure marks {component_row(component, found)}, not an equation)",
+                              "    ")
+        for eid, rs in sorted(rows[component].items(), key=lambda kv: ORDER.get(kv[0], 999)):
             by_verdict = defaultdict(list)
             for variant, group in groups(rs):
                 by_verdict[worst(group)].append(letters.get(variant, ""))
