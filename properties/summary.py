@@ -8,13 +8,13 @@ from collections import defaultdict
 from nlpspec.spec import CATALOGUE
 
 ORDER = {eid: n for n, eid in enumerate(CATALOGUE)}
-RANK = {"fail": 0, "stale": 1, "xfail": 2, "not judged": 3, "pass": 4, "skip": 5}
+RANK = {"error": 0, "fail": 1, "stale": 2, "xfail": 3, "not judged": 4, "pass": 5, "skip": 6}
 
 
 def worst(records: list[dict]) -> str:
     """The worst status of these records, with the checks that have it named unless it is a pass."""
     status = min(records, key=lambda r: RANK[r["status"]])["status"]
-    if status in ("fail", "xfail", "stale", "not judged"):
+    if status not in ("pass", "skip"):
         status += " (" + ", ".join(sorted({r["check"] for r in records if r["status"] == status})) + ")"
     return status
 
@@ -84,9 +84,12 @@ def named(failure: dict) -> str:
 def marks(record: dict, component: str) -> list[tuple[str, dict]]:
     """The rows a record marks: a pass (or a record without failures) every E-id it ran; a failure
     the E-id each of its failures names (the component, `component`, for one that names none of
-    the record's: a raise, a form error, a crash, or outputs judged through others), and its other
-    E-ids 'not judged' where it named one, since the check stopped there."""
+    the record's: a raise, a form error, or outputs judged through others), and its other E-ids
+    'not judged' where it named one, since the check stopped there; a case that died (status
+    error: the process crashed, the suite raised) the component."""
     eids = record["eids"] or ["-"]
+    if record["status"] == "error":
+        return [(component, record)]
     if record["status"] not in ("fail", "xfail") or not record.get("failures") and not whole(record):
         return [(eid, record) for eid in eids]
     rows = {component if whole(record) or named(f) not in eids else named(f) for f in record.get("failures") or [{}]}
@@ -115,7 +118,8 @@ def summary(records: list[dict]) -> list[str]:
     subject does not offer end the summary in one line."""
     by_component = defaultdict(list)
     for r in records:
-        by_component[r["component"]].append(r)
+        if r["component"]:  # not an error outside any case (plugin: its own lines)
+            by_component[r["component"]].append(r)
     offered = {c: found for c, found in sorted(by_component.items()) if any(r["status"] != "skip" for r in found)}
     rows = {}  # component -> row -> the records that mark it
     for component, found in offered.items():

@@ -94,13 +94,18 @@ def test_a_failure_marks_the_eid_it_names_not_every_row(run_pytest):
 
 def test_a_structured_eid_is_read_before_the_message():
     """A failure record's `eid` field, where the runner gives one, names the row; a failure that
-    names no E-id of the record (a raise, a form error) marks the component."""
+    names no E-id of the record (a raise, a form error), or a case that died (status error), marks
+    the component."""
     base = {"component": "gru.cell", "check": "oracle", "eids": ["gru.reset", "gru.hidden"], "status": "fail",
             "variant": "", "options": {}, "message": ""}
     assert summary([{**base, "failures": [{"message": "output 'r' disagrees", "eid": "gru.reset"}]}]) == [
         "gru.cell", "  gru.reset   fail (oracle)", "  gru.hidden  not judged (oracle)"]
     assert summary([{**base, "failures": [{"message": "[gru.cell] subject 'S': the builder raised KeyError"}]}]) \
         == ["gru.cell", "  gru.cell  fail (oracle)"]
+    crashed = {**base, "status": "error", "message": "the worker running it died (signal 11)", "failures": []}
+    assert summary([crashed, {**base, "check": "bounds", "status": "pass", "failures": []}]) == [
+        "gru.cell", "  gru.reset   pass", "  gru.hidden  pass", "  gru.cell    error (oracle)"]
+    assert summary([{**crashed, "component": "", "eids": []}]) == []  # outside any case: the plugin's own lines
 
 
 def test_a_builder_that_raised_marks_the_component_in_one_line(run_pytest):
