@@ -35,6 +35,7 @@ from .engine import failures as fail
 from .engine.check import Check
 from .engine.clock import SubjectHang
 from .engine.component import Component, declared, kind_for
+from .engine.containment import suite_state
 from .engine.failures import SubjectFailure
 from .engine.harness import Harness, Run, option_label, option_sets
 from .suite import COMPONENTS, generate
@@ -206,7 +207,7 @@ def execute(run: Run, component: Component, check: Check, settings=None, seed: i
         test = reproduce_failure(hypothesis.__version__, replay.encode())(test)
     failures, reported = [], []  # a replay reports its example through Hypothesis's reporter, not as notes
     try:
-        with with_reporter(reported.append), shrinking_for(SHRINK_SECONDS):
+        with with_reporter(reported.append), shrinking_for(SHRINK_SECONDS), suite_state():
             test()
     except SubjectHang as exc:  # a BaseException: Hypothesis stops at once, nothing to shrink
         failures = [exc]
@@ -231,6 +232,9 @@ def execute(run: Run, component: Component, check: Check, settings=None, seed: i
     if failures:
         record.status = "xfail" if expected else "fail"
         record.message = expected or "\n\n".join(f["message"] for f in record.failures)
+    elif harness.judged_nothing():  # credits only what ran: every example was an observation at most
+        record.status = "skip"
+        record.message = "no example was judged" + "".join(f"; {note}" for note in sorted(harness.observations))
     elif expected:
         record.status = "stale"
         record.message = f"expected to fail ({expected}), but passed: remove it from expected_failures"

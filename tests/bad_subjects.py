@@ -1,7 +1,14 @@
 """Adapters that misbehave in every way but a wrong equation, for tests/test_bad_input.py."""
+import os
+import signal
+import sys
 import time
 
+import numpy as np
+import pytest
 import torch
+from hypothesis import assume
+from hypothesis.errors import StopTest
 
 from nlpspec.subjects import Subject
 from nlpspec.subjects.reference import SUBJECT as REFERENCE
@@ -137,3 +144,112 @@ def wrong_once(params):
 
 
 WRONG_ONCE = Subject("wrong_once", {"rnn.cell": wrong_once})
+
+
+# --- hostile adapters: each must be contained, its failure one line (tests/test_containment.py) ------------
+def unprintable():
+    class Unprintable(Exception):
+        def __str__(self):
+            raise RuntimeError("no message")
+    raise Unprintable()
+
+
+def retries(fn, seconds=0.8):
+    """A slow call in a retry loop whose bare except swallows anything, the suite's time limit included."""
+    def call(**inputs):
+        for _ in range(3):
+            try:
+                time.sleep(seconds)
+                return fn(**inputs)
+            except:  # noqa: E722 (the hostile part)
+                continue
+        return fn(**inputs)
+    return call
+
+
+def cancels_alarm(fn):
+    """A slow call that first cancels any pending alarm (a library cleaning up its own signal.alarm)."""
+    def call(**inputs):
+        signal.alarm(0)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        time.sleep(5)
+        return fn(**inputs)
+    return call
+
+
+def then(effect):
+    """The reference's rnn.cell, calling `effect()` before computing."""
+    return lambda fn: lambda **inputs: (effect(), fn(**inputs))[1]
+
+
+class Subclassed(torch.Tensor):
+    pass
+
+
+HOSTILE = {
+    "skips": wrapped("skips", then(lambda: pytest.skip("not today"))),
+    "fails_pytest": wrapped("fails_pytest", then(lambda: pytest.fail("from inside"))),
+    "exits_pytest": wrapped("exits_pytest", then(lambda: pytest.exit("bye"))),
+    "sys_exit": wrapped("sys_exit", then(lambda: sys.exit(3))),
+    "os_exit": wrapped("os_exit", then(lambda: os._exit(0))),
+    "stop_test": wrapped("stop_test", then(lambda: (_ for _ in ()).throw(StopTest(0)))),
+    "assumes": wrapped("assumes", then(lambda: assume(False))),
+    "unprintable": wrapped("unprintable", then(unprintable)),
+    "exits_in_builder": Subject("exits_in_builder", {"rnn.cell": lambda params: sys.exit("no")}),
+    "swallows_time_limit": wrapped("swallows_time_limit", retries),
+    "cancels_alarm": wrapped("cancels_alarm", cancels_alarm),
+    "grad_off": wrapped("grad_off", then(lambda: torch.set_grad_enabled(False))),
+    "default_dtype": wrapped("default_dtype", then(lambda: torch.set_default_dtype(torch.float64))),
+    "numpy_raises": wrapped("numpy_raises", then(lambda: np.seterr(all="raise"))),
+    "timer_signal_ignored": wrapped("timer_signal_ignored",
+                                    then(lambda: signal.signal(signal.SIGVTALRM, signal.SIG_IGN))),
+    "nested": wrapped("nested", lambda fn: lambda **i: {"h": torch.nested.nested_tensor(list(fn(**i)["h"]))}),
+    "sparse": wrapped("sparse", lambda fn: lambda **i: {"h": fn(**i)["h"].to_sparse()}),
+    "subclass": wrapped("subclass", lambda fn: lambda **i: {"h": fn(**i)["h"].as_subclass(Subclassed)}),
+}
+
+
+class SlowBackward(torch.autograd.Function):
+    """The identity, whose backward takes 20 s (a custom backward that hangs)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        time.sleep(20)
+        return grad
+
+
+def layer_norm(change):
+    """The reference LayerNorm, its output passed through change(out, x, gamma, beta)."""
+    def build(params):
+        fn = REFERENCE.builders["layernorm"](params)
+        return lambda x: change(fn(x), x, params["gamma"], params["beta"])
+    return build
+
+
+def gamma_gradient_doubled(out, x, gamma, beta):
+    """The same forward; ∂/∂γ twice the spec's (γ's term added again, its value 0)."""
+    normalised = REFERENCE.builders["layernorm"]({"gamma": torch.ones_like(gamma), "beta": torch.zeros_like(beta)})(x)
+    return out + (gamma - gamma.detach()) * normalised.detach()
+
+
+HANGING_BACKWARD = Subject("hanging_backward", {"layernorm": layer_norm(lambda out, *_: SlowBackward.apply(out))})
+GAMMA_GRADIENT_DOUBLED = Subject("gamma_gradient_doubled", {"layernorm": layer_norm(gamma_gradient_doubled)})
+DETACHED = Subject("detached", {"layernorm": layer_norm(lambda out, *_: out.detach())})  # no graph, as ONNX Runtime
+HOSTILE_SKIPS, HOSTILE_SYS_EXIT = HOSTILE["skips"], HOSTILE["sys_exit"]  # for --subject bad_subjects:…
+HOSTILE_OS_EXIT = HOSTILE["os_exit"]
+
+
+def forks():
+    """A child process (as multiprocessing's fork start method makes) that ends by os._exit(7)."""
+    pid = os.fork()
+    if pid == 0:
+        os._exit(7)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 7, status
+
+
+FORKS = wrapped("forks", then(forks))

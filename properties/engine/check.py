@@ -9,7 +9,7 @@ import torch
 
 from . import failures as fail
 from .component import Component, eids_for
-from .harness import Harness
+from .harness import Harness, unusual_tensor
 
 
 @dataclass(frozen=True)
@@ -61,17 +61,19 @@ def parameter_gradient(h: Harness, params: dict, inputs: dict, path: str, i: int
 
 def _gradients(h: Harness, call, wrt: dict, i: int, check: str) -> dict | None:
     __tracebackhide__ = True
-    try:
+    with h.subject_code("the subject, given inputs that require grad,"):
         out = call()
-        out = out["out"] if isinstance(out, dict) else out
-    except Exception as exc:
-        raise fail.raised(h.where(), "the subject, given inputs that require grad,", exc) from exc
-    if not (isinstance(out, torch.Tensor) and out.requires_grad):
+    out = out.get("out") if isinstance(out, dict) else out
+    unusual = unusual_tensor(out)
+    if unusual and isinstance(out, torch.Tensor):
+        raise fail.form(h.where(), f"output 'out' is {unusual}, not a plain (strided, dense) torch.Tensor")
+    if unusual or not out.requires_grad:  # not a tensor at all: the forward checks say so
         h.observations.add(f"no autograd graph: the Jacobian part of {check} is not checked")
         return None
     cotangent = torch.randn(out[:, i].shape, generator=torch.Generator().manual_seed(0),
                             dtype=torch.float64).to(out.dtype).to(out.device)
-    grads = torch.autograd.grad(out[:, i], list(wrt.values()), cotangent, allow_unused=True)
+    with h.subject_code("the subject's backward pass"):
+        grads = torch.autograd.grad(out[:, i], list(wrt.values()), cotangent, allow_unused=True)
     if all(g is None for g in grads):
         h.observations.add(f"no autograd graph to {', '.join(wrt)}: the Jacobian part of {check} is not checked")
     return {name: None if g is None else g.detach().to("cpu", torch.float64).numpy() for name, g in zip(wrt, grads)}

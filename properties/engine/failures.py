@@ -79,11 +79,26 @@ def frame_lines(frames: list[dict]) -> list[str]:
     return lines
 
 
+def said(exc: BaseException) -> str:
+    """str(exc), or what it is where its __str__ raises."""
+    try:
+        return str(exc)
+    except Exception as broken:
+        return f"<its message could not be read: {type(broken).__name__} in __str__>"
+
+
 def raised(where: str, who: str, exc: BaseException) -> SubjectFailure:
-    """The adapter's builder, or the subject's call, raised: what it raised, and where in its own code."""
+    """The adapter's builder, or the subject's call, raised: what it raised (anything: SystemExit,
+    pytest's skip, Hypothesis's control exceptions), and where in its own code."""
     frames = own_frames(exc)
-    text = "\n".join([f"{who} raised {type(exc).__name__}: {exc}", *frame_lines(frames)])
+    text = "\n".join([f"{who} raised {type(exc).__name__}: {said(exc)}", *frame_lines(frames)])
     return SubjectFailure(text, "raised", where, frames=frames)
+
+
+def changed_state(where: str, who: str, changes: list[str]) -> SubjectFailure:
+    """The subject's code changed the process's global state and left it so (restored by the suite)."""
+    return SubjectFailure(f"{who} changed the process's global state and left it changed: {'; '.join(changes)} "
+                          f"(restored; a subject leaves it as it found it)", "global state", where)
 
 
 def not_callable(where: str, found) -> SubjectFailure:

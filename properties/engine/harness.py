@@ -20,7 +20,7 @@ from nlpspec.subjects import Subject
 from . import device_oracle
 from . import failures as fail
 from . import tolerance as tol
-from .clock import time_limit
+from .containment import contained
 from .failures import SubjectFailure
 from .rounding import Rounded, rounded_arithmetic
 from .strategies import at_scale, overflow_at
@@ -32,6 +32,19 @@ def unchanged(before: torch.Tensor, after: torch.Tensor) -> bool:
     """Bit for bit the same, NaN included (an undefined row passed on by an earlier layer)."""
     return torch.equal(before, after) or (before.is_floating_point() and
                                           bool(((before == after) | (before.isnan() & after.isnan())).all()))
+
+
+def unusual_tensor(value) -> str:
+    """What makes `value` other than a plain dense tensor ("a nested tensor", "a tensor of layout
+    torch.sparse_coo", "a MyTensor (a torch.Tensor subclass)", "a list"), or "" if it is one."""
+    if type(value) not in (torch.Tensor, torch.nn.Parameter):
+        return (f"a {type(value).__name__} (a torch.Tensor subclass)" if isinstance(value, torch.Tensor) else
+                f"a {type(value).__name__}")
+    if value.is_nested:
+        return "a nested tensor"
+    if value.layout != torch.strided:
+        return f"a tensor of layout {value.layout}"
+    return ""
 
 
 def on_values(fn):
@@ -154,6 +167,8 @@ class Harness:
         self.built: dict = {}  # id of each built callable -> the params it was built with
         self.companions: list = []  # harnesses of the other components this check drives (companion)
         self.graph: tuple = ({}, {})  # the last call with grad: (its input tensors, its outputs as returned)
+        self.begun = 0  # examples begun (begin_example)
+        self.unjudged_examples: set[int] = set()  # those in which the check judged nothing (unjudged)
 
     def companion(self, component: Component, options: dict) -> "Harness":
         """A harness for another component the check drives (a layer's cell, a stack's layer) under
@@ -161,6 +176,21 @@ class Harness:
         other = Harness(replace(self.run, options=options), component)
         self.companions.append(other)
         return other
+
+    def subject_code(self, who: str):
+        """A context in which `who` (the adapter's builder, the subject, its backward pass) runs
+        contained (containment.py): under the time limit, anything it raises or leaves changed its failure."""
+        return contained(self.where(), who, self.run.time_limit)
+
+    def unjudged(self, note: str = ""):
+        """This example judges nothing (no autograd graph, no row defined): noted, and a check none of
+        whose examples judged anything is not a pass (runner.execute)."""
+        if note:
+            self.observations.add(note)
+        self.unjudged_examples.add(self.begun)
+
+    def judged_nothing(self) -> bool:
+        return self.begun > 0 and len(self.unjudged_examples) >= self.begun
 
     def where(self) -> str:
         opts = option_label(self.run.options, ", ")
@@ -230,11 +260,8 @@ class Harness:
                 if t.is_floating_point():
                     t.requires_grad_(True)
         self.params = [(path, t, t.clone()) for path, t in leaves(given)]  # checked after every call
-        try:
-            with time_limit(self.run.time_limit, f"{self.where()}: the builder"):
-                fn = self.run.subject.builders[self.component.name](given, **self.run.options)
-        except Exception as exc:
-            raise fail.raised(self.where(), "the adapter's builder", exc) from exc
+        with self.subject_code("the adapter's builder"):
+            fn = self.run.subject.builders[self.component.name](given, **self.run.options)
         if not callable(fn):
             raise fail.not_callable(self.where(), fn)
         self.built[id(fn)] = (fn, params)  # fn kept: its id stays its own
@@ -252,17 +279,18 @@ class Harness:
                     t.requires_grad_(True)
         kept = {name: t.clone() for name, t in given.items()}
         try:
-            with time_limit(self.run.time_limit, f"{self.where()}: the subject"):
+            with self.subject_code("the subject"):
                 out = fn(**given)
-        except Exception as exc:
-            if expected and all(np.isnan(v).all() for v in expected.values()):
+        except SubjectFailure as failure:
+            exc = failure.__cause__
+            if isinstance(exc, Exception) and expected and all(np.isnan(v).all() for v in expected.values()):
                 # nothing is defined (every query of every sequence sees no key: an all-padded batch),
                 # so anything goes, a refusal included; what the subject did is reported
-                reason = str(exc).splitlines()[0][:120].replace(";", ",") if str(exc) else ""
+                reason = (fail.said(exc).splitlines() or [""])[0][:120].replace(";", ",")
                 self.observations.add(f"raises {type(exc).__name__} where the spec defines no output at all "
                                       f"({reason})")
                 return {name: np.full(v.shape, np.nan) for name, v in expected.items()}
-            raise fail.raised(self.where(), "the subject", exc) from exc
+            raise
         for name, before in kept.items():
             if not unchanged(before, given[name]):
                 raise fail.modified(self.where(), "input", name)
@@ -301,6 +329,7 @@ class Harness:
     def begin_example(self):
         """A new Hypothesis example: forget the calls of the last one."""
         self.calls, self.built = [], {}
+        self.begun += 1
 
     def nondeterminism(self) -> SubjectFailure | None:
         """None if every call of this example gives bit for bit the same outputs again; else the
@@ -318,8 +347,9 @@ class Harness:
     def to_numpy(self, name, value, expected: np.ndarray) -> np.ndarray:
         __tracebackhide__ = True
         where, output = self.where(), f"output {name!r}"
-        if not isinstance(value, torch.Tensor):
-            raise fail.form(where, f"{output} is a {type(value).__name__}, not a torch.Tensor")
+        unusual = unusual_tensor(value)
+        if unusual:
+            raise fail.form(where, f"{output} is {unusual}, not a plain (strided, dense) torch.Tensor")
         if tuple(value.shape) != expected.shape:
             raise fail.form(where, f"{output} has shape {tuple(value.shape)}, but should be {expected.shape}")
         if value.dtype != self.run.dtype:
