@@ -126,13 +126,18 @@ def replaced(tree, path: str, value, prefix=""):
     return value if prefix == path else tree
 
 
+def declared_absent(h: Harness, path: str) -> bool:
+    """Whether the parameter at `path` (harness.leaves's name, at any depth) is one the subject
+    declares absent: drawn as its identity, neither changed nor its gradient judged."""
+    return path.rsplit(".", 1)[-1].split("[")[0] in h.declaration.absent
+
+
 def check_parameters_read(h: Harness, data):
     """Each parameter is read: changing one (drawn; the examples cover the others) to a fresh draw of
     the same shape changes the subject's output wherever it moves the spec's by more than twice the
     tolerance (b_K, which the softmax cancels, moves nothing and asks nothing)."""
     params, inputs = h.draw(data)
-    absent = set(h.declaration.absent)
-    paths = [path for path, a in leaves(params) if a.dtype.kind == "f" and path.rsplit(".", 1)[-1] not in absent]
+    paths = [path for path, a in leaves(params) if a.dtype.kind == "f" and not declared_absent(h, path)]
     if not paths:
         return
     fn, reference = h.build(params), h.reference(params, inputs)
@@ -189,7 +194,8 @@ def gradient_case(h: Harness, data) -> GradientCase | None:
         return None
     cotangents = h.round(arrays(data, {"cotangent": {name: Shape(reference[name].shape, 1.0)
                                                      for name in returned}})["cotangent"])
-    subject = subject_vjp(h, given, out, cotangents)
+    subject = {path: g for path, g in subject_vjp(h, given, out, cotangents).items()
+               if not (path.startswith("params.") and declared_absent(h, path))}
     if not subject:
         h.unjudged()
         return None

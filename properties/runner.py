@@ -31,6 +31,7 @@ from nlpspec.spec.constants import in_force
 from nlpspec.subjects import Subject
 
 from .declarations import validate
+from .engine.absent import identity
 from .engine import failures as fail
 from .engine.check import Check
 from .engine.clock import SubjectHang
@@ -136,7 +137,7 @@ def described(declaration, component: Component) -> list[str]:
     lines = [f"lacks {c}: {component.capabilities.get(c, '?')}" for c in declaration.lacks]
     lines += [f"{name} = {value!r}" for name, value in declaration.constants.items()]
     if declaration.absent:
-        lines.append(f"no {', '.join(declaration.absent)} (drawn as 0)")
+        lines.append("no " + ", ".join(f"{name} (drawn as {identity(name):g})" for name in declaration.absent))
     if declaration.dtypes is not None or declaration.devices is not None:
         lines.append("runs in " + ", ".join(str(d).replace("torch.", "") for d in declaration.dtypes or ("any dtype",))
                      + " on " + ", ".join(declaration.devices or ("any device",)))

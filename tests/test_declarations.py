@@ -1,11 +1,15 @@
 """A subject's declarations (subjects/base.py, Declaration): its constants reach the oracle, what it
 lacks is not drawn and the checks that need it are not run (and say so), absent parameters are drawn
-as 0, and a declaration the suite does not know is a usage error."""
+as their identity (0 added, 1 multiplying) and their gradients are not judged, and a declaration the
+suite does not know, or one that makes no sense, is a usage error."""
+import math
 from dataclasses import replace
+
 import pytest
 import torch
 from hypothesis import Phase, settings
 
+from nlpspec.properties.engine.absent import identity
 from nlpspec.properties.runner import check_subject
 from nlpspec.properties.summary import declarations
 from nlpspec.reference import transformer as ref
@@ -138,20 +142,117 @@ def test_absent_parameters_are_drawn_as_zero():
                                                       "'layernorm.epsilon'?)"),
     (Declaration(constants={"layernorm.epsilon": "1e-12"}), "constant 'layernorm.epsilon' is '1e-12'; give a number"),
     (Declaration(dtypes=("float32",)), "give torch dtypes"),
+    (Declaration(absent=("b_Q",)), "unknown absent parameter 'b_Q'; known: gamma, beta"),
+    # nonsense: vacuous checks, a crash later, or a field read wrongly
+    (Declaration(dtypes=()), "dtypes=() leaves it no run, so nothing of it would be checked"),
+    (Declaration(devices=()), "devices=() leaves it no run, so nothing of it would be checked"),
+    (Declaration(dtypes=(torch.int64,)), "dtypes lists torch.int64, which the suite never runs in"),
+    (Declaration(devices=("gpu",)), "devices lists 'gpu'; give device types"),
+    (Declaration(dtypes=torch.float32), "dtypes is torch.float32; give a tuple, e.g. dtypes=(torch.float32,)"),
+    (Declaration(absent="gamma"), "absent is 'gamma'; give a tuple, e.g. absent=('gamma',)"),
+    (Declaration(lacks="mask"), "lacks is 'mask'; give a tuple"),
+    (Declaration(constants=[("layernorm.epsilon", 1e-5)]), "constants is [('layernorm.epsilon', 1e-05)]; give a dict"),
+    (Declaration(constants={"layernorm.epsilon": math.nan}), "constant 'layernorm.epsilon' is nan; give a finite number"),
+    (Declaration(constants={"layernorm.epsilon": math.inf}), "constant 'layernorm.epsilon' is inf; give a finite number"),
+    (Declaration(constants={"layernorm.epsilon": -1e-5}), "is -1e-05; give a finite number 0 or more"),
+    (Declaration(note=None), "note is None; give a str"),
 ])
 def test_a_declaration_the_suite_does_not_know_is_a_usage_error(declaration, message):
     subject = Subject("bad", {"layernorm": layer_norm_with(ref.EPSILON)}, declarations={"layernorm": declaration})
     with pytest.raises(SubjectLoadError, match="subject 'bad', component layernorm: ") as caught:
         check_subject(subject, "cpu", torch.float64, QUICK)
-    assert message in str(caught.value)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
 
 
-def test_an_absent_parameter_the_component_does_not_have_is_reported():
-    subject = Subject("bad", {"layernorm": layer_norm_with(ref.EPSILON)},
-                      declarations={"layernorm": Declaration(absent=("b_Q",))})
-    [record] = run(subject, ["layernorm"], ["oracle"])
-    assert record.status == "fail" and "declares absent parameter(s) 'b_Q', which layernorm does not have" \
-        in record.message
+@pytest.mark.parametrize("subject, message", [
+    (Subject("bad", layer_norm_with(ref.EPSILON)), "subject 'bad': builders is a function; give a dict"),
+    (Subject("bad", {"layernorm": None}), "subject 'bad', component layernorm: its builder is a NoneType"),
+    (Subject("bad", {"mha": BUILDERS["mha"]}, declarations={"mha": Declaration(absent=("W_O",))}),
+     "component mha: absent parameter 'W_O' is neither added nor an elementwise factor in the spec"),
+    (Subject("bad", {"pe": BUILDERS["pe"]}, declarations={"pe": Declaration(constants={"pe.base": 0})}),
+     "component pe: constant 'pe.base' is 0; give a finite number more than 0"),
+    (Subject("bad", {"mha": BUILDERS["mha"]}, declarations={"mha": Declaration(lacks=("attn_mask",))},
+             expected_failures={"mha-fully_masked_row": "a fully masked row is zeros"}),
+     "component mha: declares mha-fully_masked_row an expected failure, but also that it lacks attn_mask, which "
+     "that check needs: it never runs"),
+    (Subject("bad", {"gru.cell": BUILDERS["gru.cell"]}, declarations={"gru.cell": Declaration(absent=("b_hn",))}),
+     "component gru.cell: unknown absent parameter 'b_hn'"),  # the article's GRU has none: gru.reset_after has
+])
+def test_a_subject_that_makes_no_sense_is_a_usage_error(subject, message):
+    with pytest.raises(SubjectLoadError) as caught:
+        check_subject(subject, "cpu", torch.float64, QUICK)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+NONSENSE = """
+import math
+from nlpspec.subjects import Declaration, Subject
+from nlpspec.subjects.reference import BUILDERS
+NO_DTYPES = Subject("no-dtypes", BUILDERS, declarations={"layernorm": Declaration(dtypes=())})
+NAN_EPSILON = Subject("nan-eps", BUILDERS, declarations={"layernorm": Declaration(constants={"layernorm.epsilon": math.nan})})
+BUILDER_FUNCTION = Subject("function", BUILDERS["layernorm"])
+"""
+
+
+@pytest.mark.parametrize("name, message", [
+    ("NO_DTYPES", "subject 'no-dtypes', component layernorm: dtypes=() leaves it no run"),
+    ("NAN_EPSILON", "subject 'nan-eps', component layernorm: constant 'layernorm.epsilon' is nan"),
+    ("BUILDER_FUNCTION", "subject 'function': builders is a function; give a dict"),
+])
+def test_a_nonsensical_declaration_stops_pytest_in_one_line(run_pytest, pytester, name, message):
+    pytester.makepyfile(nonsense=NONSENSE)
+    pytester.syspathinsert()
+    done, written = run_pytest("-q", "--subject", f"nonsense:{name}")
+    errors = [line for line in done.stderr.str().splitlines() if line.strip()]
+    assert done.ret == 4 and len(errors) == 1 and errors[0].startswith(f"ERROR: {message}"), done.stderr.str()
+    assert message in written["error"]
+
+
+def test_an_absent_parameter_is_drawn_as_its_identity_in_the_spec():
+    """0 where the spec adds it, 1 where it multiplies elementwise, none for a weight matrix."""
+    assert [identity(name) for name in ("beta", "b_hn", "b_Q", "gamma", "gamma_2", "W_Q", "src_embedding")] == \
+        [0, 0, 0, 1, 1, None, None]
+
+
+def layer_norm_without_gamma(params):
+    """A LayerNorm with no scale (elementwise_affine with γ fixed at 1): it never reads gamma."""
+    return layer_norm_with(ref.EPSILON)({**params, "gamma": torch.ones_like(params["gamma"])})
+
+
+def layer_norm_not_dividing(params):
+    """γ (x - μ) + β: never divides by σ."""
+    return lambda x: params["gamma"] * (x - x.mean(-1, keepdim=True)) + params["beta"]
+
+
+def test_a_layernorm_without_a_scale_passes_and_one_that_never_divides_fails_declared_absent_gamma():
+    no_gamma = Declaration(absent=("gamma",))
+    subject = Subject("no-gamma", {"layernorm": layer_norm_without_gamma}, declarations={"layernorm": no_gamma})
+    records = run(subject, ["layernorm"])
+    assert records and all(r.status == "pass" for r in records), [r.message for r in records]
+    assert "no gamma (drawn as 1)" in records[0].declared
+    wrong = Subject("no-division", {"layernorm": layer_norm_not_dividing}, declarations={"layernorm": no_gamma})
+    [oracle] = run(wrong, ["layernorm"], ["oracle"])
+    assert oracle.status == "fail" and "computes a different function" in oracle.message, oracle.message
+
+
+ATTENTION_BIASES = ("b_Q", "b_K", "b_V", "b_O")
+
+
+def without_attention_biases(params):
+    """params with every attention bias (at any depth) a fresh 0: a layer that has none."""
+    if isinstance(params, dict):
+        return {k: torch.zeros_like(v) if k in ATTENTION_BIASES else without_attention_biases(v)
+                for k, v in params.items()}
+    return [without_attention_biases(v) for v in params] if isinstance(params, list) else params
+
+
+def test_an_absent_parameter_s_gradient_is_not_judged():
+    """The reference's decoder layer without attention biases (x-transformers 1.17.2 has no b_Q):
+    its gradient with respect to the b_Q it is given is 0, the spec's is not."""
+    subject = Subject("no-attention-biases", {"decoder.layer": lambda p: BUILDERS["decoder.layer"](
+        without_attention_biases(p))}, declarations={"decoder.layer": Declaration(absent=ATTENTION_BIASES)})
+    records = run(subject, ["decoder.layer"], ["gradient", "oracle", "parameters_read"])
+    assert len(records) == 3 and all(r.status == "pass" for r in records), [r.message for r in records]
 
 
 def test_torch_and_reference_declare_nothing_they_do_not_need():

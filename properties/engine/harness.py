@@ -18,6 +18,7 @@ from nlpspec.spec.oracle import rounding
 from nlpspec.subjects import Subject
 
 from . import device_oracle
+from .absent import identity
 from . import failures as fail
 from . import tolerance as tol
 from .containment import contained
@@ -199,8 +200,8 @@ class Harness:
     # -- cases -----------------------------------------------------------------------------
     def draw(self, data, draw=None):
         """A case, rounded to the run's dtype: float64 arrays holding values exact in that dtype; only
-        what the subject takes (its declared lacks), its absent parameters 0. `draw`: another way
-        than the component's to draw it (same signature)."""
+        what the subject takes (its declared lacks), its absent parameters their identity (0 or 1).
+        `draw`: another way than the component's to draw it (same signature)."""
         draw = draw or self.component.draw
         with overflow_at(float(np.log(torch.finfo(self.run.dtype).max))), at_scale(self.run.scale):
             params, inputs = draw(data, self.kind, lacks=self.lacks) if self.component.capabilities else \
@@ -209,24 +210,21 @@ class Harness:
         return self.round(self.without_absent(params)), self.round(inputs)
 
     def without_absent(self, params):
-        """params with every parameter the subject declares absent set to 0 (at any depth, by name)."""
+        """params with every parameter the subject declares absent (at any depth, by name) set to its
+        identity: 0 for one that is added, 1 for one that multiplies (absent.identity). The names are
+        checked at load (declarations.validate)."""
         absent = set(self.declaration.absent)
         if not absent:
             return params
-        found = {path.rsplit(".", 1)[-1].split("[")[0] for path, _ in leaves(params)}
-        missing = sorted(absent - found)
-        if missing:
-            raise fail.form(self.where(), f"declares absent parameter(s) {', '.join(map(repr, missing))}, which "
-                                          f"{self.component.name} does not have (its parameters: {', '.join(sorted(found))})")
 
-        def zeroed(tree):
+        def left_out(tree):
             if isinstance(tree, dict):
-                return {k: np.zeros_like(v) if k in absent and not isinstance(v, (dict, list)) else zeroed(v)
-                        for k, v in tree.items()}
+                return {k: np.full_like(v, identity(k)) if k in absent and not isinstance(v, (dict, list))
+                        else left_out(v) for k, v in tree.items()}
             if isinstance(tree, list):
-                return [zeroed(v) for v in tree]
+                return [left_out(v) for v in tree]
             return tree
-        return zeroed(params)
+        return left_out(params)
 
     def round(self, tree):
         return nested_map(on_values(lambda a: torch.from_numpy(a).to(self.run.dtype).double().numpy()), tree)
