@@ -194,7 +194,7 @@ def contract(name: str, out) -> int:
         say(f"  lacks={cap!r}: {meaning}")
     for constant in component.constants:
         say(f"  constants={{{constant!r}: …}}: default {float(DEFAULTS[constant]):g}")
-    say("  absent=(parameter names it structurally lacks: drawn as 0), dtypes=, devices=, note=")
+    say("  absent=(parameter names it structurally lacks: drawn as 0 if added, 1 if a scale), dtypes=, devices=, note=")
     return 0
 
 

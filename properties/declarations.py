@@ -99,7 +99,8 @@ def check_expected_failure_runs(subject: Subject, check_id: str, where: str) -> 
     """An expected failure of a check the declaration rules out in every option set contradicts it."""
     component, check = next((c, k) for c, k in generate() if f"{c.name}-{k.name}" == check_id)
     needs = set(check.requires(component))
-    lacked = [sorted(needs & set(subject.declaration(component.name, o).lacks)) for o in option_sets(subject, component)]
+    lacked = [sorted(needs & set(subject.declaration(component.name, options).lacks))
+              for options in option_sets(subject, component)]
     if all(lacked):
         raise SubjectLoadError(f"{where}, component {component.name}: declares {check_id} an expected failure, but "
                                f"also that it lacks {', '.join(lacked[0])}, which that check needs: it never runs")

@@ -75,7 +75,8 @@ returning one), scikit-learn-tags style:
 
     Declaration(lacks=("cross_attention", "key_padding"),   # what it cannot take (see below)
                 constants={"layernorm.epsilon": 1e-12},     # the free constants it uses
-                absent=("b_hn",),                           # parameters it structurally lacks: drawn as 0
+                absent=("b_hn",),                           # parameters it structurally lacks: drawn as
+                                                            # their identity (0 added, 1 a scale: γ)
                 dtypes=(torch.float32,), devices=("cpu",),  # where it runs; other runs are skipped
                 note="why, in words the summary shows")
 
@@ -105,7 +106,8 @@ class Declaration:
 
     lacks: tuple[str, ...] = ()          # capabilities it does not have: those cases are not drawn
     constants: dict[str, float] = field(default_factory=dict)  # free constants (spec/constants.py)
-    absent: tuple[str, ...] = ()         # parameter names it has no such parameter for: drawn as 0
+    absent: tuple[str, ...] = ()         # parameter names it has no such parameter for: drawn as their
+                                         # identity (0 if the spec adds it, 1 if it scales by it), not judged
     dtypes: tuple | None = None          # torch dtypes it runs in (None: any)
     devices: tuple[str, ...] | None = None  # device types it runs on ("cpu", "cuda"; None: any)
     note: str = ""                       # why, in the subject's words (shown with the declaration)

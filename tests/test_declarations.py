@@ -152,8 +152,8 @@ def test_absent_parameters_are_drawn_as_zero():
     (Declaration(absent="gamma"), "absent is 'gamma'; give a tuple, e.g. absent=('gamma',)"),
     (Declaration(lacks="mask"), "lacks is 'mask'; give a tuple"),
     (Declaration(constants=[("layernorm.epsilon", 1e-5)]), "constants is [('layernorm.epsilon', 1e-05)]; give a dict"),
-    (Declaration(constants={"layernorm.epsilon": math.nan}), "constant 'layernorm.epsilon' is nan; give a finite number"),
-    (Declaration(constants={"layernorm.epsilon": math.inf}), "constant 'layernorm.epsilon' is inf; give a finite number"),
+    (Declaration(constants={"layernorm.epsilon": math.nan}), "'layernorm.epsilon' is nan; give a finite number"),
+    (Declaration(constants={"layernorm.epsilon": math.inf}), "'layernorm.epsilon' is inf; give a finite number"),
     (Declaration(constants={"layernorm.epsilon": -1e-5}), "is -1e-05; give a finite number 0 or more"),
     (Declaration(note=None), "note is None; give a str"),
 ])
@@ -189,7 +189,8 @@ import math
 from nlpspec.subjects import Declaration, Subject
 from nlpspec.subjects.reference import BUILDERS
 NO_DTYPES = Subject("no-dtypes", BUILDERS, declarations={"layernorm": Declaration(dtypes=())})
-NAN_EPSILON = Subject("nan-eps", BUILDERS, declarations={"layernorm": Declaration(constants={"layernorm.epsilon": math.nan})})
+NAN_EPSILON = Subject("nan-eps", BUILDERS,
+                      declarations={"layernorm": Declaration(constants={"layernorm.epsilon": math.nan})})
 BUILDER_FUNCTION = Subject("function", BUILDERS["layernorm"])
 """
 
