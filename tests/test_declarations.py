@@ -291,3 +291,12 @@ def test_an_option_set_the_builder_does_not_take_is_a_usage_error(options, messa
     subject = Subject("bad", {"layernorm": layer_norm_by_eps}, options={"layernorm": options})
     with pytest.raises(SubjectLoadError, match=message):
         check_subject(subject, "cpu", torch.float64, QUICK)
+
+
+def test_an_absent_parameter_another_check_redraws_is_still_its_identity():
+    """head_locality redraws one head's weights and biases, not b_O: an mha without b_O passes it (it
+    failed with "declares absent parameter(s) 'b_O', which mha does not have")."""
+    subject = Subject("no-b_O", {"mha": lambda p: BUILDERS["mha"]({**p, "b_O": torch.zeros_like(p["b_O"])})},
+                      declarations={"mha": Declaration(absent=("b_O",))})
+    [record] = run(subject, ["mha"], ["head_locality"])
+    assert record.status == "pass", record.message
