@@ -6,7 +6,8 @@ Options (group "nlpspec"): --subject NAME (or NLPSPEC_SUBJECT), --device, --dtyp
 --hypothesis-profile (dev by default, ci when CI is set; an unknown one is a usage error, exit 4).
 
 A run that runs nlpspec's cases starts with a header line (subject, version, device, dtype,
-profile, seed); a failure is reported once per cause (failures.py), with a compact example.
+profile, seed); a failure is reported once per cause (failures.py), with a compact example. The
+JSON report is written as the run goes (report_file.py); SIGTERM stops a run as Ctrl-C does.
 
 Tests that take the `nlpspec_case` fixture (nlpspec's own `test_conformance`, or a test of one's
 own decorated with `parametrize_with_checks(SUBJECT)`) get one case per component, check and
@@ -18,11 +19,14 @@ from __future__ import annotations
 
 import json
 import os
-import pathlib
 import random
 import shlex
+import signal
 import sys
+import threading
 import warnings
+from collections import Counter
+from datetime import datetime, timezone
 from functools import cached_property
 
 import pytest
@@ -41,7 +45,8 @@ def pytest_addoption(parser):
                          "(default from NLPSPEC_SUBJECT)")
     group.addoption("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     group.addoption("--dtype", default="float64", choices=DTYPES, help="dtype the subject runs in")
-    group.addoption("--nlpspec-report", default=None, metavar="PATH", help="write every case's record as JSON")
+    group.addoption("--nlpspec-report", default=None, metavar="PATH",
+                    help="write every case's record as JSON, as the run goes (docs/guide/reports.md)")
     group.addoption("--nlpspec-check", default=None, metavar="ID",
                     help="run only the case with this id (component-check[-options]-E-ids, as the failure prints it)")
     group.addoption("--nlpspec-replay", default=None, metavar="BLOB",
@@ -92,6 +97,12 @@ class State:
         self.session = None
         self.ran: set[str] = set()     # tests that reported (any outcome), and
         self.failed: set[str] = set()  # those that failed: did the run stop at its first failures?
+        self.out = None              # the --nlpspec-report file (ReportFile), in the controller
+        self.taken: dict = {}        # test -> how many of its records are in self.records
+        self.running: list[str] = []  # tests started and not finished
+        self.stop = ""               # what interrupted the run: SIGTERM, KeyboardInterrupt, …
+        self.old_sigterm = None
+        self.started = datetime.now(timezone.utc).isoformat(timespec="seconds")
 
     @cached_property
     def subject(self):
@@ -195,34 +206,80 @@ class State:
     def pytest_sessionstart(self, session):
         self.session = session
 
+    def terminated(self, signum, frame):
+        """SIGTERM (`timeout`, a CI's cancel) stops the run as Ctrl-C does: the report keeps what finished."""
+        self.stop = "SIGTERM"
+        raise KeyboardInterrupt("SIGTERM")
+
+    def pytest_keyboard_interrupt(self, excinfo):
+        from nlpspec.report_file import described
+        self.stop = self.stop or described(excinfo.value)
+
+    def pytest_runtest_logstart(self, nodeid):
+        if self.out is not None:
+            self.running.append(nodeid)
+            self.save()  # a process that dies in this test leaves a report naming it
+
+    def pytest_runtest_logfinish(self, nodeid):
+        if self.out is not None and nodeid in self.running:
+            self.running.remove(nodeid)
+            self.save()
+
     @pytest.hookimpl(tryfirst=True)  # the header before the terminal writes the first result
     def pytest_runtest_logreport(self, report):
         if report.when == "call" or report.outcome != "passed":
             self.ran.add(report.nodeid)
         if report.failed:
             self.failed.add(report.nodeid)
-        for name, value in report.user_properties:
-            if name == "nlpspec" and report.when == "call":
-                self.records.append(value)
-                if hasattr(self.config, "workerinput") or self.announced:
-                    continue
-                # under pytest-xdist the controller collects nothing: the first record names the subject
-                self.announce(self.config.pluginmanager.get_plugin("terminalreporter"), [value])
+        if report.when == "???" and report.nodeid in self.running:  # pytest-xdist: the worker running it died
+            self.running.remove(report.nodeid)
+        found = [value for name, value in report.user_properties if name == "nlpspec"]
+        known = self.taken.get(report.nodeid, 0)  # each report carries its test's records so far: take the new
+        if report.failed and not found and not known and self.report:  # made outside the test's process: a crash
+            from nlpspec.report_file import error_record
+            crash = getattr(report.longrepr, "reprcrash", None)
+            found = [error_record(report.nodeid, getattr(crash, "message", None) or report.longreprtext.strip())]
+        self.taken[report.nodeid] = max(known, len(found))
+        for value in found[known:]:
+            self.records.append(value)
+            if hasattr(self.config, "workerinput") or self.announced or not value["subject"]:
+                continue
+            # under pytest-xdist the controller collects nothing: the first record names the subject
+            self.announce(self.config.pluginmanager.get_plugin("terminalreporter"), [value])
 
-    def write_report(self, records, error: str | None = None, stopped: str = ""):
-        if not self.report or hasattr(self.config, "workerinput"):
-            return
+    @cached_property
+    def versions(self) -> dict:
+        from nlpspec.report_file import versions
+        return versions()
+
+    def head(self, error: str | None, stopped: str) -> dict:
+        """The report's fields before its records: the run, its totals, and why it is unfinished."""
         found = {"subject": self.subject_name, "device": self.config.getoption("device") or "",
-                 "dtype": self.dtype_name, "profile": self.profile, "records": records}
+                 "dtype": self.dtype_name, "profile": self.profile}
         if "subject" in self.__dict__:
-            found |= {"subject": self.subject.name, "version": self.subject.version, "device": str(self.device)}
+            found |= {"subject": self.subject.name, "version": str(self.subject.version)}
+        if "device" in self.__dict__:
+            found["device"] = str(self.device)
+        subject_version = found.get("version") or next((r["version"] for r in self.records if r.get("version")), "")
+        found |= {"seed": None if self.settings.derandomize else self.seed,
+                  "command": shlex.join(["pytest", *self.config.invocation_params.args]),
+                  "started": self.started, "versions": self.versions | {"subject": subject_version},
+                  "collected": getattr(self.session, "testscollected", 0),
+                  "totals": dict(Counter(r["status"] for r in self.records)), "running": self.running}
         if error:
             found["error"] = error
         if stopped:  # not every collected case ran
             found["stopped"] = stopped.removeprefix("nlpspec: ")
-        pathlib.Path(self.report).parent.mkdir(parents=True, exist_ok=True)  # artefacts/reports/, as .ci/run names it
-        with open(self.report, "w") as f:
-            json.dump(found, f, indent=1)
+        return found
+
+    def write_report(self, records, error: str | None = None, stopped: str = ""):
+        if self.out is not None:
+            self.out.write(self.head(error, stopped), records)
+
+    def save(self):
+        """The report as the run goes: what finished, what is running (and is where it died, if it did)."""
+        doing = f"it was running {', '.join(self.running)}" if self.running else "it was between two tests"
+        self.write_report(self.records, error=f"the run has not finished: {doing} when this report was written")
 
 
 def state(config) -> State:
@@ -239,8 +296,14 @@ def pytest_configure(config):
     if run.first and not config.option.maxfail:
         config.option.maxfail = 1
     config.pluginmanager.register(run, "nlpspec-run")
-    if run.report and not hasattr(config, "workerinput"):  # an old report never survives a run that stops early
-        run.write_report([], error="the run stopped before any case finished")
+    if run.report and not hasattr(config, "workerinput"):
+        from nlpspec.report_file import ReportFile, unwritable
+        why = unwritable(run.report)
+        if why:
+            raise pytest.UsageError(why)
+        run.out = ReportFile(run.report)
+    if run.out is not None and threading.current_thread() is threading.main_thread():
+        run.old_sigterm = signal.signal(signal.SIGTERM, run.terminated)
     if run.check is None and run.replay:
         raise pytest.UsageError("--nlpspec-replay replays one case: give its id with --nlpspec-check as well")
     if run.explicit:
@@ -251,6 +314,30 @@ def pytest_configure(config):
 def pytest_configure_node(node):
     """pytest-xdist, for each worker it starts: the run's seed (each process would draw its own)."""
     node.workerinput["nlpspec_seed"] = state(node.config).seed
+
+
+def pytest_unconfigure(config):
+    run = getattr(config, "_nlpspec", None)
+    if run is not None and run.old_sigterm is not None:
+        signal.signal(signal.SIGTERM, run.old_sigterm)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A test that failed with no record (the suite raised, not the subject; or a test of one's own)
+    gets an `error` record, so that the report never passes where pytest failed."""
+    report = yield
+    if not report.failed or any(name == "nlpspec" for name, _ in item.user_properties):
+        return report
+    if _case(item) is not None or state(item.config).report:  # not in runs that are none of nlpspec's business
+        from nlpspec.report_file import described, error_record
+        exc = call.excinfo.value if call.excinfo else None
+        message = described(exc) if exc is not None else report.longreprtext.strip()
+        message += "" if call.when == "call" else f" (in the test's {call.when})"
+        record = error_record(item.nodeid, message, type(exc).__name__ if exc else "", _case(item))
+        item.user_properties.append(("nlpspec", record))
+        report.user_properties.append(("nlpspec", record))
+    return report
 
 
 def pytest_report_header(config):
@@ -384,20 +471,28 @@ def reported(run: State, check: str, record) -> str:
 
 def pytest_terminal_summary(terminalreporter, config):
     run = state(config)
-    if not run.records:
+    records = [r for r in run.records if r["component"]]  # not an error outside any case: that has its line
+    errors = [r for r in run.records if r["status"] == "error"]
+    if errors:
+        terminalreporter.ensure_newline()
+        terminalreporter.write_line(f"nlpspec: {len(errors)} test(s) raised outside the checks (status error in "
+                                    f"--nlpspec-report):")
+        for r in errors:
+            terminalreporter.write_line(f"  {r['nodeid']}: {r['message'].splitlines()[0][:200]}")
+    if not records:
         return
     stopped = run.stopped_early()
     from nlpspec.properties.summary import declarations, observations, summary
-    subjects = ", ".join(sorted({r["subject"] for r in run.records}))
+    subjects = ", ".join(sorted({r["subject"] for r in records}))
     terminalreporter.section(f"nlpspec conformance: {subjects} ({run.device}, {run.dtype_name})")
-    for line in summary(run.records):
+    for line in summary(records):
         terminalreporter.write_line(line)
-    declared = declarations(run.records)
+    declared = declarations(records)
     if declared:
         terminalreporter.write_line("declared by the subject (not drawn, not run, or set as it says):")
         for line in declared:
             terminalreporter.write_line(f"  {line}")
-    notes = observations(run.records)
+    notes = observations(records)
     if notes:
         terminalreporter.write_line("observed, not judged (where the spec leaves a value undefined, or a check "
                                     "cannot look), the subject:")
@@ -415,8 +510,13 @@ def pytest_sessionfinish(session, exitstatus):
     if stopped and int(exitstatus) == pytest.ExitCode.INTERRUPTED:
         # pytest-xdist ends a run stopped by -x as interrupted; without it, such a run has failed
         session.exitstatus = exitstatus = pytest.ExitCode.TESTS_FAILED
-    if not run.report:
-        return
-    complete = int(exitstatus) in (0, 1, 5)  # passed, failed, nothing collected: every collected case reported
-    run.write_report(run.records, error=None if complete else f"pytest stopped with exit status {int(exitstatus)}",
-                     stopped=stopped)
+    if run.out is None or (not run.ran and not run.running and int(exitstatus) in (0, 5)):
+        return  # a run that ran no test and met no error (--collect-only, nothing selected) leaves an earlier report
+    collected = getattr(session, "testscollected", 0)
+    error = None
+    if run.stop and not stopped:  # (pytest-xdist stops -x with a KeyboardInterrupt of its own)
+        error = f"the run was stopped by {run.stop}: {len(run.ran)} of {collected} tests finished, their records kept"
+        stopped = f"stopped by {run.stop}: {collected - len(run.ran)} of {collected} tests not run"
+    elif int(exitstatus) not in (0, 1, 5):  # else every collected case reported
+        error = f"pytest stopped with exit status {int(exitstatus)}"
+    run.write_report(run.records, error=error, stopped=stopped)
