@@ -138,7 +138,7 @@ def found_in(eid: str, runs: list[dict]) -> list[str]:
                 key = (r["component"], r.get("option_set", ""))
                 if r["status"] == "pass":
                     by_component.setdefault(r["component"], set()).add(r.get("option_set", ""))
-                elif r["status"] == "fail":
+                elif r["status"] in ("fail", "error"):
                     failed.add(key)
         parts = []
         for component, sets in by_component.items():

@@ -99,7 +99,9 @@ def page(reports: list[pathlib.Path]) -> str:
     for name, component in in_article_order:
         cells = []
         for run in runs:
-            records = [r for r in run["records"] if r["component"] == name]
+            # a test that raised outside the checks (status error) fails its component's cell
+            records = [r | {"status": "fail"} if r["status"] == "error" else r
+                       for r in run["records"] if r["component"] == name]
             if not records:
                 cells.append('<td class="skip">not run</td>')
                 continue
