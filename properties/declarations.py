@@ -30,7 +30,7 @@ DOMAINS = {"layernorm.epsilon": (lambda v: v >= 0, "0 or more (it is added to a 
 
 
 def unknown(kind: str, name: str, known, where: str) -> SubjectLoadError:
-    close = difflib.get_close_matches(name, list(known), n=1)
+    close = difflib.get_close_matches(name, list(known), n=1) if isinstance(name, str) else []
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     return SubjectLoadError(f"{where}: unknown {kind} {name!r}{hint}; known: {', '.join(known) or 'none'}")
 
@@ -89,6 +89,15 @@ def check_fields(subject: Subject, where: str) -> None:
         if not isinstance(value, dict):
             raise SubjectLoadError(f"{where}: {field} is a {type(value).__name__}; give a dict keyed by "
                                    f"{'check id' if field == 'expected_failures' else 'component'}")
+    for name, given in subject.variants.items():
+        if not (callable(given) or isinstance(given, str) or isinstance(given, (tuple, list)) and
+                all(isinstance(v, str) for v in given)):
+            raise SubjectLoadError(f"{where}, component {name}: its variants are {given!r}; give an E-id, a tuple of "
+                                   f"them, or a function of the option set returning them")
+    for name, knobs in subject.options.items():
+        if not isinstance(knobs, dict):
+            raise SubjectLoadError(f"{where}, component {name}: its options are {knobs!r}; give a dict of knobs to "
+                                   f"sweep, e.g. {{'batch_first': [True, False]}}, or of named option sets")
     for name, builder in subject.builders.items():
         if not callable(builder):
             raise SubjectLoadError(f"{where}, component {name}: its builder is a {type(builder).__name__}; give "
@@ -131,11 +140,18 @@ def check_declaration(subject: Subject, component, options: dict, where: str) ->
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             raise SubjectLoadError(f"{where}: constant {constant!r} is {value!r}; give a number")
         within, domain = DOMAINS.get(constant, (lambda v: True, ""))
-        if not math.isfinite(value) or not within(value):
+        if not finite(value) or not within(value):
             raise SubjectLoadError(f"{where}: constant {constant!r} is {value!r}; give a finite number"
                                    + (f" {domain}" if domain else ""))
     check_runs(declaration, where)
     check_absent(subject, component, declaration, options, where)
+
+
+def finite(value) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond any float
+        return False
 
 
 def check_runs(declaration: Declaration, where: str) -> None:

@@ -177,6 +177,15 @@ def test_a_declaration_the_suite_does_not_know_is_a_usage_error(declaration, mes
      "that check needs: it never runs"),
     (Subject("bad", {"gru.cell": BUILDERS["gru.cell"]}, declarations={"gru.cell": Declaration(absent=("b_hn",))}),
      "component gru.cell: unknown absent parameter 'b_hn'"),  # the article's GRU has none: gru.reset_after has
+    # each crashed with a TypeError or an OverflowError
+    (Subject("bad", {"mha": BUILDERS["mha"]}, variants={"mha": 3}), "component mha: its variants are 3; give an E-id"),
+    (Subject("bad", {"mha": BUILDERS["mha"]}, options={"mha": [True]}), "component mha: its options are [True]; give"),
+    (Subject("bad", {"layernorm": BUILDERS["layernorm"]}, declarations={"layernorm": Declaration(lacks=(3,))}),
+     "component layernorm: unknown capability 3; known: none"),
+    (Subject("bad", {"layernorm": BUILDERS["layernorm"]}, expected_failures={3: "why"}),
+     "subject 'bad': unknown expected-failure id 3; known: layernorm-batch_independence"),
+    (Subject("bad", {"layernorm": BUILDERS["layernorm"]},
+             declarations={"layernorm": Declaration(constants={"layernorm.epsilon": 10**400})}), "; give a finite number"),
 ])
 def test_a_subject_that_makes_no_sense_is_a_usage_error(subject, message):
     with pytest.raises(SubjectLoadError) as caught:
