@@ -112,7 +112,7 @@ class State:
             subject = load_subject(self.subject_name)
             validate(subject)
         except SubjectLoadError as exc:
-            self.write_report([], error=str(exc))
+            self.write_report(error=str(exc))
             raise pytest.UsageError(str(exc)) from None
         return subject
 
@@ -123,7 +123,7 @@ class State:
         try:  # the canonical device ("cuda" -> "cuda:0"), as the subject's tensors will report it
             return torch.empty(0, device=torch.device(name)).device
         except (RuntimeError, AssertionError) as exc:
-            self.write_report([], error=f"--device {name}: {exc}")
+            self.write_report(error=f"--device {name}: {exc}")
             raise pytest.UsageError(f"--device {name}: {exc}") from None
 
     @property
@@ -272,14 +272,15 @@ class State:
             found["stopped"] = stopped.removeprefix("nlpspec: ")
         return found
 
-    def write_report(self, records, error: str | None = None, stopped: str = ""):
+    def write_report(self, error: str | None = None, stopped: str = ""):
+        """The report: every record so far, and `error` where the run did not finish."""
         if self.out is not None:
-            self.out.write(self.head(error, stopped), records)
+            self.out.write(self.head(error, stopped), self.records)
 
     def save(self):
         """The report as the run goes: what finished, what is running (and is where it died, if it did)."""
         doing = f"it was running {', '.join(self.running)}" if self.running else "it was between two tests"
-        self.write_report(self.records, error=f"the run has not finished: {doing} when this report was written")
+        self.write_report(error=f"the run has not finished: {doing} when this report was written")
 
 
 def state(config) -> State:
@@ -308,6 +309,7 @@ def pytest_configure(config):
         raise pytest.UsageError("--nlpspec-replay replays one case: give its id with --nlpspec-check as well")
     if run.explicit:
         run.subject  # a bad name stops the run here, in one line
+        run.device  # and so does a bad device (without -q, the header would name it; with -q, each case)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -502,6 +504,7 @@ def pytest_terminal_summary(terminalreporter, config):
         terminalreporter.write_line(stopped)
 
 
+@pytest.hookimpl(tryfirst=True)  # the report's last word before pytest-xdist waits for its workers to stop
 def pytest_sessionfinish(session, exitstatus):
     run = state(session.config)
     if hasattr(session.config, "workerinput"):
@@ -519,4 +522,4 @@ def pytest_sessionfinish(session, exitstatus):
         stopped = f"stopped by {run.stop}: {collected - len(run.ran)} of {collected} tests not run"
     elif int(exitstatus) not in (0, 1, 5):  # else every collected case reported
         error = f"pytest stopped with exit status {int(exitstatus)}"
-    run.write_report(run.records, error=error, stopped=stopped)
+    run.write_report(error=error, stopped=stopped)

@@ -153,6 +153,7 @@ def test_sigterm_keeps_every_finished_record_and_says_so(tmp_path, workers):
 
 
 MINE_DIES = '''
+import ctypes
 import os
 from nlpspec import parametrize_with_checks
 
@@ -160,14 +161,16 @@ from nlpspec import parametrize_with_checks
 @parametrize_with_checks("reference")
 def test_mine(nlpspec_case, nlpspec_verdict):
     if nlpspec_case.check.name == "determinism":
-        os._exit(0)
+        {dies}
     nlpspec_verdict(nlpspec_case)
 '''
 
 
-@pytest.mark.parametrize("workers", [(), ("-n", "2")], ids=["one process", "xdist"])
-def test_a_process_that_dies_leaves_a_report_naming_its_case(tmp_path, workers):
-    (tmp_path / "test_mine.py").write_text(MINE_DIES)
+@pytest.mark.parametrize("workers, dies", [((), "os._exit(0)"), ((), "ctypes.string_at(0)"),
+                                           (("-n", "2"), "os._exit(0)")],
+                         ids=["os._exit", "segfault", "os._exit under xdist"])
+def test_a_process_that_dies_leaves_a_report_naming_its_case(tmp_path, workers, dies):
+    (tmp_path / "test_mine.py").write_text(MINE_DIES.format(dies=dies))
     path = tmp_path / "report.json"
     done = subprocess.run(pytest_command(*workers, "test_mine.py", "-k", "rnn.cell-oracle or rnn.cell-determinism",
                                          "--nlpspec-report", str(path)),
@@ -178,7 +181,8 @@ def test_a_process_that_dies_leaves_a_report_naming_its_case(tmp_path, workers):
         assert done.returncode == 1, done.stdout[-3000:]
         [error] = [r for r in report["records"] if r["status"] == "error"]
         assert error["nodeid"] == dying and "crashed while running" in error["message"], error
-    else:  # the process exits 0 at once: the report written as the case started names it
+    else:  # the process ends at once (exit 0, or SIGSEGV): the report written as the case started names it
+        assert done.returncode in (0, -signal.SIGSEGV), done.stdout[-3000:]
         assert report["error"] == f"the run has not finished: it was running {dying} when this report was written"
         assert report["running"] == [dying]
     assert [r["status"] for r in report["records"] if r["check"] == "oracle"] == ["pass"]
@@ -198,6 +202,18 @@ def test_an_unwritable_report_path_is_a_one_line_usage_error(tmp_path, where):
     lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
     assert done.returncode == 4 and len(lines) == 1, lines
     assert lines[0].startswith(f"ERROR: --nlpspec-report {path}: "), lines
+
+
+def test_a_bad_device_stops_the_run_before_any_case_even_quiet(tmp_path):
+    """-q prints no header, where the device was first resolved: each case failed with the usage error."""
+    path = tmp_path / "report.json"
+    done = subprocess.run(pytest_command("-q", "--pyargs", "nlpspec", "--subject", "reference", "--device", "nosuch",
+                                         "--nlpspec-report", str(path)),
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    assert done.returncode == 4 and len(lines) == 1 and lines[0].startswith("ERROR: --device nosuch: "), lines
+    report = read(path)
+    assert report["records"] == [] and report["error"].startswith("--device nosuch: ")
 
 
 def test_the_report_names_totals_versions_seed_and_command(run_pytest, pytester):
