@@ -71,7 +71,7 @@ RENAMED = {"d": "d_model"}  # labels the suite draws under a shorter name
 DERIVED = {"h·d_k": "d_model", "2·pairs": "d_model"}  # products the article names
 def dtypes_text(dtypes: set) -> str:
     """What the arrays' dtypes are, for the dtypes these contracts have ("float", "int64", "mask")."""
-    words = ["Float arrays come in the run's dtype"] + ["token ids as int64"] * ("int64" in dtypes)
+    words = ["Float arrays come in the run's dtype"] + ["token ids and lengths as int64"] * ("int64" in dtypes)
     return ", ".join(words) + (f"; {MASK}" if "mask" in dtypes else "") + "."
 
 

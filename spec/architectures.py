@@ -7,7 +7,7 @@ Arrays: a sequence is (B, T, n, 1) (batch, time, a column vector per step); a st
 from __future__ import annotations
 
 import numpy as np
-from array_api_compat import array_namespace
+from array_api_compat import array_namespace, device
 from sympy import Eq, Function, IndexedBase, Matrix, symbols
 
 from .equation import compose
@@ -40,29 +40,40 @@ def step(kind: str, params: dict, x_t: np.ndarray, state: dict) -> dict:
     return evaluate_chain(CELLS[kind], env)
 
 
-def unroll(kind: str, params: dict, xs: np.ndarray, state0: dict, reverse: bool = False):
-    """seq.many_to_many: states (B, T, H, 1) at every step, and the final state."""
+def unroll(kind: str, params: dict, xs: np.ndarray, state0: dict, reverse: bool = False, lengths=None):
+    """seq.many_to_many: states (B, T, H, 1) at every step, and the final state.
+
+    With `lengths` (B,), row b's chain runs over its first lengths[b] steps only, the reversed one
+    from its own last step: at a padded step its state is kept and its output is 0 (PyTorch's
+    pad_packed_sequence), so the final state is the last real step's."""
     state, outputs = dict(state0), [None] * xs.shape[1]
     steps = range(xs.shape[1] - 1, -1, -1) if reverse else range(xs.shape[1])
     for k in steps:
         out = step(kind, params, xs[:, k], state)
-        state = {name: out[name] for name in STATE[kind]}
-        outputs[k] = state["h"]
+        new = {name: out[name] for name in STATE[kind]}
+        if lengths is None:
+            state, outputs[k] = new, new["h"]
+            continue
+        xp = array_namespace(new["h"])
+        real = xp.reshape(xp.asarray(k < lengths, device=device(new["h"])), (-1, 1, 1))
+        state = {name: xp.where(real, new[name], state[name]) for name in new}
+        outputs[k] = xp.where(real, new["h"], 0 * new["h"])
     return array_namespace(*outputs).stack(outputs, axis=1), state
 
 
-def layers(kind: str, params: list, xs: np.ndarray, state0: list):
+def layers(kind: str, params: list, xs: np.ndarray, state0: list, lengths=None):
     """seq.stacked of seq.bidirectional layers.
 
     params[l] and state0[l] are lists of one (forward) or two (forward, backward) entries.
-    Returns the last layer's outputs (B, T, D·H, 1) and the final states, as state0 is laid out.
+    Returns the last layer's outputs (B, T, D·H, 1) and the final states, as state0 is laid out;
+    with `lengths`, each row padded past its own length (unroll).
     """
     finals = []
     for layer_params, layer_state in zip(params, state0):
         outs = []
         layer_finals = []
         for direction, (p, s0) in enumerate(zip(layer_params, layer_state)):
-            out, final = unroll(kind, p, xs, s0, reverse=direction == 1)
+            out, final = unroll(kind, p, xs, s0, reverse=direction == 1, lengths=lengths)
             outs.append(out)
             layer_finals.append(final)
         xs = array_namespace(*outs).concat(outs, axis=-2)

@@ -57,6 +57,13 @@ def layers(params):
     return fn
 
 
+def layers_padded(params):
+    def fn(x, lengths, h_prev, C_prev=None):
+        out, final = stacked(cell_of(params["layers"][0][0]), params["layers"], x, state(h_prev, C_prev), lengths)
+        return {"out": out, **final}
+    return fn
+
+
 def encoder_decoder(params):
     def fn(x, y_prev, h_prev, C_prev=None):
         h, y = seq2seq(cell_of(params["encoder"]), params["encoder"], params["decoder"], params["output"], x, y_prev,
@@ -82,6 +89,7 @@ def transformer(params):
 BUILDERS = {
     **{f"{kind}.cell": cell for kind in ("rnn", "lstm", "gru")},
     **{f"{kind}.layers": layers for kind in ("rnn", "lstm", "gru")},
+    **{f"{kind}.layers_padded": layers_padded for kind in ("rnn", "lstm", "gru")},
     **{f"{kind}.seq2seq": encoder_decoder for kind in ("rnn", "lstm", "gru")},
     "rnn.output": bound(rnn_output),
     "attention": lambda params: named(attention, "out", "weights"),

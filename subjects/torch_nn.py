@@ -15,6 +15,8 @@ into W_hn = W_h[:, :H], W_in = W_h[:, H:], b_in = b_h, b_hn = 0: the reset still
 product, so the result differs from gru.candidate, which is the point of such a check.
 KIND.layers is nn.RNN / nn.LSTM / nn.GRU, each layer and direction mapped as its cell
 (weight_ih_l{k}[_reverse], ...), the spec's h_prev (B, L, D, H) laid out as torch's (L·D, B, H);
+KIND.layers_padded is the same module given a PackedSequence (pack_padded_sequence of the lengths,
+enforce_sorted=False) and its output padded back to T with zeros (pad_packed_sequence, total_length=T);
 KIND.seq2seq is a one-layer encoder module whose final state starts a decoder module, followed by
 softmax(F.linear(., W_y, b_y)).
 """
@@ -23,6 +25,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from . import torch_attention, torch_transformer
 from .base import Subject
@@ -113,17 +116,24 @@ def from_torch_state(s, L: int, D: int):
     return s.reshape(L, D, s.shape[1], s.shape[2]).permute(2, 0, 1, 3)
 
 
-def layers_builder(kind: str):
+def layers_builder(kind: str, padded: bool = False):
+    """KIND.layers; `padded` (KIND.layers_padded): x packed by its lengths (pack_padded_sequence,
+    enforce_sorted=False) and the output padded back to T with zeros (pad_packed_sequence)."""
     def build(params: dict, batch_first: bool = True):
         layers = params["layers"]
         L, D = len(layers), len(layers[0])
         module = sequence_module(kind, layers, batch_first)
 
-        def fn(x, h_prev, C_prev=None):
+        def fn(x, h_prev, C_prev=None, lengths=None):
             state = to_torch_state(h_prev)
             if kind == "lstm":
                 state = (state, to_torch_state(C_prev))
-            out, final = module(x if batch_first else x.transpose(0, 1), state)
+            seq = x if batch_first else x.transpose(0, 1)
+            if padded:
+                seq = pack_padded_sequence(seq, lengths.cpu(), batch_first=batch_first, enforce_sorted=False)
+            out, final = module(seq, state)
+            if padded:
+                out, _ = pad_packed_sequence(out, batch_first=batch_first, total_length=x.shape[1])
             result = {"out": out if batch_first else out.transpose(0, 1)}
             if kind == "lstm":
                 result["h"], result["C"] = (from_torch_state(s, L, D) for s in final)
@@ -161,15 +171,17 @@ BUILDERS = {"rnn.output": output_builder}
 for _kind in CELLS:
     BUILDERS[f"{_kind}.cell"] = cell_builder(_kind)
     BUILDERS[f"{_kind}.layers"] = layers_builder(_kind)
+    BUILDERS[f"{_kind}.layers_padded"] = layers_builder(_kind, padded=True)
     BUILDERS[f"{_kind}.seq2seq"] = seq2seq_builder(_kind)
 
 SUBJECT = Subject(
     name="torch",
     version=torch.__version__,
     builders={**BUILDERS, **torch_attention.BUILDERS, **torch_transformer.BUILDERS},
-    variants={"gru.cell": "gru.reset_after", "gru.layers": "gru.reset_after",
+    variants={"gru.cell": "gru.reset_after", "gru.layers": "gru.reset_after", "gru.layers_padded": "gru.reset_after",
               "gru.seq2seq": "gru.reset_after", **torch_attention.VARIANTS, **torch_transformer.VARIANTS},
-    options={**{f"{kind}.layers": {"batch_first": [True, False]} for kind in CELLS}, **torch_attention.OPTIONS,
+    options={**{f"{kind}.{layers}": {"batch_first": [True, False]} for kind in CELLS
+                for layers in ("layers", "layers_padded")}, **torch_attention.OPTIONS,
              **torch_transformer.OPTIONS},
     declarations={**torch_attention.DECLARATIONS, **torch_transformer.DECLARATIONS},
 )

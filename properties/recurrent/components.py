@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 from array_api_compat import array_namespace
+from hypothesis import strategies as st
 
 from nlpspec.spec import architectures, recurrent
 
@@ -88,11 +89,14 @@ def output_oracle(params: dict, inputs: dict) -> dict:
 
 
 def layers_oracle(kind: str):
+    """The stack of (bidirectional) layers; given `lengths`, each row run to its own length, its
+    outputs past it 0 (architectures.unroll)."""
     def oracle(params: dict, inputs: dict) -> dict:
         L, D = inputs["h_prev"].shape[1:3]
         state0 = [[{name: inputs[f"{name}_prev"][:, l, d, :, None] for name in state_names(kind)}
                    for d in range(D)] for l in range(L)]
-        out, finals = architectures.layers(kind, columns(params["layers"]), inputs["x"][..., None], state0)
+        out, finals = architectures.layers(kind, columns(params["layers"]), inputs["x"][..., None], state0,
+                                           inputs.get("lengths"))
         result = {"out": out[..., 0]}
         for name in state_names(kind):
             xp = array_namespace(out)
@@ -132,16 +136,31 @@ def draw_output_case(data):
     return case(data, {"W_y": Shape((V, H), bound), "b_y": Shape((V,), bound)}, {"h": Shape((B, H), 1.0)})
 
 
-def draw_layers_case(kind: str, layers: int | None = None, directions: int | None = None):
+def draw_layers_case(kind: str, layers: int | None = None, directions: int | None = None, lengths: bool = False,
+                     padded: bool = False):
+    """A layers case; with `lengths`, each row's length as well (draw_lengths), `padded`: one row at least
+    shorter than T."""
     def draw(data):
-        B, T, H, I, bound = size(data, "B"), size(data, "T", high=4), size(data, "H"), size(data, "I"), magnitude(data)
+        B, T = size(data, "B"), size(data, "T", low=2 if padded else 1, high=4)
+        H, I, bound = size(data, "H"), size(data, "I"), magnitude(data)
         L = layers or size(data, "L", high=3)
         D = directions or size(data, "D", high=2)
         params = {"layers": [[cell_params(kind, H, I if l == 0 else D * H, bound) for d in range(D)]
                              for l in range(L)]}
         x = Shape((B, T, I), input_bound(data, bound, I))
-        return case(data, params, {"x": x, **state(kind, (B, L, D, H), bound)})
+        params, inputs = case(data, params, {"x": x, **state(kind, (B, L, D, H), bound)})
+        return params, inputs | ({"lengths": draw_lengths(data, B, T, padded)} if lengths else {})
     return draw
+
+
+def draw_lengths(data, B: int, T: int, padded: bool) -> np.ndarray:
+    """Each row's length in 1 … T (the rest of its T steps padding); `padded`: one row, drawn, shorter
+    than T. Shrinks towards every row of length 1."""
+    lengths = data.draw(st.lists(st.integers(1, T), min_size=B, max_size=B), label="lengths")
+    if padded:
+        row = data.draw(st.integers(0, B - 1), label="padded row")
+        lengths[row] = min(lengths[row], T - 1)
+    return np.array(lengths, dtype=np.int64)
 
 
 def draw_seq2seq_case(kind: str):
@@ -180,6 +199,10 @@ def _components():
         found.append(Component(f"{kind}.layers", kind, cell_eids(kind) + ARCH_EIDS, ("out",) + state_names(kind),
                                lambda data, k: draw_layers_case(k)(data), layers_oracle,
                                {"out": "seq.many_to_many", "h": "seq.many_to_one", "C": "seq.many_to_one"}, **common))
+        found.append(Component(f"{kind}.layers_padded", kind, cell_eids(kind) + ARCH_EIDS,
+                               ("out",) + state_names(kind), lambda data, k: draw_layers_case(k, lengths=True)(data),
+                               layers_oracle, {"out": "seq.many_to_many", "h": "seq.many_to_one",
+                                               "C": "seq.many_to_one"}, **common))
         found.append(Component(f"{kind}.seq2seq", kind, cell_eids(kind) + ("rnn.output", "seq.seq2seq"), ("h", "y"),
                                lambda data, k: draw_seq2seq_case(k)(data), seq2seq_oracle,
                                {"h": "seq.seq2seq", "y": "rnn.output"}, **common))

@@ -1,0 +1,53 @@
+"""Padded recurrent sequences (KIND.layers_padded): the oracle runs each row to its own length, the
+reference and torch.nn (packed sequences) pass its oracle."""
+import numpy as np
+import pytest
+import torch
+from hypothesis import settings
+
+from nlpspec.properties.recurrent.components import CELL_PARAMS, layers_oracle
+from nlpspec.properties.runner import first_failure
+from nlpspec.reference import lstm_cell, stacked
+from nlpspec.subjects import load_subject
+
+pytestmark = pytest.mark.selftest
+PADDING_CHECKS = []
+
+
+def lstm_case(B=3, T=4, L=2, D=2, H=3, I=2, lengths=(4, 1, 2)):
+    rng = np.random.default_rng(0)
+    params = {"layers": [[{k: rng.uniform(-1, 1, shape(H, I if l == 0 else D * H))
+                           for k, shape in CELL_PARAMS["lstm"].items()} for _ in range(D)] for l in range(L)]}
+    inputs = {"x": rng.uniform(-1, 1, (B, T, I)), "h_prev": rng.uniform(-1, 1, (B, L, D, H)),
+              "C_prev": rng.uniform(-1, 1, (B, L, D, H)), "lengths": np.array(lengths)}
+    return params, inputs
+
+
+def test_the_oracle_runs_each_row_to_its_own_length_and_pads_with_zeros():
+    params, inputs = lstm_case()
+    padded = layers_oracle("lstm")(params, inputs)
+    for b, n in enumerate(inputs["lengths"]):
+        row = {k: v[b:b + 1, :n] if k == "x" else v[b:b + 1] for k, v in inputs.items() if k != "lengths"}
+        alone = layers_oracle("lstm")(params, row)
+        np.testing.assert_allclose(padded["out"][b, :n], alone["out"][0], atol=1e-14)
+        assert not padded["out"][b, n:].any()
+        for name in ("h", "C"):
+            np.testing.assert_allclose(padded[name][b], alone[name][0], atol=1e-14)
+
+
+def test_the_reference_pads_as_the_oracle():
+    params, inputs = lstm_case()
+    tensors = {k: torch.from_numpy(v) for k, v in inputs.items()}
+    out, final = stacked(lstm_cell, [[{k: torch.from_numpy(v) for k, v in p.items()} for p in layer]
+                                     for layer in params["layers"]], tensors["x"],
+                         {"h": tensors["h_prev"], "C": tensors["C_prev"]}, tensors["lengths"])
+    expected = layers_oracle("lstm")(params, inputs)
+    for name, value in {"out": out, **final}.items():
+        np.testing.assert_allclose(value.numpy(), expected[name], atol=1e-14)
+
+
+@pytest.mark.parametrize("subject", ["reference", "torch"])
+def test_reference_and_torch_pass_the_padding_checks(subject):
+    record = first_failure(load_subject(subject), ["lstm.layers_padded", "gru.layers_padded"],
+                           settings.get_profile("ci"), checks=PADDING_CHECKS + ["oracle"])
+    assert record is None, record.message
