@@ -14,6 +14,7 @@ from ..engine import tolerance as tol
 from ..engine.check import Check, evaluate
 from ..engine.component import Component
 from ..engine.harness import Harness, options_running
+from ..engine.strategies import Shape, arrays, magnitude
 from .components import COMPONENTS, draw_layers_case
 
 SATURATE = 50.0  # |pre-activation| that closes or opens a gate: σ(-50) ≈ 2e-22 < eps(float64)
@@ -49,8 +50,8 @@ def check_closed_update(h: Harness, data):
 
 
 # --- architecture invariants -------------------------------------------------------------------
-def layers_case(h: Harness, data, layers=None, directions=None):
-    params, inputs = draw_layers_case(h.kind, layers, directions)(data)
+def layers_case(h: Harness, data, layers=None, directions=None, **padding):
+    params, inputs = draw_layers_case(h.kind, layers, directions, **padding)(data)
     h.examples += 1
     return h.round(params), h.round(inputs)
 
@@ -109,6 +110,58 @@ def check_stacked_composition(h: Harness, data):
     h.compare(out, composed, tol.doubled(tols), what="its single layers composed one after another")
 
 
+# --- padded sequences (KIND.layers_padded): each row is its own sequence, cut at its length ------
+def real_steps(lengths: np.ndarray, T: int) -> np.ndarray:
+    """(B, T, 1): True at the steps each row has (t < its length), False at its padding."""
+    return (np.arange(T) < lengths[:, None])[..., None]
+
+
+def at_real_steps(out: dict, lengths: np.ndarray) -> dict:
+    """The outputs with `out` undefined (NaN: not compared) at the padded steps."""
+    return out | {"out": np.where(real_steps(lengths, out["out"].shape[1]), out["out"], np.nan)}
+
+
+def check_padded_steps_ignored(h: Harness, data):
+    params, inputs = layers_case(h, data, lengths=True, padded=True)
+    out, _, tols = run_layers(h, params, inputs)
+    x = inputs["x"]
+    other = h.round(arrays(data, {"x": Shape(x.shape, magnitude(data))})["x"])
+    changed = inputs | {"x": np.where(real_steps(inputs["lengths"], x.shape[1]), x, other)}
+    again, _, _ = run_layers(h, params, changed)
+    h.compare(at_real_steps(again, inputs["lengths"]), at_real_steps(out, inputs["lengths"]), tol.doubled(tols),
+              what="the same sequences with other values at their padded steps (a padded step changes nothing)")
+
+
+def check_final_is_last_real_step(h: Harness, data):
+    params, inputs = layers_case(h, data, lengths=True, padded=True)
+    out, _, tols = run_layers(h, params, inputs)
+    B, _, D, H = inputs["h_prev"].shape
+    last = out["h"].copy()
+    last[:, -1, 0] = out["out"][np.arange(B), inputs["lengths"] - 1, :H]
+    if D == 2:  # the backward chain ends at step 0
+        last[:, -1, 1] = out["out"][:, 0, H:]
+    h.compare({"h": out["h"]}, {"h": last}, {"h": tol.doubled(tols)["h"]}, eid="seq.many_to_one",
+              what="its own output at each row's last real step (the backward direction's: at step 0)")
+
+
+def check_backward_starts_at_own_end(h: Harness, data):
+    params, inputs = layers_case(h, data, layers=1, directions=2, lengths=True, padded=True)
+    out, _, tols = run_layers(h, params, inputs)
+    H, lengths = inputs["h_prev"].shape[-1], inputs["lengths"]
+    backward = {"layers": [[params["layers"][0][1]]]}
+    expected = {"out": np.full_like(out["out"][..., H:], np.nan)} | {k: v.copy() for k, v in out.items() if k != "out"}
+    for b, n in enumerate(lengths):
+        row = {"x": inputs["x"][b:b + 1, :n][:, ::-1].copy(), "lengths": lengths[b:b + 1],
+               **{k: v[b:b + 1, :, 1:2] for k, v in inputs.items() if k.endswith("_prev")}}
+        alone, _, _ = run_layers(h, backward, row)
+        expected["out"][b, :n] = alone["out"][0, ::-1]
+        for name in alone.keys() - {"out"}:
+            expected[name][b, 0, 1] = alone[name][0, 0, 0]
+    h.compare(at_real_steps(out | {"out": out["out"][..., H:]}, lengths), expected, tol.doubled(tols),
+              eid="seq.bidirectional", what="its forward layer on each row's real steps reversed, reversed back "
+              "(the backward half starts at each row's own last step)")
+
+
 HIGHWAY = Check("highway", "Forget gate open and input gate closed: C_t = C_{t-1}.",
                 lambda h: ("lstm.forget", "lstm.input", "lstm.cell"), check_highway)
 CLOSED_UPDATE = Check("closed_update", "Update gate saturated to keep the state: h_t = h_{t-1}.",
@@ -122,6 +175,17 @@ STACKED_COMPOSITION = Check("stacked_composition", "A stack of L layers equals i
                             lambda h: ("seq.stacked",), check_stacked_composition)
 
 
+PADDED_STEPS_IGNORED = Check("padded_steps_ignored", "Other values at the padded steps change no output at a real "
+                             "step nor the final state.", lambda h: ("seq.many_to_many", "seq.many_to_one"),
+                             check_padded_steps_ignored)
+FINAL_IS_LAST_REAL_STEP = Check("final_is_last_real_step", "The final state is the output at each row's last real "
+                                "step (the backward direction's at step 0).", lambda h: ("seq.many_to_one",),
+                                check_final_is_last_real_step)
+BACKWARD_STARTS_AT_OWN_END = Check("backward_starts_at_own_end", "The backward half is the forward layer on each row's "
+                                   "real steps reversed, reversed back.", lambda h: ("seq.bidirectional",),
+                                   check_backward_starts_at_own_end)
+
+
 def yield_checks(component: Component):
     """The recurrent family's checks that apply to `component` (none for another family's)."""
     if component.name == "lstm.cell":
@@ -132,3 +196,7 @@ def yield_checks(component: Component):
         yield UNROLL_EQUALS_STEPS
         yield BIDIRECTIONAL_REVERSAL
         yield STACKED_COMPOSITION
+    if component.recurrent and component.name.endswith(".layers_padded"):
+        yield PADDED_STEPS_IGNORED
+        yield FINAL_IS_LAST_REAL_STEP
+        yield BACKWARD_STARTS_AT_OWN_END

@@ -115,6 +115,29 @@ def stacked_fed_x(cell, params, x, state):
     return runs[-1][0], {k: torch.cat([finals[k] for _, finals in runs], 1) for k in state}
 
 
+def padded(cell, forward_lengths: bool, backward_lengths: bool):
+    """A KIND.layers_padded builder around the reference's chains, each direction given the lengths or
+    not: a chain not given them runs over the padding too (its outputs there zeroed, as
+    pad_packed_sequence's are, its final state the one after the padding)."""
+    def build(params):
+        def fn(x, lengths, h_prev, C_prev=None):
+            real = (torch.arange(x.shape[1], device=x.device) < lengths[:, None])[..., None]
+            s, finals = state(h_prev, C_prev), []
+            for l, directions in enumerate(params["layers"]):
+                outs, layer = [], []
+                for d, p in enumerate(directions):
+                    given = lengths if (backward_lengths if d else forward_lengths) else None
+                    out, final = seq.unroll(cell, p, x, {k: v[:, l, d] for k, v in s.items()}, given, reverse=d == 1)
+                    outs.append(torch.where(real, out, torch.zeros_like(out)))
+                    layer.append(final)
+                x = torch.cat(outs, -1)
+                finals.append(layer)
+            return {"out": x, **{k: torch.stack([torch.stack([f[k] for f in layer], 1) for layer in finals], 1)
+                                 for k in s}}
+        return fn
+    return build
+
+
 def seq2seq_cold_decoder(params):
     """The decoder starts from zeros, not from the encoder's last state."""
     def fn(x, y_prev, h_prev, C_prev):
@@ -160,6 +183,10 @@ MUTANTS = {m.subject.name.removeprefix("zoo."): m for m in (
            {"gru.layers": layers(stacked_fed_x, ref.gru_cell)}),
     mutant("layers_cold_start", "the layer ignores its initial state (starts from zeros)",
            {"lstm.layers": zeroed("lstm.layers", "h_prev", "C_prev")}),
+    mutant("padded_backward_from_padded_end", "the backward direction starts at the padded end, reading the "
+           "padding first", {"lstm.layers_padded": padded(ref.lstm_cell, True, False)}),
+    mutant("padded_final_at_padded_end", "the forward chain runs over the padding: its final state is the one "
+           "after the padded steps", {"gru.layers_padded": padded(ref.gru_cell, False, True)}),
     mutant("seq2seq_cold_decoder", "decoder started from zeros, not the encoder's last state",
            {"lstm.seq2seq": seq2seq_cold_decoder}),
     mutant("output_softmax_over_batch", "output softmax over the batch axis",
