@@ -19,10 +19,13 @@ from hypothesis import HealthCheck, Phase, settings
 _common = dict(deadline=None, print_blob=False, phases=[p for p in Phase if p != Phase.explain],
                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                       HealthCheck.large_base_example])
-settings.register_profile("dev", max_examples=25, **_common)
-settings.register_profile("ci", max_examples=50, derandomize=True, database=None, **_common)
-settings.register_profile("thorough", max_examples=500, **_common)
-settings.register_profile("scale", max_examples=5, **_common)
+# Each from Hypothesis's default profile: a profile registered without a parent takes the one loaded
+# now, which is Hypothesis's own derandomised "ci" where the CI variable is set (dev would not be random)
+_default = settings.get_profile("default")
+settings.register_profile("dev", _default, max_examples=25, **_common)
+settings.register_profile("ci", _default, max_examples=50, derandomize=True, database=None, **_common)
+settings.register_profile("thorough", _default, max_examples=500, **_common)
+settings.register_profile("scale", _default, max_examples=5, **_common)
 
 # what each is, for `pytest --help` and the error on an unknown name (README, "Options")
 DESCRIPTIONS = {

@@ -148,6 +148,16 @@ def test_an_unknown_profile_is_a_one_line_usage_error():
     assert "thorogh" in lines[0] and all(name in lines[0] for name in DESCRIPTIONS)
 
 
+def test_the_random_profiles_stay_random_where_ci_is_set():
+    """Hypothesis loads its own derandomised "ci" profile where CI is set; nlpspec's dev, thorough and
+    scale are random there too (registered without a parent, they took that one's derandomize)."""
+    code = ("from nlpspec.properties.profiles import settings_for; "
+            "print([settings_for(p).derandomize for p in ('dev', 'thorough', 'scale', 'ci')])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "CI": "1"})
+    assert done.stdout.split() == ["[False,", "False,", "False,", "True]"], done.stdout + done.stderr
+
+
 def test_help_names_every_option_and_profile():
     out = " ".join(pytest_subprocess("--help").stdout.split())
     for option in ("--subject", "--device", "--dtype", "--nlpspec-report", "--nlpspec-check", "--nlpspec-replay",
