@@ -52,6 +52,7 @@ class Failure:
     kind: str = ""       # value, precision, form, raised, in-place, nondeterministic, hang, … (properties/engine/failures.py)
     count: int = 1       # the failures Hypothesis found that share this one's cause (kind, output, E-id): reported once
     frames: list = field(default_factory=list)  # where the subject's own code raised: [{file, line, function, source}]
+    eid: str = ""        # the equation the failure names ("" where it names none: a raise, a form error)
 
 
 @dataclass
@@ -68,7 +69,7 @@ class Record:
     options: dict = field(default_factory=dict)
     option_set: str = ""  # the name of the subject's option set, where it named one
     examples: int = 0    # cases drawn: all of them if it passed, up to the first failure if not
-    failures: list = field(default_factory=list)  # [{"message", "replay", "kind", "count", "frames"}], one per cause
+    failures: list = field(default_factory=list)  # [{"message", "replay", "kind", "count", "frames", "eid"}], one per cause
     observations: list = field(default_factory=list)  # what the subject did where nothing is judged
     declined: str = ""  # why the subject's declaration rules the check out ("lacks key_padding"), if it does
     declared: list = field(default_factory=list)  # what the subject's declaration leaves unchecked or sets
@@ -303,7 +304,7 @@ def _by_cause(failures: list, reproduce: Callable[[str], str] | None, reported: 
             message += f"\n  (and {more} more example{'s' if more > 1 else ''} like it: the same kind, output and equation)"
         found.append(Failure(message, getattr(exc, "_nlpspec_replay", ""),
                              "hang" if isinstance(exc, SubjectHang) else getattr(exc, "kind", ""), len(same),
-                             list(getattr(exc, "frames", []))))
+                             list(getattr(exc, "frames", [])), getattr(exc, "eid", None) or ""))
     return found
 
 

@@ -67,7 +67,7 @@ def check_unroll_equals_steps(h: Harness, data):
     cell_component = BY_NAME[f"{h.component.family}.cell"]
     options = options_running(h.run.subject, cell_component, h.kind, h.run.options)
     if options is None:
-        h.observations.add(f"no option set of {cell_component.name} runs {h.kind}: unroll_equals_steps not checked")
+        h.unjudged(f"no option set of {cell_component.name} runs {h.kind}: unroll_equals_steps not checked")
         return
     cell = h.companion(cell_component, options)
     fn = cell.build(params["layers"][0][0])
