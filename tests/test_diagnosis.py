@@ -1,5 +1,5 @@
-"""A failure of the oracle check says which named variant the subject computes instead, if one
-does (Harness.matching_variant), or that none of them does."""
+"""A failure of the oracle check says which named variant, or which common mistake, the subject
+computes instead, confirmed on fresh cases (properties/engine/diagnosis.py), or that none does."""
 from dataclasses import replace
 
 import pytest
@@ -25,11 +25,14 @@ def oracle_message(subject, component):
 
 
 @pytest.mark.parametrize("name, component, words", [
-    ("attn_unscaled", "attention", "it matches the variant attn.unscaled on this case: declare it, or fix "
-                                   "self.attention"),
+    ("attn_unscaled", "attention", "it matches the variant attn.unscaled on this case and 6 fresh ones: declare it, "
+                                   "or fix self.attention"),
     ("pre_ln_declared_post_ln", "encoder.layer", "it matches the variant enc.attn.pre_ln, enc.ffn.pre_ln on this "
-                                                 "case: declare it, or fix enc.attn, enc.ffn"),
-    ("attn_scaled_by_d_k", "attention", "it matches none of the variants attn.unscaled"),
+                                                 "case and 6 fresh ones: declare it, or fix enc.attn, enc.ffn"),
+    ("attn_scaled_by_d_k", "attention", "it matches a common mistake on this case and 6 fresh ones: the scores "
+                                        "divided by d_k, not √d_k"),
+    ("mha_scaled_by_d_model", "mha", "it matches a common mistake on this case and 6 fresh ones: the scores divided "
+                                     "by √d_model, not √d_k"),
     ("gru_update_flipped", "gru.cell", "it matches none of the variants gru.reset_after"),
 ])
 def test_the_variant_a_mutant_computes_is_named(name, component, words):
@@ -39,7 +42,7 @@ def test_the_variant_a_mutant_computes_is_named(name, component, words):
 def test_a_variant_declared_but_not_computed_is_named():
     reference = load_subject("reference")
     wrong = replace(reference, variants={"pe": "pe.concat"})
-    assert "it matches the spec without pe.concat on this case: declare only the variants it does compute" in \
+    assert "it matches the spec without pe.concat on this case and 6 fresh ones: declare only the variants it does compute" in \
         oracle_message(wrong, "pe")
 
 
@@ -59,7 +62,64 @@ def test_a_reset_after_gru_declared_as_the_articles_is_named_in_cells_and_layers
         return fn
     subject = Subject("cudnn-style", {"gru.cell": bound(reset_after_on_articles_weights), "gru.layers": layers})
     for component in ("gru.cell", "gru.layers"):
-        assert "it matches the variant gru.reset_after on this case: declare it, or fix gru.candidate" in \
+        assert "it matches the variant gru.reset_after on this case and 6 fresh ones: declare it, or fix gru.candidate" in \
             oracle_message(subject, component)
     [cell] = check_subject(subject, "cpu", torch.float64, QUICK, components=["gru.cell"], checks=["oracle"])
     assert cell.returned == ["h"] and cell.unreturned == ["gru.candidate", "gru.reset", "gru.update"]
+
+
+def test_a_causal_mask_off_by_one_is_named_not_told_to_declare_the_lower_right_variant():
+    """tril(1) and the lower-right mask coincide where m = n + 1 (the shrunk or drawn case): fresh
+    cases at other sizes rule the variant out and name the mistake; the diagonal hidden likewise
+    (its shrunk case is a NaN: query 0 sees no key)."""
+    message = oracle_message(MUTANTS["causal_one_ahead"].subject, "attention.causal")
+    assert "declare" not in message
+    assert "it matches a common mistake on this case and 6 fresh ones: the causal mask one ahead" in message
+    message = oracle_message(MUTANTS["causal_diagonal_masked"].subject, "attention.causal")
+    assert "it matches a common mistake on this case and 6 fresh ones: the causal mask's diagonal hidden" in message
+
+
+def test_what_fresh_cases_rule_out_is_said():
+    """A causal mask two ahead matches neither mistake nor variant; lower-right only where m = n + 2."""
+    from functools import partial
+
+    from nlpspec.subjects.zoo.attention import attend, causal, triu_from
+    subject = Subject("two_ahead", causal(partial(attend, hide=triu_from(3))))
+    message = oracle_message(subject, "attention.causal")
+    assert "declare" not in message
+    assert "it matches none of the variants mask.causal_lower_right" in message
+
+
+def scores_divided_by(divisor):
+    def attention(q, k, v, mask=None):
+        weights = torch.softmax(q @ k.transpose(-1, -2) / divisor(q, v) + mask, -1)
+        return {"out": weights @ v, "weights": weights}
+    return Subject("scaled", {"attention": lambda params: attention})
+
+
+@pytest.mark.parametrize("divisor, words", [
+    (lambda q, v: v.shape[-1] ** 0.5, "the scores divided by √d_v, not √d_k"),  # SDPA given d_v's scale
+    (lambda q, v: (2 * q.shape[-1]) ** 0.5, "the scores divided by √(2·d_k), not √d_k"),
+])
+def test_a_wrong_attention_scale_is_named(divisor, words):
+    message = oracle_message(scores_divided_by(divisor), "attention")
+    assert f"it matches a common mistake on this case and 6 fresh ones: {words}" in message
+    assert "attn.unscaled on this case" not in message
+
+
+def test_unbiased_variance_is_named_where_it_gives_nan():
+    """At d_model = 1 the n - 1 variance is 0 / 0: the shrunk case is a NaN, the fresh ones name it."""
+    message = oracle_message(MUTANTS["ln_unbiased_variance"].subject, "layernorm")
+    assert "is nan at index" in message
+    assert "it matches a common mistake on this case and 6 fresh ones: LayerNorm with the unbiased (n - 1) variance" \
+        in message
+
+
+def test_a_constant_factor_is_stated():
+    reference = load_subject("reference")
+
+    def doubled(params):
+        fn = reference.builders["ffn"](params)
+        return lambda z: 2 * fn(z=z)
+    message = oracle_message(Subject("doubled", {"ffn": doubled}), "ffn")
+    assert "its 'out' is 2 times the oracle's here and on 6 fresh cases" in message

@@ -27,6 +27,7 @@ class SubjectFailure(AssertionError):
         self.kind, self.where, self.eid, self.text = kind, where, eid, text
         self.output = output          # the output (or gradient) it is about, where it is about one
         self.frames = frames or []    # the subject's own frames, innermost last, where its code raised
+        self.values: dict = {}        # a non-finite output as returned, by name (read by diagnosis.py)
 
     @property
     def cause(self) -> tuple:
@@ -117,9 +118,11 @@ def form(where: str, text: str) -> SubjectFailure:
     return SubjectFailure(text, "form", where)
 
 
-def not_finite(where: str, eid: str, name: str, value: float, index: tuple, expected: float) -> SubjectFailure:
-    return SubjectFailure(f"output {name!r} is {value} at index {index}, where the oracle gives {expected:.6g}",
-                          "not finite", where, eid, name)
+def not_finite(where: str, eid: str, name: str, value: float, index: tuple, expected: float,
+               diagnosis: str = "") -> SubjectFailure:
+    """NaN or Inf where the oracle is finite; with what it matches there and on fresh cases, if anything."""
+    return SubjectFailure(f"output {name!r} is {value} at index {index}, where the oracle gives {expected:.6g}"
+                          + (f"\n  {diagnosis}" if diagnosis else ""), "not finite", where, eid, name)
 
 
 def nondeterministic(where: str, name: str, difference: float) -> SubjectFailure:

@@ -13,11 +13,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from nlpspec.spec import CATALOGUE
 from nlpspec.spec.oracle import rounding
 from nlpspec.subjects import Subject
 
-from . import device_oracle
+from . import device_oracle, diagnosis
 from .absent import identity
 from . import failures as fail
 from . import tolerance as tol
@@ -26,7 +25,7 @@ from .failures import SubjectFailure
 from .rounding import Rounded, rounded_arithmetic
 from .strategies import at_scale, overflow_at
 from .trees import leaves, nested_map
-from .component import MASK_FORMS, Component, declared, kind_for, recurrent_kinds
+from .component import MASK_FORMS, Component, declared, kind_for
 
 
 def unchanged(before: torch.Tensor, after: torch.Tensor) -> bool:
@@ -170,6 +169,7 @@ class Harness:
         self.graph: tuple = ({}, {})  # the last call with grad: (its input tensors, its outputs as returned)
         self.begun = 0  # examples begun (begin_example)
         self.unjudged_examples: set[int] = set()  # those in which the check judged nothing (unjudged)
+        self.diagnosing = False  # within diagnosis.suggestion: its fresh cases are not diagnosed again
 
     def companion(self, component: Component, options: dict) -> "Harness":
         """A harness for another component the check drives (a layer's cell, a stack's layer) under
@@ -308,7 +308,8 @@ class Harness:
         if unknown:
             raise fail.form(self.where(), f"returned {', '.join(map(repr, unknown))}, which the spec does not define "
                                           f"for {self.component.name}; known outputs: {', '.join(expected)}")
-        found = {name: self.to_numpy(name, out[name], expected[name]) for name in expected if name in out}
+        case = (self.built.get(id(fn), (None, None))[1], inputs)
+        found = {name: self.to_numpy(name, out[name], expected[name], case) for name in expected if name in out}
         if grad:
             self.graph = (given, out)
         self.defined.update(expected)
@@ -342,7 +343,7 @@ class Harness:
                     return fail.nondeterministic(self.where(), name, diff)
         return None
 
-    def to_numpy(self, name, value, expected: np.ndarray) -> np.ndarray:
+    def to_numpy(self, name, value, expected: np.ndarray, case=(None, None)) -> np.ndarray:
         __tracebackhide__ = True
         where, output = self.where(), f"output {name!r}"
         unusual = unusual_tensor(value)
@@ -360,8 +361,12 @@ class Harness:
         bad = ~np.isfinite(array) & np.isfinite(expected)
         if bad.any():
             index = tuple(int(i) for i in np.argwhere(bad)[0])
-            raise fail.not_finite(where, self.output_eids.get(name, self.component.name), name, array[index], index,
-                                  expected[index])
+            found = diagnosis.suggestion(self, case, name, array, None, index) \
+                if case[0] is not None and reported() else ""
+            failure = fail.not_finite(where, self.output_eids.get(name, self.component.name), name, array[index],
+                                      index, expected[index], found)
+            failure.values = {name: array}  # for the diagnosis of another case's failure
+            raise failure
         self.raw[name] = array
         return np.where(np.isnan(expected), np.nan, array)  # undefined in the spec: never compared
 
@@ -485,48 +490,6 @@ class Harness:
         params, inputs = (nested_map(on_values(lambda a: a.astype(cast)), part) for part in case)
         return tol.explained_by(error, relative, reference, self.oracle(params, inputs)[name], lower, smallest)
 
-    def alternatives(self):
-        """Other kinds of this component, one named variant away from the one drawn: each variant it
-        may declare added (replacing one of the same equation) or each one declared taken away. Mask
-        forms are not: the harness, not the oracle, applies them."""
-        if self.component.recurrent:  # the family's other cells, on the same weights (Component.recast)
-            for other in recurrent_kinds(self.component.family):
-                if other != self.kind:
-                    yield other, "", other
-            return
-        declared_forms = [v for v in self.kind if v in MASK_FORMS]
-        core = [v for v in self.kind if v not in MASK_FORMS]
-        for variant in self.component.variants:
-            if variant in MASK_FORMS or variant in core:
-                continue
-            replaced = CATALOGUE[variant].variant_of
-            kept = [v for v in core if CATALOGUE[v].variant_of != replaced or replaced is None]
-            yield variant, "", tuple(sorted(kept + [variant] + declared_forms))
-        pre_ln = [v for v in self.component.variants if v.endswith(".pre_ln") and v not in core]
-        if len(pre_ln) > 1:  # pre-LN is every block at once (norm_first)
-            yield ", ".join(pre_ln), "", tuple(sorted(core + pre_ln + declared_forms))
-        for variant in core:
-            yield variant, "not ", tuple(sorted(v for v in self.kind if v != variant))
-
-    def matching_variant(self, case, name: str, value: np.ndarray, bound) -> str:
-        """Which named variant the subject computes on this case, in words, or that none does."""
-        tried = []
-        for variant, negation, kind in self.alternatives():
-            params = case[0] if not self.component.recurrent else self.component.recast(case[0], self.kind, kind)
-            if params is None:  # the drawn weights have no reading as that cell's
-                continue
-            try:
-                expected = self.component.oracle(kind)(params, *case[1:])[name]
-            except Exception:  # the variant needs parameters this case has not (a final LayerNorm, …)
-                continue
-            tried.append(f"{negation}{variant}")
-            undefined = np.isnan(expected) | np.isnan(value)
-            if not outside(np.where(undefined, np.nan, value), np.where(undefined, np.nan, expected), bound):
-                fixed = variant if negation else ", ".join(CATALOGUE[v].variant_of for v in variant.split(", "))
-                return (f"it matches {'the spec without' if negation else 'the variant'} {variant} on this case: "
-                        f"declare {'only the variants it does compute' if negation else 'it'}, or fix {fixed}")
-        return f"it matches none of the variants {', '.join(tried)}" if tried else ""
-
     def compare(self, actual: dict, reference: dict, tolerances: dict, what: str = "the oracle", case=None,
                 eid: str | None = None):
         """Every output the subject returned against `reference`, within its tolerance.
@@ -574,7 +537,7 @@ class Harness:
             else:
                 kind = "value: the subject computes a different function"
             if kind.startswith("value") and case is not None:
-                found = self.matching_variant(case, name, value, bound)
+                found = diagnosis.suggestion(self, case, name, value, bound)
                 kind += f"; {found}" if found else ""
             raise fail.mismatch(f"{variant}{self.where()}", eid, name, what, kind, [
                 f"worst element {name}{list(index)}: subject {value[index]:.17g}, expected {expected[index]:.17g}",

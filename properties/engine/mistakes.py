@@ -1,0 +1,128 @@
+"""Common mistakes, each the spec's oracle on transformed inputs, parameters or constants, or a
+small oracle of its own, so that the diagnosis can name one a subject makes (diagnosis.py confirms
+it on fresh cases first).
+
+A mistake's `recast` maps a case (params, inputs) to the case on which the article's oracle computes
+what the mistake computes, with the constants to put in force; its `oracle`, where it has one, maps
+the case to the outputs itself. Either gives None where the mistake does not apply.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from nlpspec.spec.constants import constant
+
+
+@dataclass(frozen=True)
+class Mistake:
+    name: str                        # in words: "the scores divided by √d_v, not √d_k"
+    recast: Callable | None = None   # (params, inputs) -> (params, inputs, constants) or None
+    oracle: Callable | None = None   # (params, inputs) -> outputs or None
+
+
+def scaled_leaves(tree, names: tuple, factor: float):
+    """tree with every array whose key is in `names` (at any depth) multiplied by factor."""
+    if isinstance(tree, dict):
+        return {k: v * factor if k in names and isinstance(v, np.ndarray) else scaled_leaves(v, names, factor)
+                for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [scaled_leaves(v, names, factor) for v in tree]
+    return tree
+
+
+def first_leaf(tree, name: str):
+    """The first array under key `name` at any depth, or None."""
+    if isinstance(tree, dict):
+        if isinstance(tree.get(name), np.ndarray):
+            return tree[name]
+        tree = list(tree.values())
+    if isinstance(tree, list):
+        return next((found for found in (first_leaf(v, name) for v in tree) if found is not None), None)
+    return None
+
+
+def scores_divided_by(label: str, divisor: Callable) -> Mistake:
+    """Attention scores divided by divisor(d_k, d_v, h) instead of √d_k: the article's oracle with
+    the queries (q, or W_Q and b_Q in every attention) multiplied by √d_k / divisor."""
+    def recast(params, inputs):
+        if isinstance(inputs.get("q"), np.ndarray) and isinstance(inputs.get("v"), np.ndarray):
+            d_k, d_v, h = inputs["q"].shape[-1], inputs["v"].shape[-1], 1
+            factor = math.sqrt(d_k) / divisor(d_k, d_v, h)
+            return params, {**inputs, "q": inputs["q"] * factor}, {}
+        W_Q = first_leaf(params, "W_Q")
+        if W_Q is None or W_Q.ndim != 3:
+            return None
+        h, d_k = W_Q.shape[0], W_Q.shape[-1]
+        return scaled_leaves(params, ("W_Q", "b_Q"), math.sqrt(d_k) / divisor(d_k, d_k, h)), inputs, {}
+    return Mistake(f"the scores divided by {label}, not √d_k", recast=recast)
+
+
+def unbiased_variance(params, inputs):
+    """LayerNorm with the n - 1 variance: γ·√((d-1)/d) and ε·(d-1)/d in the article's LayerNorm
+    (every one of a layer's or a stack's LayerNorms, γ named gamma…)."""
+    gamma = first_leaf(params, "gamma") if first_leaf(params, "gamma") is not None else first_leaf(params, "gamma_1")
+    if gamma is None:
+        return None
+    d = gamma.shape[-1]
+
+    def scaled(tree):
+        if isinstance(tree, dict):
+            return {k: v * math.sqrt((d - 1) / d) if k.startswith("gamma") and isinstance(v, np.ndarray)
+                    else scaled(v) for k, v in tree.items()}
+        return [scaled(v) for v in tree] if isinstance(tree, list) else tree
+    return scaled(params), inputs, {"layernorm.epsilon": constant("layernorm.epsilon") * (d - 1) / d}
+
+
+def mask_changed(label: str, change: Callable) -> Mistake:
+    """A mask input (True: hidden) handed over changed: inverted, or none at all."""
+    def recast(params, inputs):
+        masks = [k for k, v in inputs.items() if isinstance(v, np.ndarray) and v.dtype == bool]
+        if not masks:
+            return None
+        return params, {**inputs, **{k: change(inputs[k]) for k in masks}}, {}
+    return Mistake(label, recast=recast)
+
+
+def forget_bias_twice(params, inputs):
+    """An LSTM whose forget-gate bias is added twice (a library's two biases both set to b_f)."""
+    if first_leaf(params, "b_f") is None:
+        return None
+    return scaled_leaves(params, ("b_f",), 2.0), inputs, {}
+
+
+def causal_mask_at(label: str, ahead: int | None) -> Mistake:
+    """Causal attention (q, k, v and no mask given) whose query i sees the keys j <= i + ahead (-1:
+    the diagonal hidden, 1: one ahead; None: every key), in float64; a row that sees no key is NaN."""
+    def oracle(params, inputs):
+        q, k, v = (inputs.get(name) for name in ("q", "k", "v"))
+        if not all(isinstance(a, np.ndarray) for a in (q, k, v)) or len(inputs) != 3:
+            return None
+        n, m = q.shape[-2], k.shape[-2]
+        hidden = np.zeros((n, m), bool) if ahead is None else np.triu(np.ones((n, m), bool), ahead + 1)
+        scores = np.where(hidden, -np.inf, q @ np.swapaxes(k, -1, -2) / math.sqrt(q.shape[-1]))
+        with np.errstate(all="ignore"):
+            e = np.exp(scores - scores.max(-1, keepdims=True))
+            weights = e / e.sum(-1, keepdims=True)
+        return {"out": weights @ v, "weights": weights}
+    return Mistake(label, oracle=oracle)
+
+
+CATALOGUE = (
+    scores_divided_by("√d_v", lambda d_k, d_v, h: math.sqrt(d_v)),
+    scores_divided_by("√d_model", lambda d_k, d_v, h: math.sqrt(h * d_k)),
+    scores_divided_by("d_k", lambda d_k, d_v, h: d_k),
+    scores_divided_by("√(2·d_k)", lambda d_k, d_v, h: math.sqrt(2 * d_k)),
+    scores_divided_by("1 (no scale)", lambda d_k, d_v, h: 1.0),
+    Mistake("LayerNorm with the unbiased (n - 1) variance", recast=unbiased_variance),
+    mask_changed("the mask inverted (True read as visible)", lambda m: ~m),
+    mask_changed("no mask at all", lambda m: np.zeros_like(m)),
+    Mistake("the forget bias added twice", recast=forget_bias_twice),
+    causal_mask_at("the causal mask's diagonal hidden (query i sees keys j < i)", -1),
+    causal_mask_at("the causal mask one ahead (query i sees keys j <= i + 1)", 1),
+    causal_mask_at("no causal mask at all", None),
+)
+
