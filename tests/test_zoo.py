@@ -126,5 +126,5 @@ def test_a_tile_boundary_bug_is_out_of_reach_of_small_sizes_and_caught_at_scale(
 @pytest.mark.parametrize("name", sorted(set(MUTANTS) - WITNESSES - set(AT_SCALE)))
 def test_mutant_is_caught(name):
     mutant = MUTANTS[name]
-    record = first_failure(mutant.subject, mutant.components, settings.get_profile("ci"))
+    record = first_failure(mutant.subject, mutant.components, settings.get_profile("ci"), dtype=mutant.dtype)
     assert record is not None, f"mutant {name} ({mutant.bug}) passed every check of {mutant.components}"

@@ -243,10 +243,21 @@ def tolerance(reference: np.ndarray, baseline: np.ndarray | None, perturbed: lis
     """The rule above, for one output; `baseline` ran in `baseline_dtype(dtype)` (None: no baseline);
     `perturbed` holds the samples of rounded arithmetic taken so far, `refine(n)` gives the bound
     from n of them."""
-    base = 0.0 if baseline is None else max_abs_diff(baseline, reference) * eps(dtype) / eps(baseline_dtype(dtype))
+    base = 0.0 if baseline is None else baseline_error(baseline, reference, dtype)
     sens = max((max_abs_diff(p, reference) for p in perturbed), default=0.0)
     floor = FLOOR_ULPS * eps(dtype) * scale_of(reference)
     return Tolerance(K * max(base, sens) + floor, base, sens, floor, dtype, len(perturbed), refine=refine)
+
+
+def baseline_error(baseline: np.ndarray, reference: np.ndarray, dtype: torch.dtype) -> float:
+    """The baseline's error, scaled for float64 (the rule above), over the entries where it computed a
+    value: an entry where the baseline overflowed although the reference lies within D's finite range
+    is a naive implementation failing on an intermediate value (a LayerNorm's squares past √max in
+    float16), not a rounding error of D; there the sensitivity alone bounds the subject. Where the
+    reference itself is beyond D's range, the baseline's inf stays (no value of D is near it)."""
+    limit = float(torch.finfo(baseline_dtype(dtype)).max)
+    failed = ~np.isfinite(np.asarray(baseline, np.float64)) & (np.abs(np.asarray(reference, np.float64)) <= limit)
+    return max_abs_diff(np.where(failed, reference, baseline), reference) * eps(dtype) / eps(baseline_dtype(dtype))
 
 
 class Samples:

@@ -9,6 +9,7 @@ and 1×d rows in the spec's.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from nlpspec.spec import transformer as spec
 from nlpspec.spec.oracle import compile_equation
@@ -16,7 +17,7 @@ from nlpspec.spec.oracle import compile_equation
 from ..attention import components as att
 from ..engine.component import MASK_FORMS, Component
 from ..engine.ran import headed_as_run
-from ..engine.strategies import Shape, case, magnitude, past_overflow, raw_bytes, size
+from ..engine.strategies import Shape, case, magnitude, past_overflow, past_square_overflow, raw_bytes, size
 
 MAX_HEADS, MAX_HEAD_SIZE, MAX_FF = 3, 2, 4
 PARAM_BOUND = 1.0  # weights, γ and β: with inputs up to 8, float16 stays finite
@@ -33,8 +34,8 @@ def rows(params):
     return params[None, :] if params.ndim == 1 else params
 
 
-def mha_params(h, d_model, d_k) -> dict:
-    return {"W_Q": Shape((h, d_model, d_k), PARAM_BOUND), "W_K": Shape((h, d_model, d_k), PARAM_BOUND),
+def mha_params(h, d_model, d_k, q_bound=PARAM_BOUND) -> dict:
+    return {"W_Q": Shape((h, d_model, d_k), q_bound), "W_K": Shape((h, d_model, d_k), PARAM_BOUND),
             "W_V": Shape((h, d_model, d_k), PARAM_BOUND), "W_O": Shape((h * d_k, d_model), PARAM_BOUND),
             **att.mha_biases(h, d_k, d_model, PARAM_BOUND)}
 
@@ -48,6 +49,14 @@ def norms(count, d_model) -> dict:
     return {f"{p}_{k}": Shape((d_model,), PARAM_BOUND) for k in range(1, count + 1) for p in ("gamma", "beta")}
 
 
+def weight_bound(extreme, *widths) -> float:
+    """The bound of W_Q (or W_c) that puts a sum over these widths' random terms (entries about 1, as
+    a LayerNorm's are) at `extreme`, a score or logit past exp's overflow in the run's dtype
+    (past_overflow(data, 1.0), a quarter of the cases), or PARAM_BOUND (a tame case: None). So the
+    softmax of a layer's attention (pre-LN too) and the model's classifier reach the overflow."""
+    return PARAM_BOUND if extreme is None else extreme / (np.sqrt(np.prod(widths)) / 3)
+
+
 def widths(data):
     h, d_k = size(data, "h", high=MAX_HEADS), size(data, "d_k", high=MAX_HEAD_SIZE)
     return h, d_k, h * d_k, size(data, "d_ff", high=MAX_FF)
@@ -56,6 +65,7 @@ def widths(data):
 # --- drawing cases -----------------------------------------------------------------------------
 def draw_layernorm(data, kind):
     B, n, d, bound = size(data, "B"), size(data, "n"), size(data, "d"), magnitude(data)
+    bound = past_square_overflow(data) or bound
     return case(data, {"gamma": Shape((d,), PARAM_BOUND), "beta": Shape((d,), PARAM_BOUND)},
                 {"x": Shape((B, n, d), bound)})
 
@@ -73,8 +83,9 @@ def padding(data, shape, label, lacks):
 def draw_encoder_layer(data, kind, lacks=frozenset()):
     B, n, bound = size(data, "B"), size(data, "n"), magnitude(data)
     h, d_k, d_model, d_ff = widths(data)
-    params, inputs = case(data, {"attn": mha_params(h, d_model, d_k), **ffn_params(d_model, d_ff), **norms(2, d_model)},
-                          {"x": Shape((B, n, d_model), bound)})
+    q_bound = weight_bound(past_overflow(data, 1.0), d_model, d_model, d_k)
+    params, inputs = case(data, {"attn": mha_params(h, d_model, d_k, q_bound), **ffn_params(d_model, d_ff),
+                                 **norms(2, d_model)}, {"x": Shape((B, n, d_model), bound)})
     inputs["key_padding_mask"] = padding(data, (B, n), "key_padding_mask", lacks)
     return params, inputs
 
@@ -82,7 +93,8 @@ def draw_encoder_layer(data, kind, lacks=frozenset()):
 def draw_decoder_layer(data, kind, lacks=frozenset()):
     B, m, n, bound = size(data, "B"), size(data, "m"), size(data, "n"), magnitude(data)
     h, d_k, d_model, d_ff = widths(data)
-    params = {"self_attn": mha_params(h, d_model, d_k), "cross_attn": mha_params(h, d_model, d_k),
+    q_bound = weight_bound(past_overflow(data, 1.0), d_model, d_model, d_k)
+    params = {"self_attn": mha_params(h, d_model, d_k, q_bound), "cross_attn": mha_params(h, d_model, d_k, q_bound),
               **ffn_params(d_model, d_ff), **norms(3, d_model)}
     return case(data, params, {"y": Shape((B, m, d_model), bound), "memory": Shape((B, n, d_model), bound)})
 
@@ -99,7 +111,9 @@ def draw_causal_mha(data, kind):
 def draw_decoder_only_layer(data, kind):
     B, n, bound = size(data, "B"), size(data, "n"), magnitude(data)
     h, d_k, d_model, d_ff = widths(data)
-    return case(data, {"self_attn": mha_params(h, d_model, d_k), **ffn_params(d_model, d_ff), **norms(2, d_model)},
+    q_bound = weight_bound(past_overflow(data, 1.0), d_model, d_model, d_k)
+    return case(data, {"self_attn": mha_params(h, d_model, d_k, q_bound), **ffn_params(d_model, d_ff),
+                       **norms(2, d_model)},
                 {"x": Shape((B, n, d_model), bound)})
 
 
@@ -131,13 +145,15 @@ def draw_model(data, kind, lacks=frozenset()):
     V_src = size(data, "V_src", low=2, high=6)
     enc_layers, dec_layers = size(data, "N_enc", high=2), size(data, "N_dec", high=2)
     h, d_k, d_model, d_ff = widths(data)
-    enc = {"attn": mha_params(h, d_model, d_k), **ffn_params(d_model, d_ff), **norms(2, d_model)}
-    dec = {"self_attn": mha_params(h, d_model, d_k), "cross_attn": mha_params(h, d_model, d_k),
+    extreme = past_overflow(data, 1.0)
+    q_bound = weight_bound(extreme, d_model, d_model, d_k)
+    enc = {"attn": mha_params(h, d_model, d_k, q_bound), **ffn_params(d_model, d_ff), **norms(2, d_model)}
+    dec = {"self_attn": mha_params(h, d_model, d_k, q_bound), "cross_attn": mha_params(h, d_model, d_k, q_bound),
            **ffn_params(d_model, d_ff), **norms(3, d_model)}
     bound = magnitude(data)
     params = {"src_embedding": Shape((V_src, d_model), bound), "tgt_embedding": Shape((V, d_model), bound),
               "encoder": {"layers": [enc] * enc_layers}, "decoder": {"layers": [dec] * dec_layers},
-              "W_c": Shape((d_model, V), PARAM_BOUND), "b_c": Shape((V,), PARAM_BOUND)}
+              "W_c": Shape((d_model, V), weight_bound(extreme, d_model)), "b_c": Shape((V,), PARAM_BOUND)}
     if "stack.final_norm" in kind:
         params |= {"encoder_norm": norms(1, d_model), "decoder_norm": norms(1, d_model)}
     if "classifier.tied" in kind:
@@ -150,14 +166,42 @@ def draw_model(data, kind, lacks=frozenset()):
 
 def draw_classifier(data, kind):
     B, m, d, V, bound = size(data, "B"), size(data, "m"), size(data, "d_model"), size(data, "V"), magnitude(data)
+    bound = past_overflow(data, PARAM_BOUND * np.sqrt(d) / 3) or bound  # logits: d random terms
     return case(data, {"W_c": Shape((d, V), PARAM_BOUND), "b_c": Shape((V,), PARAM_BOUND)},
                 {"d": Shape((B, m, d), bound)})
 
 
 # --- oracles: spec/transformer.py's, under the subject's names ---------------------------------
+def largest(dtype) -> float:
+    """The largest finite value of a torch, NumPy or ml_dtypes dtype."""
+    if isinstance(dtype, torch.dtype):
+        return float(torch.finfo(dtype).max)
+    if dtype.kind == "f":
+        return float(np.finfo(dtype).max)
+    import ml_dtypes  # loaded already where an array is its bfloat16
+    return float(ml_dtypes.finfo(dtype).max)
+
+
+def squares_overflow(x) -> bool:
+    """Can the squares of x's deviations from its rows' means, or their sums, overflow in x's own dtype
+    (NumPy, ml_dtypes or torch)? Never in float64 (what the oracle and its rounded samples run in)."""
+    if largest(x.dtype) >= np.finfo(np.float64).max:
+        return False
+    a = x.detach().to("cpu", torch.float64).numpy() if isinstance(x, torch.Tensor) else np.asarray(x, np.float64)
+    return bool((((a - a.mean(-1, keepdims=True)) ** 2).sum(-1) > largest(x.dtype)).any())
+
+
 def layernorm_oracle(kind):
+    """The spec's LayerNorm; NaN where it is evaluated in a dtype its squares overflow in: that
+    evaluation (the tolerance rule's baseline in float16) is no value, so it bounds nothing
+    (tolerance.baseline_error) and the sensitivity judges the case."""
     fn = compile_equation(spec.LAYERNORM)
-    return lambda params, inputs: {"out": fn(X=inputs["x"], **rows(params))}
+
+    def oracle(params, inputs):
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = fn(X=inputs["x"], **rows(params))
+        return {"out": out * float("nan") if squares_overflow(inputs["x"]) else out}
+    return oracle
 
 
 def ffn_oracle(kind):

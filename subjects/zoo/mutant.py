@@ -19,13 +19,15 @@ class Mutant:
     bug: str
     components: tuple[str, ...]
     scale: bool = False  # its bug shows only at the scale profile's sizes (subjects/zoo/tiled.py)
+    dtype: torch.dtype = torch.float64  # the run's dtype it is hunted in (float16: an overflow of float16's)
 
 
-def mutant(name: str, bug: str, builders: dict, declarations: dict | None = None, scale: bool = False) -> Mutant:
+def mutant(name: str, bug: str, builders: dict, declarations: dict | None = None, scale: bool = False,
+           dtype: torch.dtype = torch.float64) -> Mutant:
     """The reference subject with the builders of the broken components replaced by `builders` (and,
     for a bug in what a subject declares, its declarations)."""
     return Mutant(Subject(name=f"zoo.{name}", version=VERSION, builders={**BUILDERS, **builders},
-                          declarations=declarations or {}), bug, tuple(builders), scale)
+                          declarations=declarations or {}), bug, tuple(builders), scale, dtype)
 
 
 def zeroed(component: str, *names: str):

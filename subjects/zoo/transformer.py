@@ -10,7 +10,8 @@ from nlpspec.reference.attention import add_positions, attention, multi_head
 
 from ..base import Declaration
 from ..reference import BUILDERS, bound, named, padding
-from .attention import backward_unmasked, with_gradient_of
+from .attention import attend as attend_with
+from .attention import backward_unmasked, naive_softmax, with_gradient_of
 from .attention import multi_head as multi_head_with
 from .mutant import mutant, zeroed
 
@@ -150,6 +151,11 @@ def classifier_over_sequence(d, W_c, b_c):
     return torch.softmax(d @ W_c + b_c, dim=-2)
 
 
+def classifier_softmax_overflows(d, W_c, b_c):
+    """classifier with a softmax that does not subtract the row's maximum (E-id classifier)."""
+    return naive_softmax(d @ W_c + b_c, dim=-1)
+
+
 def encoder_reusing_first_layer(params):
     """Every layer of the stack runs with the first layer's parameters."""
     return BUILDERS["encoder"]({"layers": [params["layers"][0]] * len(params["layers"])})
@@ -218,6 +224,7 @@ def decoder_only(**broken):
 
 
 BACKWARD_UNMASKED = partial(decoder_layer, attend=backward_unmasked)
+NAIVE_SOFTMAX = partial(attend_with, softmax=naive_softmax)  # its row's maximum not subtracted
 
 MUTANTS = {m.subject.name.removeprefix("zoo."): m for m in (
     mutant("mha_causal_one_ahead", "a causal self-attention kernel leaking one position (i sees i + 1)",
@@ -255,6 +262,12 @@ MUTANTS = {m.subject.name.removeprefix("zoo."): m for m in (
            {"encoder.layer": zeroed("encoder.layer", "key_padding_mask")}),
     mutant("classifier_softmax_over_sequence", "classifier softmax over the sequence axis",
            {"classifier": bound(classifier_over_sequence)}),
+    mutant("classifier_softmax_overflows", "classifier softmax without subtracting the row's maximum: exp overflows",
+           {"classifier": bound(classifier_softmax_overflows)}),
+    mutant("dec_softmax_overflows", "decoder self-attention's softmax without subtracting the row's maximum",
+           {"decoder.layer": decoder_layers(partial(decoder_layer, attend=NAIVE_SOFTMAX))}),
+    mutant("ln_squares_overflow", "LayerNorm's squared deviations summed in float16: past 256 they overflow, "
+           "the variance is inf and the output β", {"layernorm": bound(layer_norm)}, dtype=torch.float16),
     mutant("enc_stack_reuses_first_layer", "every encoder layer runs with the first layer's weights",
            {"encoder": encoder_reusing_first_layer}),
     mutant("dec_scaled_by_length", "decoder self-attention scaled by √(sequence length), not √d_k",
