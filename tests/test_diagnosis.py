@@ -140,3 +140,11 @@ def test_a_failing_gradient_check_shrinks_without_refining_its_bound_at_every_st
     [record] = check_subject(wrong, "cpu", torch.float64, shrinking, components=["attention"], checks=["gradient"])
     assert record.status == "fail" and "the gradient with respect to" in record.message
     assert len(refined) <= 2, len(refined)
+
+
+@pytest.mark.parametrize("name, component", [("mha_key_padding_ignored", "mha"),
+                                             ("enc_key_padding_ignored", "encoder.layer")])
+def test_a_dropped_mask_is_named(name, component):
+    """Compared as returned: where the article's padding leaves a query undefined, the mistake's is not."""
+    assert "it matches a common mistake on this case and 6 fresh ones: the mask 'key_padding_mask' dropped" in \
+        oracle_message(MUTANTS[name].subject, component)

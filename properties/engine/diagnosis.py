@@ -117,8 +117,8 @@ def entries(case) -> int:
 
 def fresh_cases(h) -> list:
     """The largest FRESH of TRIES cases drawn by the component's strategy from seeded random choices
-    (unshrunk: larger than a shrunk case): (case, the subject's outputs, their tolerances, the
-    oracle's). A case the subject fails otherwise (raises, NaN) is left out."""
+    (unshrunk: larger than a shrunk case): (case, the subject's outputs as returned, their
+    tolerances, the oracle's). A case the subject fails otherwise (raises, NaN) is left out."""
     drawn, examples, run = [], h.examples, h.run
     h.run = replace(run, scale=False)  # the default sizes, also in the scale profile (millions of entries)
     for seed in range(TRIES):
@@ -137,7 +137,7 @@ def fresh_cases(h) -> list:
                 break
             reference = h.reference(params, inputs)
             try:
-                actual = h.call(h.build(params), inputs, reference)
+                actual = {name: h.raw[name].copy() for name in h.call(h.build(params), inputs, reference)}
             except SubjectFailure as failure:  # its NaN or Inf where the oracle is finite is judged too
                 if not failure.values:
                     continue

@@ -537,7 +537,9 @@ class Harness:
             else:
                 kind = "value: the subject computes a different function"
             if kind.startswith("value") and case is not None:
-                found = diagnosis.suggestion(self, case, name, value, bound)
+                raw = self.raw.get(name)  # as returned: NaN where the spec has no value is the subject's own
+                found = diagnosis.suggestion(self, case, name, raw if raw is not None and raw.shape == value.shape
+                                             else value, bound)
                 kind += f"; {found}" if found else ""
             raise fail.mismatch(f"{variant}{self.where()}", eid, name, what, kind, [
                 f"worst element {name}{list(index)}: subject {value[index]:.17g}, expected {expected[index]:.17g}",

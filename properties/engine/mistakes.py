@@ -77,14 +77,14 @@ def unbiased_variance(params, inputs):
     return scaled(params), inputs, {"layernorm.epsilon": constant("layernorm.epsilon") * (d - 1) / d}
 
 
-def mask_changed(label: str, change: Callable) -> Mistake:
-    """A mask input (True: hidden) handed over changed: inverted, or none at all."""
+def mask_changed(name: str, inverted: bool) -> Mistake:
+    """The mask input `name` (True: hidden) handed over inverted (True read as visible), or dropped."""
     def recast(params, inputs):
-        masks = [k for k, v in inputs.items() if isinstance(v, np.ndarray) and v.dtype == bool]
-        if not masks:
+        mask = inputs.get(name)
+        if not isinstance(mask, np.ndarray) or mask.dtype != bool:
             return None
-        return params, {**inputs, **{k: change(inputs[k]) for k in masks}}, {}
-    return Mistake(label, recast=recast)
+        return params, {**inputs, name: ~mask if inverted else np.zeros_like(mask)}, {}
+    return Mistake(f"the mask {name!r} {'inverted (True read as visible)' if inverted else 'dropped'}", recast=recast)
 
 
 def forget_bias_twice(params, inputs):
@@ -118,8 +118,7 @@ CATALOGUE = (
     scores_divided_by("√(2·d_k)", lambda d_k, d_v, h: math.sqrt(2 * d_k)),
     scores_divided_by("1 (no scale)", lambda d_k, d_v, h: 1.0),
     Mistake("LayerNorm with the unbiased (n - 1) variance", recast=unbiased_variance),
-    mask_changed("the mask inverted (True read as visible)", lambda m: ~m),
-    mask_changed("no mask at all", lambda m: np.zeros_like(m)),
+    *(mask_changed(name, inverted) for name in ("mask", "attn_mask", "key_padding_mask") for inverted in (True, False)),
     Mistake("the forget bias added twice", recast=forget_bias_twice),
     causal_mask_at("the causal mask's diagonal hidden (query i sees keys j < i)", -1),
     causal_mask_at("the causal mask one ahead (query i sees keys j <= i + 1)", 1),
