@@ -34,6 +34,8 @@ def oracle_message(subject, component):
     ("mha_scaled_by_d_model", "mha", "it matches a common mistake on this case and 6 fresh ones: the scores divided "
                                      "by √d_model, not √d_k"),
     ("gru_update_flipped", "gru.cell", "it matches none of the variants gru.reset_after"),
+    ("mha_split_without_transpose", "mha", "it matches a common mistake on this case and 6 fresh ones: the heads "
+                                           "split by a reshape, without the transpose"),
 ])
 def test_the_variant_a_mutant_computes_is_named(name, component, words):
     assert words in oracle_message(MUTANTS[name].subject, component)
@@ -148,3 +150,13 @@ def test_a_dropped_mask_is_named(name, component):
     """Compared as returned: where the article's padding leaves a query undefined, the mistake's is not."""
     assert "it matches a common mistake on this case and 6 fresh ones: the mask 'key_padding_mask' dropped" in \
         oracle_message(MUTANTS[name].subject, component)
+
+
+def test_a_forget_bias_added_twice_is_named():
+    """A library's two LSTM biases both set to b_f (b_ih and b_hh)."""
+    reference = load_subject("reference")
+
+    def twice(params):
+        return reference.builders["lstm.cell"]({**params, "b_f": 2 * params["b_f"]})
+    message = oracle_message(Subject("twice", {"lstm.cell": twice}), "lstm.cell")
+    assert "it matches a common mistake on this case and 6 fresh ones: the forget bias added twice" in message

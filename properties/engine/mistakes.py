@@ -111,6 +111,35 @@ def causal_mask_at(label: str, ahead: int | None) -> Mistake:
     return Mistake(label, oracle=oracle)
 
 
+def heads_split_by_reshape(params, inputs):
+    """Multi-head attention (its own parameters) whose heads are split by a reshape (B, n, h·d) ->
+    (B, h, n, d), without the transpose, in float64."""
+    names = ("W_Q", "W_K", "W_V", "W_O", "b_Q", "b_K", "b_V", "b_O")
+    if not all(isinstance(params.get(k), np.ndarray) for k in names) or "query" not in inputs:
+        return None
+    query = inputs["query"]
+    key = inputs.get("key", query)
+    value = inputs.get("value", key)
+    h = params["W_Q"].shape[0]
+
+    def split(x, W, b):
+        y = x @ np.concatenate(list(W), axis=-1) + b.reshape(-1)  # head 1's columns first
+        return y.reshape(y.shape[0], h, y.shape[1], y.shape[2] // h)
+    q, k, v = (split(x, params[f"W_{s}"], params[f"b_{s}"]) for x, s in ((query, "Q"), (key, "K"), (value, "V")))
+    hidden = np.zeros((len(query), 1, query.shape[1], key.shape[1]), bool)
+    if isinstance(inputs.get("attn_mask"), np.ndarray):
+        hidden = hidden | inputs["attn_mask"]
+    if isinstance(inputs.get("key_padding_mask"), np.ndarray):
+        hidden = hidden | inputs["key_padding_mask"][:, None, None, :]
+    scores = np.where(hidden, -np.inf, q @ np.swapaxes(k, -1, -2) / math.sqrt(q.shape[-1]))
+    with np.errstate(all="ignore"):
+        e = np.exp(scores - scores.max(-1, keepdims=True))
+        weights = e / e.sum(-1, keepdims=True)
+    heads = weights @ v
+    merged = np.swapaxes(heads, 1, 2).reshape(len(query), query.shape[1], -1)
+    return {"out": merged @ params["W_O"] + params["b_O"], "weights": weights}
+
+
 CATALOGUE = (
     scores_divided_by("√d_v", lambda d_k, d_v, h: math.sqrt(d_v)),
     scores_divided_by("√d_model", lambda d_k, d_v, h: math.sqrt(h * d_k)),
@@ -123,5 +152,6 @@ CATALOGUE = (
     causal_mask_at("the causal mask's diagonal hidden (query i sees keys j < i)", -1),
     causal_mask_at("the causal mask one ahead (query i sees keys j <= i + 1)", 1),
     causal_mask_at("no causal mask at all", None),
+    Mistake("the heads split by a reshape, without the transpose", oracle=heads_split_by_reshape),
 )
 
