@@ -83,8 +83,9 @@ returning one), scikit-learn-tags style:
 The suite then draws only what the subject takes, evaluates the oracle with its constants, and
 the summary says what was not checked because of a declaration. The capabilities a component may
 lack are its `capabilities` (properties/*/components.py): mha: cross_attention, kv_widths, attn_mask,
-key_padding; attention: mask; encoder.layer, encoder, transformer: key_padding. The constants are
-spec/constants.py's: layernorm.epsilon, pe.base.
+key_padding; attention: mask, per_query_mask (lacking it: key padding only, the mask given as (B, 1, m)),
+value_width; encoder.layer, encoder, transformer: key_padding. The constants are spec/constants.py's:
+layernorm.epsilon, pe.base.
 
 A subject that implements a named variant of the article says so in `variants`
 ({component: variant E-id, or a tuple of them}); it is then checked against that variant and

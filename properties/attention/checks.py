@@ -35,7 +35,7 @@ def permuted(arrays: dict, queries, keys) -> dict:
     moved = {}
     for name, a in arrays.items():
         query_axis, key_axis = POSITIONS[name]
-        if query_axis is not None:
+        if query_axis is not None and a.shape[query_axis] > 1:  # 1: a key padding mask (B, 1, m), for every query
             a = np.take(a, queries, axis=query_axis)
         if key_axis is not None:
             a = np.take(a, keys, axis=key_axis)
@@ -142,7 +142,8 @@ def check_padding_appended(h: Harness, data):
         longer["attn_mask"] = np.concatenate([inputs["attn_mask"], np.zeros((n, extra), bool)], 1)
         longer["key_padding_mask"] = np.concatenate([inputs["key_padding_mask"], np.ones((B, extra), bool)], 1)
     else:
-        longer["mask"] = np.concatenate([inputs["mask"], np.ones((B, n, extra), bool)], 2)
+        rows = inputs["mask"].shape[1]  # n, or 1 for a key padding mask (B, 1, m)
+        longer["mask"] = np.concatenate([inputs["mask"], np.ones((B, rows, extra), bool)], 2)
     grown, _, _ = evaluate(h, params, longer)
     grown = {k: v[..., :m] if k in ("weights", "mean_weights") else v for k, v in grown.items()}
     h.compare(grown, actual, tol.doubled(tols), what=f"its own output before {extra} padding key(s) were appended")
@@ -218,6 +219,10 @@ def check_fully_masked_row(h: Harness, data):
     if h.component.name == "mha":
         inputs["attn_mask"] = inputs["attn_mask"].copy()
         inputs["attn_mask"][i] = True
+    elif "per_query_mask" in h.lacks:  # key padding only: every key of batch row b padded, all its queries
+        b = data.draw(st.integers(0, len(inputs["mask"]) - 1), label="fully padded batch row")
+        inputs["mask"] = inputs["mask"].copy()
+        inputs["mask"][b] = True
     else:
         inputs["mask"] = inputs["mask"].copy()
         inputs["mask"][:, i] = True
@@ -225,7 +230,8 @@ def check_fully_masked_row(h: Harness, data):
     h.compare(actual, reference, tols, case=(params, inputs))
     if "out" not in h.raw:
         return  # nothing was defined and the subject refused the call (reported by Harness.call)
-    row = h.raw["out"][:, i]  # as returned: actual has NaN where the spec has no value
+    # as returned: actual has NaN where the spec has no value
+    row = h.raw["out"][b] if "per_query_mask" in h.lacks else h.raw["out"][:, i]
     found = ("NaN" if np.isnan(row).all() else "zeros" if (row == 0).all()
              else "finite values" if np.isfinite(row).all() else "a mix of NaN and numbers")
     h.observations.add(f"a query with every key hidden gives {found}")

@@ -45,7 +45,8 @@ def draw_attention(data, kind, masked=True, lacks=frozenset()):
     params, inputs = case(data, {}, {"q": Shape((B, n, d_k), q_bound), "k": Shape((B, m, d_k), bound),
                                      "v": Shape((B, m, d_v), bound)})
     if masked:
-        inputs["mask"] = np.zeros((B, n, m), bool) if "mask" in lacks else mask(data, (B, n, m), "mask")
+        inputs["mask"] = np.zeros((B, n, m), bool) if "mask" in lacks else \
+            mask(data, (B, 1, m), "mask") if "per_query_mask" in lacks else mask(data, (B, n, m), "mask")
     return params, inputs
 
 
@@ -123,11 +124,16 @@ def mha_hidden(inputs) -> np.ndarray:
                             padding=inputs["key_padding_mask"])
 
 
+def given_mask(inputs) -> np.ndarray:
+    """attention's mask (B, n, m); a key padding mask (B, 1, m) broadcast over the queries."""
+    return np.broadcast_to(inputs["mask"], inputs["q"].shape[:-1] + inputs["k"].shape[-2:-1]).copy()
+
+
 def hidden_keys(component: str, kind, inputs) -> np.ndarray | None:
     """Where each weight must be exactly 0, broadcastable to the weights (for mha, a head axis
     second); None if no key is hidden. All from spec.attention.hidden_keys."""
     if component == "attention":
-        return spec.hidden_keys(inputs["q"].shape[-2], inputs["k"].shape[-2], given=inputs["mask"])
+        return spec.hidden_keys(inputs["q"].shape[-2], inputs["k"].shape[-2], given=given_mask(inputs))
     if component == "mha":
         return mha_hidden(inputs)[:, None]
     if component == "attention.causal":
@@ -143,7 +149,7 @@ def attention_oracle(kind, component="attention"):
         eq = spec.UNSCALED if "attn.unscaled" in kind else spec.MASK_GIVEN
 
     def oracle(params, inputs):
-        given = {"B_mask": inputs["mask"]} if component == "attention" else {}
+        given = {"B_mask": given_mask(inputs)} if component == "attention" else {}
         out, weights = spec.attention(eq, hidden_keys(component, kind, inputs), Q=inputs["q"], K=inputs["k"],
                                       V=inputs["v"], **given)
         return {"out": out, "weights": weights}
@@ -173,6 +179,8 @@ def pe_oracle(kind):
 
 WEIGHT_BOUNDS = {"weights": (0.0, 1.0), "mean_weights": (0.0, 1.0)}
 VALUE_WIDTH = "value widths other than d_k not checked"
+KEY_PADDING_ONLY = ("key padding only: the mask comes as (B, 1, m), the keys hidden from every query of a "
+                    "sequence; masks that differ between queries not checked")
 
 
 def masked(component: str):
@@ -184,6 +192,7 @@ COMPONENTS = headed_as_run([  # a failure headed by the E-id that ran (engine/ra
               attention_oracle, {"out": "self.attention", "weights": "self.attention"},
               variants=("attn.unscaled",) + MASK_FORMS, bounds=WEIGHT_BOUNDS, probabilities=("weights",),
               hidden_keys=masked("attention"), capabilities={"mask": "masks not checked (every key visible)",
+                                                                   "per_query_mask": KEY_PADDING_ONLY,
                                                                    "value_width": VALUE_WIDTH},
               has_parameters=False),
     Component("attention.causal", "attention", ("mask.causal",), ("out",), draw_causal, causal_oracle,
