@@ -83,7 +83,8 @@ def suggestions(h):
     variant and mistake."""
     for variant, negation, kind in alternatives(h):
         fixed = variant if negation else ", ".join(CATALOGUE[v].variant_of for v in variant.split(", "))
-        yield (f"{negation}{variant}", True, f"it matches {'the spec without' if negation else 'the variant'} {variant} "
+        matched = "the spec without" if negation else "the variant"
+        yield (f"{negation}{variant}", True, f"it matches {matched} {variant} "
                f"on this case and {{fresh}}: declare {'only the variants it does compute' if negation else 'it'}, "
                f"or fix {fixed}", variant_oracle(h, kind))
     for mistake in MISTAKES:
@@ -172,7 +173,7 @@ def suggestion(h, case, name: str, value: np.ndarray, bound, index=None) -> str:
 
 
 def worded(h, case, name, value, bound, index) -> str:
-    tried, shrunk_only, fresh = [], [], None
+    tried, shrunk_only, unjudged, fresh = [], [], [], None
     for label, variant, confirmed, oracle in suggestions(h):
         expected = output_of(oracle, case, name)
         if expected is None or expected.shape != value.shape:
@@ -183,14 +184,20 @@ def worded(h, case, name, value, bound, index) -> str:
         if not here:
             continue
         fresh = fresh_cases(h) if fresh is None else fresh
-        judged = [(v[name], e, b[name]) for c, v, b, _ in fresh if name in v
-                  for e in [output_of(oracle, c, name)] if e is not None and e.shape == v[name].shape]
+        judged = [(v[name], e, b[name]) for c, v, b, _ in fresh if name in v  # with a number to compare
+                  for e in [output_of(oracle, c, name)] if e is not None and e.shape == v[name].shape
+                  and (np.isfinite(v[name]) & np.isfinite(e)).any()]
         if judged and all(within(v, e, b) for v, e, b in judged):
             return confirmed.format(fresh=f"{len(judged)} fresh one{'s' * (len(judged) != 1)}")
-        shrunk_only.append(label)
-    ruled = f" ({', '.join(shrunk_only)}: this case only, {len(fresh)} fresh cases rule it out)" if shrunk_only else ""
+        (shrunk_only if judged else unjudged).append(label)
+    them = "them" if len(shrunk_only) > 1 else "it"
+    ruled = f" ({', '.join(shrunk_only)}: this case only, {len(fresh)} fresh cases rule {them} out)" \
+        if shrunk_only else ""
     words = [f"it matches none of the variants {', '.join(tried)}{ruled}"] if tried and index is None else \
         [f"{ruled.strip(' ()')}"] if ruled else []
+    if unjudged:  # the subject failed every fresh case otherwise: nothing confirms them
+        words.append(f"{', '.join(unjudged)} match{'es' * (len(unjudged) == 1)} this case, unconfirmed: no fresh "
+                     f"case could be judged")
     if index is None:
         words += factor_words(h, case, name, value, bound, fresh)
     return "; ".join(words)
