@@ -13,10 +13,12 @@ EPSILON = 1e-5  # the article's ε (torch.nn.LayerNorm's default)
 
 
 def layer_norm(x, gamma, beta):
-    """layernorm: over the features, biased variance."""
-    mean = x.mean(-1, keepdim=True)
-    var = ((x - mean) ** 2).mean(-1, keepdim=True)
-    return gamma * (x - mean) / torch.sqrt(var + EPSILON) + beta
+    """layernorm: over the features, biased variance; a half-precision x is normalised in float32 (its
+    squares overflow past |x| = 256 in float16), as torch's own LayerNorm does."""
+    wide = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+    mean = wide.mean(-1, keepdim=True)
+    var = ((wide - mean) ** 2).mean(-1, keepdim=True)
+    return (gamma * ((wide - mean) / torch.sqrt(var + EPSILON)).to(x.dtype) + beta)
 
 
 def ffn(z, W_1, b_1, W_2, b_2):

@@ -38,11 +38,13 @@ QUICK = settings(max_examples=40, derandomize=True, database=None, deadline=None
                  phases=(Phase.explicit, Phase.generate))
 
 
+@pytest.mark.parametrize("subject", ["torch", "reference"])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
-def test_torch_layernorm_accumulating_in_float32_passes_past_the_squares_overflow(dtype):
-    """torch's LayerNorm (float32 accumulation) is right where float16's squares overflow: the rule's
-    float16 baseline overflows there and bounds nothing, the sensitivity judges (tolerance.baseline_error)."""
-    records = check_subject(load_subject("torch"), "cpu", dtype, QUICK, components=["layernorm"])
+def test_a_layernorm_accumulating_in_float32_passes_past_the_squares_overflow(subject, dtype):
+    """torch's LayerNorm and the reference's (float32 accumulation) are right where float16's squares
+    overflow: the rule's float16 baseline overflows there and bounds nothing, the sensitivity judges
+    (tolerance.baseline_error). The reference squared in float16 until these cases found it."""
+    records = check_subject(load_subject(subject), "cpu", dtype, QUICK, components=["layernorm"])
     assert records and all(r.status == "pass" for r in records), [r.message for r in records if r.status != "pass"]
 
 
