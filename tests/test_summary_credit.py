@@ -128,7 +128,8 @@ def test_a_pre_ln_layers_failure_is_headed_by_the_pre_ln_variant():
     [record] = check_subject(subject, "cpu", torch.float64, components=["encoder.layer"], checks=["oracle"],
                              profile="dev")
     assert record.status == "fail" and record.message.startswith("[enc.ffn.pre_ln]"), record.message
-    rows = {line.split()[0]: line.split()[1] for line in summary([record.as_dict()]) if line.startswith("  ")}
+    rows = {line.split()[0]: line.split()[1] for line in summary([record.as_dict()])  # rows, not wrapped lines
+            if line.startswith("  ") and not line.startswith("   ") and len(line.split()) > 1}
     assert "enc.ffn" not in rows and "enc.attn" not in rows, rows
     # the E-id it names, or the layer as a whole where the record says out was all it returned
     assert "fail" in (rows.get("enc.ffn.pre_ln"), rows.get("encoder.layer")), rows
