@@ -17,7 +17,6 @@ subject) is loaded until such a test is collected, so the plugin costs nothing e
 """
 from __future__ import annotations
 
-import json
 import os
 import random
 import shlex
@@ -423,6 +422,7 @@ def nlpspec_verdict(request, record_property):
     from nlpspec.properties.engine.harness import Run
     from nlpspec.properties.profiles import at_scale
     from nlpspec.properties.runner import execute
+    from nlpspec.report_file import plain
 
     def verdict(case):
         config = request.config
@@ -440,8 +440,7 @@ def nlpspec_verdict(request, record_property):
                                  scale=at_scale(run.profile)),
                              case.component, case.check, run.settings, None if run.settings.derandomize else run.seed,
                              replay)
-        # as plain data: pytest-xdist sends it between processes, which refuses a str subclass (torch's version)
-        record_property("nlpspec", json.loads(json.dumps(record.as_dict(), default=str)))
+        record_property("nlpspec", plain(record.as_dict()))
         if record.status == "skip":
             pytest.skip(record.message)
         if record.status == "xfail":

@@ -27,12 +27,16 @@ def unwritable(path: str) -> str:
 
 
 def described(exc: BaseException) -> str:
-    """'Type: message', even where the exception's __str__ raises or returns no string."""
-    try:
-        text = str(exc)
-    except BaseException as failed:  # noqa: BLE001 -- a hostile __str__
-        text = f"<its __str__ raised {type(failed).__name__}>"
+    """'Type: message', even where the exception's __str__ raises (failures.said)."""
+    from nlpspec.properties.engine.failures import said
+    text = said(exc)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def plain(data: dict) -> dict:
+    """`data` as plain JSON types: pytest-xdist sends records between processes and refuses a str
+    subclass (torch's version) or a dtype."""
+    return json.loads(json.dumps(data, default=str))
 
 
 def error_record(nodeid: str, message: str, exception: str = "", case=None) -> dict:
@@ -45,7 +49,7 @@ def error_record(nodeid: str, message: str, exception: str = "", case=None) -> d
         found |= {"subject": case.subject.name, "version": case.subject.version, "component": case.component.name,
                   "check": case.check.name, "eids": list(case.eids), "options": case.options}
     found["id"] = f"{found['component']}-{found['check']}" if case is not None else nodeid
-    return json.loads(json.dumps(found, default=str))  # plain data, as pytest-xdist sends it
+    return plain(found)
 
 
 def versions() -> dict:
