@@ -1,5 +1,5 @@
 """The oracle on any device: the same spec expressions, printed by the same printer, run on torch
-tensors instead of NumPy arrays (spec/oracle.py's code, a torch namespace in place of NumPy's).
+tensors instead of NumPy arrays (spec/kernels.py's kernels bound to torch, where NumPy's are bound to NumPy).
 
 `compile_equation_torch(eq)` returns a function of named tensors (float64, on any device) that
 autograd differentiates: the spec's own derivative, for the gradient checks, and the oracle where the
@@ -12,70 +12,18 @@ import math
 import types
 from contextlib import contextmanager
 from contextvars import ContextVar
-from functools import cache, reduce
+from functools import cache
 
+import array_api_compat.torch
 import sympy as sp
 import torch
 
-from .constants import constant
 from .equation import Equation
-from .oracle import shape_checker
+from .kernels import Kernels
 from .printer import BatchedNumPyPrinter
+from .shapes import shape_checker
 
 _DEVICE: ContextVar = ContextVar("device", default=torch.device("cpu"))  # where masks made from sizes go
-
-
-def _block(rows):
-    """torch.cat over the last two axes, after broadcasting the leading (batch) axes."""
-    batch = torch.broadcast_shapes(*(a.shape[:-2] for row in rows for a in row))
-    grid = [[a.expand(*batch, *a.shape[-2:]) for a in row] for row in rows]
-    return torch.cat([torch.cat(row, dim=-1) for row in grid], dim=-2)
-
-
-def _chain(*tensors):
-    return reduce(torch.matmul, tensors)
-
-
-def _causal_hidden(n, m, offset=0):
-    return torch.ones(int(n), int(m), dtype=torch.bool, device=_DEVICE.get()).triu(1 + int(offset))
-
-
-def _positional(like, concat=False):
-    """P for a tensor (..., n, d), interleaved or sines then cosines, in like's dtype."""
-    n, d = like.shape[-2:]
-    col = torch.arange(d, device=like.device)
-    if concat:
-        half = (d + 1) // 2
-        pair, sines = torch.where(col < half, col, col - half), col < half
-    else:
-        pair, sines = col // 2, col % 2 == 0
-    i = torch.arange(n, device=like.device, dtype=like.dtype)[:, None]
-    angle = i / constant("pe.base") ** ((2 * pair).to(like.dtype) / d)
-    return torch.where(sines, torch.sin(angle), torch.cos(angle))
-
-
-def _gelu(a):
-    return a * (1 + torch.erf(a / math.sqrt(2))) / 2
-
-
-def _gelu_tanh(a):
-    return 0.5 * a * (1 + torch.tanh(math.sqrt(2 / math.pi) * (a + 0.044715 * a * a * a)))
-
-
-def _layernorm(x, gamma, beta, eps):
-    fused = _FORMS.get().get("layernorm")
-    if fused is not None:
-        return fused(x, gamma, beta, eps)
-    mean = x.mean(dim=-1, keepdim=True)
-    centred = x - mean
-    var = (centred * centred).mean(dim=-1, keepdim=True)
-    return gamma * centred / torch.sqrt(var + eps) + beta
-
-
-def _mask_fill(scores, hidden):
-    return scores.masked_fill(hidden, -math.inf)
-
-
 _FORMS: ContextVar = ContextVar("forms", default={})
 
 
@@ -91,24 +39,44 @@ def computed_as(**forms):
         _FORMS.reset(token)
 
 
-def _softmax_rows(a):
-    weights = torch.softmax(a, dim=-1)
-    if "softmax_product" in _FORMS.get():
-        weights._nlpspec_scores = a  # a product of these weights by values is computed_as's
-    return weights
+class TorchKernels(Kernels):
+    """spec/kernels.py's kernels on torch tensors. Where torch has one operation for a kernel, the torch
+    oracle runs it rather than the kernel's composition: the same value to float64 rounding, and the
+    operation the subjects run, whose backward autograd takes (the gradient oracle) and whose operands
+    the gradient's rounding model rounds once each (properties/engine/rounding.py, which moreover knows
+    torch's softmax); and the fused forms of `computed_as` hook into the products and LayerNorm."""
+
+    def sizes_device(self):
+        return _DEVICE.get()
+
+    def sigmoid(self, a):
+        return torch.sigmoid(a)  # one operation; its backward reads σ's own output, as the subjects' does
+
+    def relu(self, a):
+        return torch.relu(a)  # its derivative at 0 is 0, nn.ReLU's (a maximum's splits the gradient at a tie)
+
+    def softmax(self, a, axis):
+        return torch.softmax(a, dim=axis)  # aten._softmax: the rounding model's softmax rule; float32 inside for half
+
+    def softmax_rows(self, a):
+        weights = super().softmax_rows(a)
+        if "softmax_product" in _FORMS.get():
+            weights._nlpspec_scores = a  # a product of these weights by values is computed_as's
+        return weights
+
+    def mask_fill(self, scores, hidden):
+        return scores.masked_fill(hidden, -math.inf)  # one operation with no operand but the scores
+
+    def matmul(self, a, b):
+        fused, scores = _FORMS.get().get("softmax_product"), getattr(a, "_nlpspec_scores", None)
+        return torch.matmul(a, b) if fused is None or scores is None else fused(scores, b)
+
+    def layernorm(self, x, gamma, beta, eps):
+        fused = _FORMS.get().get("layernorm")
+        return super().layernorm(x, gamma, beta, eps) if fused is None else fused(x, gamma, beta, eps)
 
 
-def _matmul(a, b):
-    fused, scores = _FORMS.get().get("softmax_product"), getattr(a, "_nlpspec_scores", None)
-    return torch.matmul(a, b) if fused is None or scores is None else fused(scores, b)
-
-
-NAMESPACE = {"_block": _block, "_chain": _chain, "_matmul": _matmul, "_sigmoid": torch.sigmoid,
-             "_tanh": torch.tanh, "_softmax_columns": lambda a: torch.softmax(a, dim=-2),
-             "_softmax_rows": _softmax_rows, "_causal_hidden": _causal_hidden,
-             "_mask_fill": _mask_fill, "_positional": _positional, "_relu": torch.relu, "_gelu": _gelu,
-             "_gelu_tanh": _gelu_tanh, "_layernorm": _layernorm, "_constant": constant,
-             "numpy": types.SimpleNamespace(swapaxes=torch.swapaxes)}
+NAMESPACE = TorchKernels(array_api_compat.torch).namespace() | {"numpy": types.SimpleNamespace(swapaxes=torch.swapaxes)}
 
 
 def on_torch(eq: Equation, arrays: dict):
