@@ -9,17 +9,63 @@ they deliberately differ are the overrides below and in spec/torch_oracle.py, ea
 Every kernel computes in its operands' dtype: the same code gives the float64 oracle and the
 same-precision baseline of the tolerance rule, so the order of operations and the accumulation dtype
 are part of each kernel's meaning.
+
+How an evaluation departs from the plain one (each equation's inputs rounded, some functions computed
+in another form) is its caller's to say, as an `EvaluationContext`.
 """
 from __future__ import annotations
 
 import math
-from contextlib import nullcontext
+from collections.abc import Callable, Mapping
+from contextlib import contextmanager, nullcontext
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 
 import numpy as np
 from array_api_compat import device
 from scipy import special
 
 from .constants import constant
+
+_ROUNDING: ContextVar = ContextVar("rounding", default=None)  # EvaluationContext.rounding while applied
+_FORMS: ContextVar = ContextVar("forms", default={})  # EvaluationContext.forms while applied
+
+
+@dataclass(frozen=True)
+class EvaluationContext:
+    """How the oracle evaluates, given by its caller (the engine's tolerance rule and gradient oracle):
+
+    - rounding: a function applied to every float input of every compiled equation, before the
+      equation reads it (None: the inputs as given): how properties/engine/tolerance.py stands one
+      rounding of every intermediate value of a composition;
+    - forms: functions the printed code computes another way, to the same value (the torch oracle):
+      softmax_product=fn runs every product softmax(S) V as fn(S, V), layernorm=fn runs LN as
+      fn(x, γ, β, ε) (the gradient's rounding model takes the backward passes of fused kernels there).
+
+    `compile_equation(eq)(context=…, **arrays)` evaluates one equation in it; `context.run(fn, …)`, or
+    `with context.applied():`, a whole composition (every equation it evaluates on the way).
+    `spec.oracle.rounding(fn)` and `spec.torch_oracle.computed_as(**forms)` change one field of the
+    current context."""
+    rounding: Callable | None = None
+    forms: Mapping[str, Callable] = field(default_factory=dict)
+
+    @classmethod
+    def current(cls) -> EvaluationContext:
+        return cls(_ROUNDING.get(), _FORMS.get())
+
+    @contextmanager
+    def applied(self):
+        rounding, forms = _ROUNDING.set(self.rounding), _FORMS.set(dict(self.forms))
+        try:
+            yield self
+        finally:
+            _FORMS.reset(forms)
+            _ROUNDING.reset(rounding)
+
+    def run(self, fn, /, *args, **kwargs):
+        """fn(*args, **kwargs) evaluated in this context."""
+        with self.applied():
+            return fn(*args, **kwargs)
 
 
 class Kernels:

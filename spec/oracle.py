@@ -12,7 +12,7 @@ subject's device and differentiable by autograd.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from contextvars import ContextVar
+from dataclasses import replace
 from functools import cache
 
 import numpy as np
@@ -21,22 +21,18 @@ from array_api_compat import is_torch_array
 
 from .equation import Equation
 from .functions import Hidden, Mask
+from .kernels import _ROUNDING, EvaluationContext  # noqa: F401  (importable here, as before: _ROUNDING)
 from .printer import NAMESPACE, BatchedNumPyPrinter
 from .shapes import ShapeError, shape_checker  # noqa: F401  (ShapeError: the oracle's error, importable here)
-
-
-_ROUNDING: ContextVar = ContextVar("rounding", default=None)
 
 
 @contextmanager
 def rounding(fn):
     """Within it, every compiled equation first applies fn to each of its float inputs: how
-    properties/engine/tolerance.py stands one rounding of every intermediate value of a composition."""
-    token = _ROUNDING.set(fn)
-    try:
+    properties/engine/tolerance.py stands one rounding of every intermediate value of a composition
+    (the current EvaluationContext with rounding=fn)."""
+    with replace(EvaluationContext.current(), rounding=fn).applied():
         yield
-    finally:
-        _ROUNDING.reset(token)
 
 
 @cache
@@ -48,8 +44,11 @@ def compile_equation(eq: Equation):
 
     check = shape_checker(eq)
     names = [s.name for s in eq.inputs]
+    assert "context" not in names, f"{eq.eid}: an input named 'context' is the evaluation context's keyword"
 
-    def evaluate(**arrays):
+    def evaluate(*, context: EvaluationContext | None = None, **arrays):
+        if context is not None:
+            return context.run(evaluate, **arrays)
         rounded = _ROUNDING.get()
         if any(is_torch_array(v) for v in arrays.values()):  # the same expression on torch tensors
             from .torch_oracle import on_torch

@@ -12,6 +12,7 @@ import math
 import types
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import replace
 from functools import cache
 
 import array_api_compat.torch
@@ -19,24 +20,22 @@ import sympy as sp
 import torch
 
 from .equation import Equation
-from .kernels import Kernels
+from .kernels import _FORMS, EvaluationContext, Kernels
 from .printer import BatchedNumPyPrinter
 from .shapes import shape_checker
 
 _DEVICE: ContextVar = ContextVar("device", default=torch.device("cpu"))  # where masks made from sizes go
-_FORMS: ContextVar = ContextVar("forms", default={})
 
 
 @contextmanager
 def computed_as(**forms):
     """Within it, the printed code computes some of its functions another way, to the same value:
     softmax_product=fn runs every product softmax(S) V as fn(S, V); layernorm=fn runs LN as fn(x, γ, β, ε)
-    (the gradient's rounding model takes the backward passes of fused kernels there)."""
-    token = _FORMS.set({**_FORMS.get(), **forms})
-    try:
+    (the gradient's rounding model takes the backward passes of fused kernels there): the current
+    EvaluationContext with these forms added."""
+    current = EvaluationContext.current()
+    with replace(current, forms={**current.forms, **forms}).applied():
         yield
-    finally:
-        _FORMS.reset(token)
 
 
 class TorchKernels(Kernels):

@@ -101,3 +101,34 @@ def test_the_spec_s_modules_import_one_another_without_a_cycle():
     for module in sorted(graph):
         visit(module)
     assert "oracle" not in graph["torch_oracle"] and "torch_oracle" in graph["oracle"]
+
+
+def test_an_evaluation_context_given_to_a_compiled_equation_is_the_rounding_and_forms_it_applies():
+    """spec.kernels.EvaluationContext: the caller's rounding and fused forms, for one equation
+    (context=…) or a whole composition (run, applied); spec.oracle.rounding and computed_as change one
+    field of the current context and leave the other."""
+    from nlpspec.spec import CATALOGUE, compile_equation
+    from nlpspec.spec.kernels import EvaluationContext
+    from nlpspec.spec.oracle import rounding
+    from nlpspec.spec.torch_oracle import computed_as
+    eq = CATALOGUE["layernorm"]
+    arrays = {s.name: rng.standard_normal((2, 3, 4) if s.name == "x" else (1, 4)) for s in eq.inputs}
+    seen = []
+
+    def halved(a):
+        seen.append(a.shape)
+        return a / 2
+    with rounding(halved):
+        expected = compile_equation(eq)(**arrays)
+    assert len(seen) == len(arrays)
+    np.testing.assert_array_equal(compile_equation(eq)(context=EvaluationContext(rounding=halved), **arrays), expected)
+    assert len(seen) == 2 * len(arrays) and EvaluationContext.current() == EvaluationContext()
+
+    def layernorm(x, gamma, beta, eps):
+        return x * 0 + 7
+    tensors = {k: torch.from_numpy(v) for k, v in arrays.items()}
+    context = EvaluationContext(rounding=halved, forms={"layernorm": layernorm})
+    assert (context.run(compile_equation(eq), **tensors) == 7).all()
+    with rounding(halved), computed_as(layernorm=layernorm):
+        assert EvaluationContext.current() == context
+    assert EvaluationContext.current() == EvaluationContext()
