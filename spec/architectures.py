@@ -1,7 +1,9 @@
 """§2 RNN architectures: cells chained over a sequence, stacked, flipped, and paired as seq2seq.
 
 Each architecture is a composition of the §1 cell equations. The relations below state it for the
-reader; the functions below them are its oracle, chaining the compiled cell equations in NumPy (or torch, given tensors).
+reader; the functions below them are its oracle, chaining the compiled cell equations in NumPy (or torch,
+given tensors), over a sequence in their fused form (spec/fused_cells.py: the inputs projected in one
+product, as PyTorch does).
 Arrays: a sequence is (B, T, n, 1) (batch, time, a column vector per step); a state is (B, H, 1).
 """
 from __future__ import annotations
@@ -10,7 +12,9 @@ import numpy as np
 from array_api_compat import array_namespace, device
 from sympy import Eq, Function, IndexedBase, Matrix, symbols
 
+from . import oracle
 from .equation import compose
+from .fused_cells import stepper
 from .oracle import evaluate_chain
 from .recurrent import CELLS, RNN_OUTPUT, STATE
 
@@ -40,16 +44,27 @@ def step(kind: str, params: dict, x_t: np.ndarray, state: dict) -> dict:
     return evaluate_chain(CELLS[kind], env)
 
 
-def unroll(kind: str, params: dict, xs: np.ndarray, state0: dict, reverse: bool = False, lengths=None):
+def unroll(kind: str, params: dict, xs: np.ndarray, state0: dict, reverse: bool = False, lengths=None,
+           fused: bool = True):
     """seq.many_to_many: states (B, T, H, 1) at every step, and the final state.
 
     With `lengths` (B,), row b's chain runs over its first lengths[b] steps only, the reversed one
     from its own last step: at a padded step its state is kept and its output is 0 (PyTorch's
-    pad_packed_sequence), so the final state is the last real step's."""
+    pad_packed_sequence), so the final state is the last real step's.
+
+    The steps are the cell's equations in the fused form (spec/fused_cells.py: the inputs projected in one
+    product, one product with the state per step), the same values to float64 rounding; `fused=False`,
+    or within spec.oracle.rounding (whose model rounds the inputs of the article's equations), they are
+    the article's equations one by one (step)."""
+    if fused and not _rounding():
+        at = stepper(kind, params, xs, state0["h"])
+    else:
+        def at(k, state):
+            return step(kind, params, xs[:, k], state)
     state, outputs = dict(state0), [None] * xs.shape[1]
     steps = range(xs.shape[1] - 1, -1, -1) if reverse else range(xs.shape[1])
     for k in steps:
-        out = step(kind, params, xs[:, k], state)
+        out = at(k, state)
         new = {name: out[name] for name in STATE[kind]}
         if lengths is None:
             state, outputs[k] = new, new["h"]
@@ -61,8 +76,13 @@ def unroll(kind: str, params: dict, xs: np.ndarray, state0: dict, reverse: bool 
     return array_namespace(*outputs).stack(outputs, axis=1), state
 
 
-def layers(kind: str, params: list, xs: np.ndarray, state0: list, lengths=None):
-    """seq.stacked of seq.bidirectional layers.
+def _rounding() -> bool:
+    """Whether spec.oracle.rounding is active (its hook rounds every compiled equation's inputs)."""
+    return oracle._ROUNDING.get() is not None
+
+
+def layers(kind: str, params: list, xs: np.ndarray, state0: list, lengths=None, fused: bool = True):
+    """seq.stacked of seq.bidirectional layers (each unrolled in the fused form unless `fused=False`).
 
     params[l] and state0[l] are lists of one (forward) or two (forward, backward) entries.
     Returns the last layer's outputs (B, T, D·H, 1) and the final states, as state0 is laid out;
@@ -73,7 +93,7 @@ def layers(kind: str, params: list, xs: np.ndarray, state0: list, lengths=None):
         outs = []
         layer_finals = []
         for direction, (p, s0) in enumerate(zip(layer_params, layer_state)):
-            out, final = unroll(kind, p, xs, s0, reverse=direction == 1, lengths=lengths)
+            out, final = unroll(kind, p, xs, s0, reverse=direction == 1, lengths=lengths, fused=fused)
             outs.append(out)
             layer_finals.append(final)
         xs = array_namespace(*outs).concat(outs, axis=-2)
