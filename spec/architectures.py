@@ -12,9 +12,9 @@ import numpy as np
 from array_api_compat import array_namespace, device
 from sympy import Eq, Function, IndexedBase, Matrix, symbols
 
-from . import oracle
 from .equation import compose
 from .fused_cells import stepper
+from .kernels import EvaluationContext
 from .oracle import evaluate_chain
 from .recurrent import CELLS, RNN_OUTPUT, STATE
 
@@ -53,9 +53,9 @@ def unroll(kind: str, params: dict, xs: np.ndarray, state0: dict, reverse: bool 
     pad_packed_sequence), so the final state is the last real step's.
 
     The steps are the cell's equations in the fused form (spec/fused_cells.py: the inputs projected in one
-    product, one product with the state per step), the same values to float64 rounding; `fused=False`,
-    or within spec.oracle.rounding (whose model rounds the inputs of the article's equations), they are
-    the article's equations one by one (step)."""
+    product, one product with the state per step), the same values to float64 rounding; with
+    `fused=False`, or in an evaluation context that rounds (spec.oracle.rounding, whose model rounds the
+    inputs of the article's equations), the article's equations one by one (step)."""
     if fused and not _rounding():
         at = stepper(kind, params, xs, state0["h"])
     else:
@@ -77,8 +77,8 @@ def unroll(kind: str, params: dict, xs: np.ndarray, state0: dict, reverse: bool 
 
 
 def _rounding() -> bool:
-    """Whether spec.oracle.rounding is active (its hook rounds every compiled equation's inputs)."""
-    return oracle._ROUNDING.get() is not None
+    """Whether the evaluation context rounds every compiled equation's inputs (spec.oracle.rounding)."""
+    return EvaluationContext.current().rounding is not None
 
 
 def layers(kind: str, params: list, xs: np.ndarray, state0: list, lengths=None, fused: bool = True):
