@@ -16,12 +16,10 @@ from functools import cache
 
 import torch
 
-from nlpspec.subjects import Declaration, Subject
-from nlpspec.subjects.registry import SubjectLoadError
+from nlpspec.subjects.protocol import Declaration, Subject, SubjectLoadError, named_sets, option_sets
 
 from .engine.absent import identity
 from .engine.component import declared, kind_for
-from .engine.harness import named_sets, option_sets
 from .engine.trees import leaves
 from .suite import COMPONENTS, generate
 

@@ -28,7 +28,7 @@ from hypothesis.errors import DidNotReproduce, FlakyFailure
 from hypothesis.reporting import with_reporter
 
 from nlpspec.spec.constants import in_force
-from nlpspec.subjects import Subject
+from nlpspec.subjects.protocol import Subject, option_label, option_sets
 
 from .declarations import validate
 from .engine.absent import identity
@@ -38,7 +38,7 @@ from .engine.clock import SubjectHang
 from .engine.component import Component, declared, kind_for
 from .engine.containment import suite_state
 from .engine.failures import SubjectFailure
-from .engine.harness import Harness, Run, option_label, option_sets
+from .engine.harness import Harness, Run
 from .suite import COMPONENTS, generate
 from .profiles import SHRINK_SECONDS, at_scale, chosen, in_scope, settings_for
 

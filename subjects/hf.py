@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import Declaration, Subject
+from .protocol import Declaration, Subject
 from .glue import kept_tokens, per_head_rows, stack_heads
 
 ATTENTION = ["eager", "sdpa"]

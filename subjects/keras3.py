@@ -22,7 +22,7 @@ import warnings
 
 import torch
 
-from .base import Declaration, Subject
+from .protocol import Declaration, Subject
 from .glue import GATE_ORDERS, gate_rows, may_attend, split_bias
 from .torch_nn import sizes
 

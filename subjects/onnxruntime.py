@@ -59,7 +59,7 @@ import warnings
 import numpy as np
 import torch
 
-from .base import Declaration, Subject
+from .protocol import Declaration, Subject
 from .glue import gate_rows, split_bias
 from .torch_nn import sizes
 

@@ -13,7 +13,7 @@ from nlpspec.reference.attention import add_positions, attention, multi_head, se
 from nlpspec.reference.transformer import (causal_self_attention, classifier, decoder, decoder_layer, decoder_only_layer,
                                            encoder, encoder_layer, ffn, layer_norm, model)
 
-from .base import Subject
+from .protocol import Subject
 
 VERSION = "0.1.0"
 

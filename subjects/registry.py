@@ -5,7 +5,7 @@ import importlib
 import os
 import sys
 
-from .base import Subject
+from .protocol import Subject, SubjectLoadError
 
 BUILTINS = {
     "reference": "nlpspec.subjects.reference:SUBJECT",
@@ -15,10 +15,6 @@ BUILTINS = {
     "onnxruntime": "nlpspec.subjects.onnxruntime:subject",
 }
 EXTRAS = {"hf": "hf", "keras": "keras", "onnxruntime": "onnx"}  # built-in subject -> the extra it needs (pyproject)
-
-
-class SubjectLoadError(Exception):
-    """A subject name that names nothing usable; the message is one line for the user."""
 
 
 def load_subject(name: str) -> Subject:

@@ -28,7 +28,7 @@ from torch import nn
 
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from .base import Declaration
+from .protocol import Declaration
 from .glue import additive, assign, per_head_rows
 
 

@@ -28,7 +28,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from . import torch_attention, torch_transformer
-from .base import Subject
+from .protocol import Subject
 from .glue import GATE_ORDERS, assign, gate_rows, split_bias
 
 CELLS = {"rnn": nn.RNNCell, "lstm": nn.LSTMCell, "gru": nn.GRUCell}

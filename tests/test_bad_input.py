@@ -7,7 +7,8 @@ from hypothesis import Phase, settings
 
 from bad_subjects import DECLARATIONS, HANGS, SUBJECTS, TWO_BUGS, WRONG_ONCE
 from nlpspec.properties.runner import check_subject
-from nlpspec.subjects.registry import SubjectLoadError, load_subject
+from nlpspec.subjects.protocol import SubjectLoadError
+from nlpspec.subjects.registry import load_subject
 
 pytestmark = pytest.mark.selftest
 HERE = pathlib.Path(__file__).parent

@@ -1,4 +1,4 @@
-"""A subject's declarations (subjects/base.py, Declaration): its constants reach the oracle, what it
+"""A subject's declarations (subjects/protocol.py, Declaration): its constants reach the oracle, what it
 lacks is not drawn and the checks that need it are not run (and say so), absent parameters are drawn
 as their identity (0 added, 1 multiplying) and their gradients are not judged, and a declaration the
 suite does not know, or one that makes no sense, is a usage error."""
@@ -14,8 +14,8 @@ from nlpspec.properties.runner import check_subject
 from nlpspec.properties.summary import declarations
 from nlpspec.reference import transformer as ref
 from nlpspec.subjects import Declaration, Subject, load_subject
+from nlpspec.subjects.protocol import SubjectLoadError
 from nlpspec.subjects.reference import BUILDERS
-from nlpspec.subjects.registry import SubjectLoadError
 
 pytestmark = pytest.mark.selftest
 QUICK = settings(max_examples=25, derandomize=True, database=None, deadline=None,

@@ -11,11 +11,13 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
+from nlpspec.subjects.protocol import option_sets
+
 from ..engine import failures as fail
 from ..engine import tolerance as tol
 from ..engine.check import Check, all_eids, evaluate, first_nonzero, row_gradients
 from ..engine.component import Component
-from ..engine.harness import Harness, option_sets
+from ..engine.harness import Harness
 from ..engine.strategies import Shape, case, magnitude, size
 from . import components as att
 

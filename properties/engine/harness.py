@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from nlpspec.spec.oracle import rounding
-from nlpspec.subjects import Subject
+from nlpspec.subjects.protocol import Subject, option_label, option_sets
 
 from . import device_oracle, diagnosis
 from .absent import identity
@@ -86,39 +86,6 @@ def judged(value: np.ndarray, expected: np.ndarray, bound: tol.Tolerance) -> tup
         bound = bound.final(tol.max_abs_diff(value, expected))
         mismatch = outside(value, expected, bound)
     return mismatch, bound
-
-
-class OptionSet(dict):
-    """One run's knobs (each reaches the builder as a keyword), with the name the subject gave them
-    where they go together (`Subject.options`: {"sdpa_own_mask": {"attn": "sdpa", "masks": "none"}});
-    "" where they are one combination of swept knobs."""
-
-    def __init__(self, knobs=(), name: str = ""):
-        super().__init__(knobs)
-        self.name = name
-
-
-def option_label(options: dict, sep: str = ",") -> str:
-    """How a run's options are shown: the set's name, else its knobs ("attn=sdpa,masks=none")."""
-    return getattr(options, "name", "") or sep.join(f"{k}={v}" for k, v in options.items())
-
-
-def named_sets(knobs: dict) -> bool:
-    """Whether a component's options are named option sets ({name: {knob: value}}) rather than knobs
-    to sweep ({knob: [values]})."""
-    return bool(knobs) and all(isinstance(v, dict) for v in knobs.values())
-
-
-def option_sets(subject: Subject, component: Component) -> list[dict]:
-    """Each named option set, or every combination of the subject's knobs, for this component ([{}]
-    when it has none)."""
-    given = subject.options.get(component.name, {})
-    if named_sets(given):
-        return [OptionSet(knobs, name) for name, knobs in given.items()]
-    combos = [{}]
-    for name, values in given.items():
-        combos = [c | {name: v} for c in combos for v in values]
-    return [OptionSet(c) for c in combos]
 
 
 def options_running(subject: Subject, component: Component, kind, prefer: dict) -> dict | None:

@@ -9,7 +9,7 @@ import torch
 
 from nlpspec.reference import attention as ref
 
-from ..base import Subject
+from ..protocol import Subject
 from ..reference import VERSION, named, padding
 from ..torch_attention import attention_builder
 from .mutant import Mutant, mutant, zeroed

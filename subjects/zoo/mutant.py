@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..base import Subject
+from ..protocol import Subject
 from ..reference import BUILDERS, VERSION
 
 

@@ -8,7 +8,7 @@ import torch
 from nlpspec.reference import transformer as ref
 from nlpspec.reference.attention import add_positions, attention, multi_head
 
-from ..base import Declaration
+from ..protocol import Declaration
 from ..reference import BUILDERS, bound, named, padding
 from .attention import attend as attend_with
 from .attention import backward_unmasked, naive_softmax, with_gradient_of

@@ -1,0 +1,59 @@
+"""The layers point down (DESIGN.md): the engine (properties/) reads subjects through the subject
+protocol alone, importing that protocol loads no registry and no adapter."""
+import ast
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.selftest
+ROOT = pathlib.Path(__file__).parent.parent
+MAPPED = {"nlpspec": "nlpspec", "spec": "nlpspec.spec", "reference": "nlpspec.reference",
+          "properties": "nlpspec.properties", "subjects": "nlpspec.subjects", "docs": "nlpspec.docs"}
+PROTOCOL = "nlpspec.subjects.protocol"
+
+
+def modules() -> dict[str, pathlib.Path]:
+    """Every module of the package by its dotted name (a package by its own name: its __init__)."""
+    found = {}
+    for folder, package in MAPPED.items():
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            parts = [package, *path.relative_to(ROOT / folder).with_suffix("").parts]
+            found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+MODULES = modules()
+
+
+def imports(name: str, tree: ast.AST):
+    """(line, module) for each import statement in `tree` of the module `name`, relative ones resolved;
+    `from a import b` names the module a.b where there is one, else a."""
+    package = name if MODULES[name].name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from ((node.lineno, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                up = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join(up + ([base] if base else []))
+            for alias in node.names:
+                yield node.lineno, f"{base}.{alias.name}" if f"{base}.{alias.name}" in MODULES else base
+
+
+def test_the_engine_imports_of_subjects_only_the_protocol():
+    found = [f"{path.relative_to(ROOT)}:{line} imports {target}"
+             for name, path in MODULES.items() if name.startswith("nlpspec.properties")
+             for line, target in imports(name, ast.parse(path.read_text(), str(path)))
+             if target.startswith("nlpspec.subjects") and target != PROTOCOL]
+    assert not found, found
+
+
+def test_importing_the_protocol_or_the_engine_loads_no_registry_and_no_adapter(tmp_path):
+    loaded = subprocess.run([sys.executable, "-c", "import sys, nlpspec.subjects.protocol, nlpspec.properties.runner, "
+                             "nlpspec.properties.generic; print(*sorted(m for m in sys.modules if m.startswith("
+                             "'nlpspec.subjects')))"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.split() == ["nlpspec.subjects", PROTOCOL]
