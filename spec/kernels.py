@@ -137,9 +137,6 @@ class Kernels:
         half = self.scalar(0.5, a)
         return half + half * self.xp.tanh(half * a)
 
-    def tanh(self, a):
-        return self.xp.tanh(a)
-
     def softmax(self, a, axis):
         """Softmax along `axis`, shifted by the maximum there; a row all -∞ gives NaN (no value)."""
         xp = self.xp
@@ -208,7 +205,7 @@ class Kernels:
     def namespace(self) -> dict:
         """The names the printed code calls, bound to this library."""
         return {"_block": self.block, "_chain": self.chain, "_matmul": self.matmul, "_sigmoid": self.sigmoid,
-                "_tanh": self.tanh, "_softmax_columns": self.softmax_columns, "_softmax_rows": self.softmax_rows,
+                "_tanh": self.xp.tanh, "_softmax_columns": self.softmax_columns, "_softmax_rows": self.softmax_rows,
                 "_causal_hidden": self.causal_hidden, "_mask_fill": self.mask_fill, "_positional": self.positional,
                 "_relu": self.relu, "_gelu": self.gelu, "_gelu_tanh": self.gelu_tanh, "_layernorm": self.layernorm,
                 "_constant": constant}
