@@ -27,10 +27,6 @@ from scipy import special
 
 from .constants import constant
 
-_ROUNDING: ContextVar = ContextVar("rounding", default=None)  # EvaluationContext.rounding while applied
-_FORMS: ContextVar = ContextVar("forms", default={})  # EvaluationContext.forms while applied
-
-
 @dataclass(frozen=True)
 class EvaluationContext:
     """How the oracle evaluates, given by its caller (the engine's tolerance rule and gradient oracle):
@@ -49,23 +45,26 @@ class EvaluationContext:
     rounding: Callable | None = None
     forms: Mapping[str, Callable] = field(default_factory=dict)
 
-    @classmethod
-    def current(cls) -> EvaluationContext:
-        return cls(_ROUNDING.get(), _FORMS.get())
+    @staticmethod
+    def current() -> EvaluationContext:
+        """The context applied now: the plain one (no rounding, no forms) outside every `applied`."""
+        return _CURRENT.get()
 
     @contextmanager
     def applied(self):
-        rounding, forms = _ROUNDING.set(self.rounding), _FORMS.set(dict(self.forms))
+        token = _CURRENT.set(self)
         try:
             yield self
         finally:
-            _FORMS.reset(forms)
-            _ROUNDING.reset(rounding)
+            _CURRENT.reset(token)
 
     def run(self, fn, /, *args, **kwargs):
         """fn(*args, **kwargs) evaluated in this context."""
         with self.applied():
             return fn(*args, **kwargs)
+
+
+_CURRENT: ContextVar = ContextVar("evaluation_context", default=EvaluationContext())
 
 
 class Kernels:

@@ -21,7 +21,7 @@ from array_api_compat import is_torch_array
 
 from .equation import Equation
 from .functions import Hidden, Mask
-from .kernels import _ROUNDING, EvaluationContext  # noqa: F401  (importable here, as before: _ROUNDING)
+from .kernels import EvaluationContext
 from .printer import NAMESPACE, BatchedNumPyPrinter
 from .shapes import ShapeError, shape_checker  # noqa: F401  (ShapeError: the oracle's error, importable here)
 
@@ -49,7 +49,7 @@ def compile_equation(eq: Equation):
     def evaluate(*, context: EvaluationContext | None = None, **arrays):
         if context is not None:
             return context.run(evaluate, **arrays)
-        rounded = _ROUNDING.get()
+        rounded = EvaluationContext.current().rounding
         if any(is_torch_array(v) for v in arrays.values()):  # the same expression on torch tensors
             from .torch_oracle import on_torch
             if rounded is not None:

@@ -20,7 +20,7 @@ import sympy as sp
 import torch
 
 from .equation import Equation
-from .kernels import _FORMS, EvaluationContext, Kernels
+from .kernels import EvaluationContext, Kernels
 from .printer import BatchedNumPyPrinter
 from .shapes import shape_checker
 
@@ -59,7 +59,7 @@ class TorchKernels(Kernels):
 
     def softmax_rows(self, a):
         weights = super().softmax_rows(a)
-        if "softmax_product" in _FORMS.get():
+        if "softmax_product" in EvaluationContext.current().forms:
             weights._nlpspec_scores = a  # a product of these weights by values is computed_as's
         return weights
 
@@ -67,11 +67,11 @@ class TorchKernels(Kernels):
         return scores.masked_fill(hidden, -math.inf)  # one operation with no operand but the scores
 
     def matmul(self, a, b):
-        fused, scores = _FORMS.get().get("softmax_product"), getattr(a, "_nlpspec_scores", None)
+        fused, scores = EvaluationContext.current().forms.get("softmax_product"), getattr(a, "_nlpspec_scores", None)
         return torch.matmul(a, b) if fused is None or scores is None else fused(scores, b)
 
     def layernorm(self, x, gamma, beta, eps):
-        fused = _FORMS.get().get("layernorm")
+        fused = EvaluationContext.current().forms.get("layernorm")
         return super().layernorm(x, gamma, beta, eps) if fused is None else fused(x, gamma, beta, eps)
 
 
