@@ -20,8 +20,12 @@ from .engine import gradient as grad
 from .engine import tolerance as tol
 from .engine.check import Check, all_eids, evaluate
 from .engine.component import Component
-from .engine.harness import Harness, ill_conditioned, judged, leaves, reported
+from .engine.diagnosis import reported
+from .engine.harness import Harness
 from .engine.strategies import Shape, arrays, case
+from .engine.trees import leaves
+from .engine.verdict import ill_conditioned
+from .engine.within import judged
 
 
 # --- oracle and generic properties -------------------------------------------------------------
@@ -118,7 +122,7 @@ def parameter_eid(h: Harness, path: str) -> str:
 
 
 def replaced(tree, path: str, value, prefix=""):
-    """tree with the array at `path` (as harness.leaves names it) replaced by value."""
+    """tree with the array at `path` (as trees.leaves names it) replaced by value."""
     if isinstance(tree, dict):
         return {k: replaced(v, path, value, f"{prefix}.{k}" if prefix else k) for k, v in tree.items()}
     if isinstance(tree, list):
@@ -127,7 +131,7 @@ def replaced(tree, path: str, value, prefix=""):
 
 
 def declared_absent(h: Harness, path: str) -> bool:
-    """Whether the parameter at `path` (harness.leaves's name, at any depth) is one the subject
+    """Whether the parameter at `path` (trees.leaves's name, at any depth) is one the subject
     declares absent: drawn as its identity, neither changed nor its gradient judged."""
     return path.rsplit(".", 1)[-1].split("[")[0] in h.declaration.absent
 

@@ -10,7 +10,8 @@ import torch
 
 from nlpspec.properties.engine import tolerance as tol
 from nlpspec.properties.suite import COMPONENTS
-from nlpspec.properties.engine.harness import Harness, Run, outside
+from nlpspec.properties.engine.harness import Harness, Run
+from nlpspec.properties.engine.within import outside
 from nlpspec.subjects import load_subject
 
 CASE = Path(__file__).parent / "data" / "decoder_pre_ln_float64.json"
@@ -112,7 +113,7 @@ def test_an_error_in_a_heavy_tail_is_decided_on_more_samples():
     thorough profile, seed 303617024): the gradient of W_V is outside the bound of tol.SAMPLES samples,
     a false alarm, and within that of tol.TAIL_SAMPLES, which decides an error within tol.TAIL times
     the first; an error further out is decided on tol.SAMPLES."""
-    from nlpspec.properties.engine.harness import judged
+    from nlpspec.properties.engine.within import judged
     value, expected, bound = saved_gradient("decoder_only_layer_gelu_bfloat16_gradient.json", "decoder_only.layer",
                                             {"activation": "gelu"}, "params.self_attn.W_V")
     eight = bound.final()
@@ -128,7 +129,7 @@ def test_an_output_without_a_correct_bit_is_not_judged():
     """torch's pre-LN encoder layer (bfloat16, two features; thorough profile, seed 303617024): ∂/∂W_V is
     outside the bound of 64 samples, whose largest moved it by more than its scale: ill-conditioned,
     noted and not judged. A wrong gradient on the same case is judged wherever it is small."""
-    from nlpspec.properties.engine.harness import judged
+    from nlpspec.properties.engine.within import judged
     value, expected, bound = saved_gradient("encoder_layer_pre_ln_bfloat16_gradient.json", "encoder.layer",
                                             {"norm_first": True}, "params.attn.W_V")
     mismatch, decided = judged(value, expected, bound)

@@ -24,9 +24,20 @@ from .component import MASK_FORMS, recurrent_kinds
 from .failures import SubjectFailure
 from .mistakes import CATALOGUE as MISTAKES
 from .trees import leaves
+from .within import judged
 
 FRESH = 6    # fresh cases a suggestion must also match
 TRIES = 24   # cases drawn to find them (the largest are kept)
+
+
+def reported() -> bool:
+    """Whether the example running is one whose failure is reported: Hypothesis's last run of a
+    shrunk example, a replay, or a call outside Hypothesis. A failure's diagnosis (which dtype
+    explains it, which variant the subject computes) costs fresh cases and oracles, and is worked
+    out there, not at each of the shrinker's hundreds of steps."""
+    from hypothesis import currently_in_test_context
+    from hypothesis.control import current_build_context
+    return not currently_in_test_context() or current_build_context().is_final
 
 
 def alternatives(h):
@@ -105,7 +116,6 @@ def output_of(oracle, case, name):
 def within(value, expected, bound) -> bool:
     """value agrees with expected within bound: NaN or Inf only where expected is too, entries
     undefined in either not compared."""
-    from .harness import judged
     if (~np.isfinite(value) & np.isfinite(expected)).any():
         return False
     undefined = np.isnan(expected) | np.isnan(value)

@@ -25,6 +25,8 @@ from .failures import SubjectFailure
 from .rounding import Rounded, rounded_arithmetic
 from .strategies import at_scale, overflow_at
 from .trees import leaves, nested_map
+from .verdict import Verdict
+from .within import judged
 from .component import MASK_FORMS, Component, declared, kind_for
 
 
@@ -52,42 +54,6 @@ def on_values(fn):
     return lambda a: fn(a) if a.dtype.kind == "f" else a
 
 
-def outside(value: np.ndarray, expected: np.ndarray, bound: tol.Tolerance) -> str:
-    """torch.testing.assert_close's message where value is not within bound.atol of expected, else ""."""
-    try:
-        torch.testing.assert_close(torch.from_numpy(np.ascontiguousarray(value)),
-                                   torch.from_numpy(np.ascontiguousarray(expected)), rtol=0, atol=bound.atol,
-                                   equal_nan=True, msg=lambda m: m)
-        return ""
-    except AssertionError as exc:
-        return str(exc)
-
-
-def reported() -> bool:
-    """Whether the example running is one whose failure is reported: Hypothesis's last run of a
-    shrunk example, a replay, or a call outside Hypothesis. A failure's diagnosis (which dtype
-    explains it, which variant the subject computes) costs fresh cases and oracles, and is worked
-    out there, not at each of the shrinker's hundreds of steps."""
-    from hypothesis import currently_in_test_context
-    from hypothesis.control import current_build_context
-    return not currently_in_test_context() or current_build_context().is_final
-
-
-def ill_conditioned(what: str, bound: tol.Tolerance) -> str:
-    """The note of an output the rule does not judge (tolerance.ill_conditioned)."""
-    return f"{what}: ill-conditioned in {str(bound.dtype).removeprefix('torch.')} on some examples, not judged there"
-
-
-def judged(value: np.ndarray, expected: np.ndarray, bound: tol.Tolerance) -> tuple[str, tol.Tolerance]:
-    """(outside's message, the bound that decided it): a bound outside of which the subject is is
-    refined first (Tolerance.final), so that a failing verdict is the rule's with all its samples."""
-    mismatch = outside(value, expected, bound)
-    if mismatch:
-        bound = bound.final(tol.max_abs_diff(value, expected))
-        mismatch = outside(value, expected, bound)
-    return mismatch, bound
-
-
 def options_running(subject: Subject, component: Component, kind, prefer: dict) -> dict | None:
     """The option set under which the subject's `component` runs `kind` (the variant another
     component's check drew: a layer's cell, a stack's layer), `prefer` itself where it does; None
@@ -110,7 +76,7 @@ class Run:
     scale: bool = False                            # draw the scale profile's sizes (strategies.at_scale)
 
 
-class Harness:
+class Harness(Verdict):
     """One subject, one component, one run: build, call and compare."""
 
     def __init__(self, run: Run, component: Component):
@@ -329,7 +295,7 @@ class Harness:
         if bad.any():
             index = tuple(int(i) for i in np.argwhere(bad)[0])
             found = diagnosis.suggestion(self, case, name, array, None, index) \
-                if case[0] is not None and reported() else ""
+                if case[0] is not None and diagnosis.reported() else ""
             failure = fail.not_finite(where, self.output_eids.get(name, self.component.name), name, array[index],
                                       index, expected[index], found)
             failure.values = {name: array}  # for the diagnosis of another case's failure
@@ -456,58 +422,3 @@ class Harness:
         cast = tol.numpy_dtype(lower)
         params, inputs = (nested_map(on_values(lambda a: a.astype(cast)), part) for part in case)
         return tol.explained_by(error, relative, reference, self.oracle(params, inputs)[name], lower, smallest)
-
-    def compare(self, actual: dict, reference: dict, tolerances: dict, what: str = "the oracle", case=None,
-                eid: str | None = None):
-        """Every output the subject returned against `reference`, within its tolerance.
-
-        With `case` (params, inputs) given, a failure is also tried as rounding in a lower dtype.
-        `eid` names the equation a failure points at (default: the one that defines the output).
-        Where the reference is NaN (a query allowed no key: no value in the article's math), the
-        subject's value is not compared."""
-        __tracebackhide__ = True
-        for name, value in actual.items():
-            expected = reference[name]
-            # NaN in either is undefined in the spec: to_numpy has already failed a subject's NaN
-            # where its oracle has a value, and masked the entries where the oracle has none
-            undefined = np.isnan(expected) | np.isnan(value)
-            value, expected = np.where(undefined, np.nan, value), np.where(undefined, np.nan, expected)
-            if isinstance(tolerances, tol.Deferred) and tolerances.within_floor(name, value, expected):
-                continue  # within any bound of the rule, without computing it
-            mismatch, bound = judged(value, expected, tolerances[name])
-            if not mismatch:
-                continue
-            if tol.ill_conditioned(bound, expected):
-                self.observations.add(ill_conditioned(f"output {name!r}", bound))
-                continue
-            error = tol.max_abs_diff(value, expected)
-            index = tuple(int(i) for i in np.unravel_index(np.nanargmax(np.abs(value - expected)), value.shape))
-            scale = tol.scale_of(expected)
-            eid = eid or self.output_eids.get(name, self.component.name)
-            variant = f"(variant {self.variant}) " if self.variant else ""
-            unstable = self.nondeterminism()
-            if unstable:
-                raise unstable
-            with np.errstate(invalid="ignore"):
-                off = np.abs(value - expected) > bound.atol
-            if case is not None and not reported():  # a shrinking step: the diagnosis is for the example reported
-                raise fail.mismatch(f"{variant}{self.where()}", eid, name, what, "value", [])
-            lower = self.lower_precision(case, name, value, expected, bound.atol) if case is not None else \
-                self.lower_dtype_shown(value, off)
-            short = str(lower).removeprefix("torch.")
-            if lower is not None:
-                how = (f"its error is what computing in {short} gives" if case is not None else
-                       f"its own outputs on this example are {short}'s against the oracle")
-                kind = (f"precision: the subject computes in {short} in a {str(self.run.dtype).removeprefix('torch.')} "
-                        f"run ({how}): about {bound.bits_reached(error, scale):.0f} correct bits of "
-                        f"{tol.mantissa_bits(self.run.dtype)} (the subject computes in a lower precision)")
-            else:
-                kind = "value: the subject computes a different function"
-            if kind.startswith("value") and case is not None:
-                raw = self.raw.get(name)  # as returned: NaN where the spec has no value is the subject's own
-                found = diagnosis.suggestion(self, case, name, raw if raw is not None and raw.shape == value.shape
-                                             else value, bound)
-                kind += f"; {found}" if found else ""
-            raise fail.mismatch(f"{variant}{self.where()}", eid, name, what, kind, [
-                f"worst element {name}{list(index)}: subject {value[index]:.17g}, expected {expected[index]:.17g}",
-                bound.describe(), *(line for line in mismatch.splitlines() if line.strip())])
