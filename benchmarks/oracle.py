@@ -5,7 +5,7 @@
                                            # attention and MHA at batch 8, seq 128, d_model 512, 8 heads
     python benchmarks/oracle.py --suite    # also the wall time of the default suite with -n 2
 
-One thread for everyone (threadpoolctl, torch.set_num_threads); the cells' ratios are medians of
+One thread for everyone (threadpoolctl, torch.set_num_threads), CPU time of the process; the cells' ratios are medians of
 ratios taken back to back, the attention rows best of 5 runs.
 """
 import argparse
@@ -98,8 +98,10 @@ def attention_rows(rng):
 
 
 def best(fn, repeat=5):
+    """The least CPU time of the process over `repeat` runs: on a shared machine another job delays a run
+    without lengthening it (one thread everywhere, so the process's CPU time is the run's)."""
     fn()
-    return min(timeit.repeat(fn, number=1, repeat=repeat))
+    return min(timeit.repeat(fn, number=1, repeat=repeat, timer=time.process_time))
 
 
 def main():
