@@ -13,21 +13,19 @@ from typing import Callable
 import numpy as np
 import torch
 
-from nlpspec.spec.oracle import rounding
 from nlpspec.subjects.protocol import Subject, option_label, option_sets
 
-from . import device_oracle, diagnosis
-from .absent import identity
+from . import diagnosis
 from . import failures as fail
 from . import tolerance as tol
+from .cases import Cases
+from .component import MASK_FORMS, Component, declared, kind_for
 from .containment import contained
 from .failures import SubjectFailure
-from .rounding import Rounded, rounded_arithmetic
-from .strategies import at_scale, overflow_at
-from .trees import leaves, nested_map
+from .oracle import OracleSide
+from .precision import Precision
+from .trees import leaves
 from .verdict import Verdict
-from .within import judged
-from .component import MASK_FORMS, Component, declared, kind_for
 
 
 def unchanged(before: torch.Tensor, after: torch.Tensor) -> bool:
@@ -47,11 +45,6 @@ def unusual_tensor(value) -> str:
     if value.layout != torch.strided:
         return f"a tensor of layout {value.layout}"
     return ""
-
-
-def on_values(fn):
-    """fn applied to the float arrays of a case; masks (boolean arrays) pass through unchanged."""
-    return lambda a: fn(a) if a.dtype.kind == "f" else a
 
 
 def options_running(subject: Subject, component: Component, kind, prefer: dict) -> dict | None:
@@ -76,7 +69,7 @@ class Run:
     scale: bool = False                            # draw the scale profile's sizes (strategies.at_scale)
 
 
-class Harness(Verdict):
+class Harness(Cases, OracleSide, Precision, Verdict):
     """One subject, one component, one run: build, call and compare."""
 
     def __init__(self, run: Run, component: Component):
@@ -129,56 +122,6 @@ class Harness(Verdict):
     def where(self) -> str:
         opts = option_label(self.run.options, ", ")
         return f"subject {self.run.subject.name!r}, component {self.component.name}{', ' + opts if opts else ''}"
-
-    # -- cases -----------------------------------------------------------------------------
-    def draw(self, data, draw=None):
-        """A case, rounded to the run's dtype: float64 arrays holding values exact in that dtype; only
-        what the subject takes (its declared lacks), its absent parameters their identity (0 or 1).
-        `draw`: another way than the component's to draw it (same signature)."""
-        draw = draw or self.component.draw
-        with overflow_at(float(np.log(torch.finfo(self.run.dtype).max))), at_scale(self.run.scale):
-            params, inputs = draw(data, self.kind, lacks=self.lacks) if self.component.capabilities else \
-                draw(data, self.kind)
-        self.examples += 1
-        return self.round(self.without_absent(params)), self.round(inputs)
-
-    def without_absent(self, params):
-        """params with every parameter the subject declares absent (at any depth, by name) set to its
-        identity: 0 for one that is added, 1 for one that multiplies (absent.identity). The names are
-        checked at load (declarations.validate)."""
-        absent = set(self.declaration.absent)
-        if not absent:
-            return params
-
-        def left_out(tree):
-            if isinstance(tree, dict):
-                return {k: np.full_like(v, identity(k)) if k in absent and not isinstance(v, (dict, list))
-                        else left_out(v) for k, v in tree.items()}
-            if isinstance(tree, list):
-                return [left_out(v) for v in tree]
-            return tree
-        return left_out(params)
-
-    def round(self, tree):
-        return nested_map(on_values(lambda a: torch.from_numpy(a).to(self.run.dtype).double().numpy()), tree)
-
-    def tensors(self, tree):
-        """Torch tensors on the run's device: values in its dtype, token ids as int64, masks in the
-        subject's declared form."""
-        return nested_map(lambda a: self.mask(a) if a.dtype == bool else torch.from_numpy(a).to(self.run.device)
-                          if a.dtype.kind in "iu" else torch.from_numpy(np.ascontiguousarray(a)).to(
-                              device=self.run.device, dtype=self.run.dtype), tree)
-
-    def mask(self, hidden: np.ndarray) -> torch.Tensor:
-        """The spec's mask (True: hidden) in the subject's form: additive float (0 or -inf, the
-        article's), or booleans, True where hidden (mask.bool_true_masked) or visible (…_attends)."""
-        hidden = torch.from_numpy(np.ascontiguousarray(hidden)).to(self.run.device)
-        if self.mask_form == "mask.bool_true_masked":
-            return hidden
-        if self.mask_form == "mask.bool_true_attends":
-            return ~hidden
-        zero = torch.zeros((), dtype=self.run.dtype, device=self.run.device)
-        return torch.where(hidden, zero - torch.inf, zero)
 
     # -- the subject -----------------------------------------------------------------------
     def build(self, params, grad: bool = False):
@@ -302,123 +245,3 @@ class Harness(Verdict):
             raise failure
         self.raw[name] = array
         return np.where(np.isnan(expected), np.nan, array)  # undefined in the spec: never compared
-
-    # -- oracle and comparison -------------------------------------------------------------
-    def reference(self, params, inputs) -> dict:
-        if device_oracle.runs_on_device(params, inputs, self.run.device):
-            return device_oracle.evaluate(self.oracle, params, inputs, torch.float64, self.run.device)
-        return self.oracle(params, inputs)
-
-    def tolerances(self, params, inputs, reference: dict) -> dict:
-        """The tolerance rule for each output of this case (see properties/engine/tolerance.py): judged on
-        one sample of rounded arithmetic, refined where a subject is outside it (Tolerance.final)."""
-        return tol.Deferred(lambda: self.bounds(params, inputs, reference), reference, self.run.dtype)
-
-    def bounds(self, params, inputs, reference: dict) -> dict:
-        dtype = self.run.dtype
-        if device_oracle.runs_on_device(params, inputs, self.run.device):
-            baseline = device_oracle.evaluate(self.oracle, params, inputs, tol.baseline_dtype(dtype), self.run.device)
-        else:
-            cast = tol.numpy_dtype(tol.baseline_dtype(dtype))
-            baseline = self.oracle(nested_map(on_values(lambda a: a.astype(cast)), params),
-                                   nested_map(on_values(lambda a: a.astype(cast)), inputs))
-        return tol.bounds(reference, baseline, tol.Samples(lambda seed: self.rounded_oracle(params, inputs, seed)), dtype)
-
-    def rounded_oracle(self, params, inputs, seed: int) -> dict:
-        """One sample of the oracle in rounded arithmetic: every input and every intermediate value
-        rounded once more, with random signs drawn from `seed` (properties/engine/rounding.py)."""
-        if device_oracle.runs_on_device(params, inputs, self.run.device):
-            return device_oracle.rounded(self.oracle, params, inputs, self.run.dtype, self.run.device, seed)
-        dtype, rng = self.run.dtype, np.random.default_rng(seed)
-
-        def rounded(a):  # one rounding of an input, then rounded arithmetic on it
-            return tol.perturb(a, dtype, rng).view(Rounded)
-        with rounding(rounded), rounded_arithmetic(tol.eps(dtype), rng):  # every equation's inputs, every result
-            out = self.oracle(nested_map(on_values(rounded), params), nested_map(on_values(rounded), inputs))
-        return {name: np.asarray(value) for name, value in out.items()}
-
-    def returned_lower(self, value: np.ndarray, off: np.ndarray):
-        """The lower dtype whose numbers the subject returned, or None (see tolerance.returned_in):
-        wherever this output disagrees (`off`), or in the whole of another output of its last call
-        (PyTorch's tutorial computes P in float32 and adds it to X in float64). How a subject computing
-        in a lower precision is told from one that computes another function, in any check."""
-        seen = [value[off]] + [a.ravel() for a in self.raw.values() if a.shape != value.shape or not
-                               np.array_equal(a, value, equal_nan=True)]
-        return next((lower for lower in tol.LOWER.get(self.run.dtype, ())
-                     if any(tol.returned_in(found, lower) for found in seen)), None)
-
-    def lower_dtype_shown(self, value: np.ndarray, off: np.ndarray):
-        """For a check that is not the oracle: the lower dtype the subject's numbers (where `off`) or
-        its calls on this example against the oracle show it computes in, or None."""
-        return self.returned_lower(value, off) or self.precision_of_calls()
-
-    def lower_precision(self, case, name: str, value: np.ndarray, expected: np.ndarray, atol: float):
-        """The lower dtype the subject computes in, as this output of the oracle comparison on `case`
-        shows, or None: it returns that dtype's numbers and its error is one computing in it gives, or
-        (for a lower dtype whose rounding is finer than the grid of the drawn values, float32 under
-        float64) its error is within that dtype's, here and on fresh cases. A float16 error is of the
-        size of that grid, so under float32 only the numbers tell."""
-        with np.errstate(invalid="ignore"):
-            lower = self.returned_lower(value, np.abs(value - expected) > atol)
-        if lower is not None:
-            return lower if self.explained_in(lower, case, name, value, expected) else None
-        return next((lower for lower in tol.LOWER.get(self.run.dtype, ()) if tol.eps(lower) < tol.GRID / 16
-                     and self.explained_in(lower, case, name, value, expected, smallest=False)
-                     and self.within_lower_on_fresh_cases(lower, case)), None)
-
-    FRESH_CASES = 8
-
-    def within_lower_on_fresh_cases(self, lower, case) -> bool:
-        """On FRESH_CASES new cases of the same shapes (every float entry uniform in [-1, 1], masks and
-        token ids kept, inputs that were equal kept equal), is the subject's error always within what
-        computing in `lower` gives? A wrong equation can be tiny on a shrunk case; on generic values it
-        is not, while a subject computing (partly) in `lower` stays within it."""
-        rng, kept = np.random.default_rng(0), (list(self.calls), dict(self.raw))
-        try:
-            for _ in range(self.FRESH_CASES):
-                params = self.round(self.without_absent(nested_map(
-                    on_values(lambda a: rng.uniform(-1, 1, a.shape)), case[0])))
-                inputs, drawn = {}, []
-                for key, a in case[1].items():
-                    same = next((inputs[k] for k, b in drawn if b.shape == a.shape and np.array_equal(a, b)), None)
-                    inputs[key] = same if same is not None else a if a.dtype.kind != "f" else \
-                        self.round(rng.uniform(-1, 1, a.shape))
-                    drawn.append((key, a))
-                expected = self.oracle(params, inputs)
-                try:
-                    actual = self.call(self.build(params), inputs, expected)
-                except SubjectFailure:
-                    return False
-                if not all(self.explained_in(lower, (params, inputs), name, value, expected[name], smallest=False)
-                           for name, value in actual.items()):
-                    return False
-            return True
-        finally:
-            self.calls, self.raw = kept
-
-    def precision_of_calls(self):
-        """For a check that compares the subject with itself: the lower dtype its calls on this example
-        show against the oracle (the first output outside the tolerance), or None if they show none."""
-        for other in self.companions:
-            found = other.precision_of_calls()
-            if found is not None:
-                return found
-        for _, inputs, expected, outputs, params in self.calls:
-            if params is None:
-                continue
-            bounds = self.tolerances(params, inputs, expected)
-            for name, value in outputs.items():
-                undefined = np.isnan(expected[name]) | np.isnan(value)
-                value, reference = np.where(undefined, np.nan, value), np.where(undefined, np.nan, expected[name])
-                mismatch, bound = judged(value, reference, bounds[name])
-                if mismatch and not tol.ill_conditioned(bound, reference):
-                    return self.lower_precision((params, inputs), name, value, reference, bound.atol)
-        return None
-
-    def explained_in(self, lower, case, name: str, value: np.ndarray, reference: np.ndarray,
-                     smallest: bool = True) -> bool:
-        """Does rounding in `lower` explain the error of an output of the oracle check?"""
-        error, relative = tol.max_abs_diff(value, reference), tol.max_relative_diff(value, reference)
-        cast = tol.numpy_dtype(lower)
-        params, inputs = (nested_map(on_values(lambda a: a.astype(cast)), part) for part in case)
-        return tol.explained_by(error, relative, reference, self.oracle(params, inputs)[name], lower, smallest)
