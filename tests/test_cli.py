@@ -1,6 +1,8 @@
 """The nlpspec command (`python -m nlpspec`, the `nlpspec` script): `list` and `contract` print every
 component's shapes as the article writes them, an unknown component is a one-line usage error (exit 2),
 `site` without the docs packages is one line (exit 1); and the contract's shapes are the drawn cases'."""
+import contextlib
+import io
 import re
 import subprocess
 import sys
@@ -9,6 +11,7 @@ import numpy as np
 import pytest
 
 import nlpspec
+from nlpspec.cli import main
 from nlpspec.properties import contract
 from nlpspec.properties.engine.component import kind_for
 from nlpspec.properties.suite import COMPONENTS
@@ -16,14 +19,26 @@ from nlpspec.properties.suite import COMPONENTS
 pytestmark = pytest.mark.selftest
 
 
-def run(*args, code=None):
-    command = [sys.executable, "-c", code] if code else [sys.executable, "-m", "nlpspec", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+def run(*args):
+    """`python -m nlpspec ARGS` in a fresh process: the entry point itself (its exit code, its streams)."""
+    return subprocess.run([sys.executable, "-m", "nlpspec", *args], capture_output=True, text=True, timeout=120)
+
+
+def command(*args) -> subprocess.CompletedProcess:
+    """`nlpspec ARGS` through cli.main in this process, as `python -m nlpspec` calls it (test_version_and_help
+    runs the entry point): its exit code and what it printed, without a new process's start-up."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as exc:  # argparse's usage errors, --help, --version
+            code = exc.code
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture(scope="module")
 def listed():
-    done = run("list")
+    done = command("list")
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -68,7 +83,7 @@ def test_list_shows_the_profiles_and_the_subjects(listed):
 
 
 def test_contract_of_mha():
-    done = run("contract", "mha")
+    done = command("contract", "mha")
     assert done.returncode == 0, done.stderr
     out = done.stdout
     for line in ("W_Q (h, d_model, d_k)", "W_K (h, d_kin, d_k)", "b_O (d_model,)", "query (B, n, d_model)",
@@ -80,7 +95,7 @@ def test_contract_of_mha():
 
 
 def test_an_unknown_component_is_a_one_line_usage_error():
-    done = run("contract", "lstm")
+    done = command("contract", "lstm")
     assert done.returncode == 2 and done.stdout == ""
     assert len(done.stderr.splitlines()) == 1 and "'lstm'" in done.stderr and "lstm.cell" in done.stderr
 
@@ -92,16 +107,18 @@ def test_version_and_help():
     assert done.returncode == 0 and "exit codes" in done.stdout and "  2  a usage error" in done.stdout
 
 
-def test_site_without_the_docs_packages_says_what_to_install(tmp_path):
-    code = ("import sys; sys.modules['latex2mathml'] = None; from nlpspec.cli import main; "
-            f"sys.exit(main(['site', '--out', {str(tmp_path / 'site')!r}, '--no-quick']))")
-    done = run(code=code)
+def test_site_without_the_docs_packages_says_what_to_install(tmp_path, monkeypatch):
+    for name in [m for m in sys.modules if m.split(".")[0] == "latex2mathml" or m.startswith("nlpspec.docs")]:
+        monkeypatch.delitem(sys.modules, name)  # imported afresh, without latex2mathml, and put back after
+    monkeypatch.setattr(nlpspec, "docs", getattr(nlpspec, "docs", None), raising=False)
+    monkeypatch.setitem(sys.modules, "latex2mathml", None)
+    done = command("site", "--out", str(tmp_path / "site"), "--no-quick")
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert done.stderr.splitlines() == ["nlpspec site: latex2mathml is not installed: pip install 'nlpspec[docs]'"]
 
 
 def test_site_names_a_missing_report_in_one_line(tmp_path):
-    done = run("site", "--report", str(tmp_path / "none.json"), "--out", str(tmp_path / "site"))
+    done = command("site", "--report", str(tmp_path / "none.json"), "--out", str(tmp_path / "site"))
     assert done.returncode == 2 and done.stderr.splitlines() == [f"nlpspec site: error: no such report: {tmp_path / 'none.json'}"]
     assert not (tmp_path / "site").exists()
 

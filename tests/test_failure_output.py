@@ -199,7 +199,7 @@ def test_nlpspec_first_stops_at_the_first_failing_check(run_pytest):
 def test_x_with_xdist_stops_cleanly(tmp_path):
     """-x under pytest-xdist: a failed run (exit 1, as without xdist), its report saying it stopped."""
     path = tmp_path / "report.json"
-    done = pytest_subprocess("-p", "no:randomly", "-n", "2", "-x", "--pyargs", "nlpspec", "--subject",
+    done = pytest_subprocess("-p", "no:randomly", "-n", "1", "-x", "--pyargs", "nlpspec", "--subject",
                              "planted.builder_raises:SUBJECT", "-k", "lstm.cell", "--hypothesis-profile", "ci",
                              *QUICK, "--nlpspec-report", str(path))
     assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-2000:]
@@ -212,7 +212,7 @@ def test_a_subject_whose_version_is_a_str_subclass_runs_under_xdist(tmp_path):
     """torch's version is a TorchVersion (a str subclass), which pytest-xdist cannot send between processes:
     the records travel as plain data, and the report names the version as a string."""
     path = tmp_path / "report.json"
-    done = pytest_subprocess("-p", "no:randomly", "-n", "2", "--pyargs", "nlpspec", "--subject", "torch",
+    done = pytest_subprocess("-p", "no:randomly", "-n", "1", "--pyargs", "nlpspec", "--subject", "torch",
                              "-k", "rnn.cell-oracle", *QUICK, "--nlpspec-report", str(path))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
     records = json.loads(path.read_text())["records"]
