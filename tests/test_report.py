@@ -144,14 +144,14 @@ def test_the_reproduce_line_replays_the_failure_exactly_in_a_fresh_process(run_p
 
 
 def test_parametrize_with_checks_puts_the_checks_into_a_test_file_of_ones_own(run_pytest, pytester):
-    """A maintainer's own test file, with its own subject: every case runs, and a failure's reproduce
+    """A maintainer's own test file, with its own subject: its cases run, and a failure's reproduce
     line names that file's test, not nlpspec's."""
     (pytester.path / "test_mine.py").write_text(
         "from nlpspec import parametrize_with_checks, load_subject\n\n\n"
         "@parametrize_with_checks(load_subject('zoo.rnn_bias_dropped'))\n"
         "def test_mine(nlpspec_case, nlpspec_verdict):\n"
         "    nlpspec_verdict(nlpspec_case)\n")
-    done, _ = run_pytest("-q", "test_mine.py", "-k", "rnn.cell", pyargs=False)
+    done, _ = run_pytest("-q", "test_mine.py", "-k", "rnn.cell-oracle or rnn.cell-determinism", pyargs=False)
     out = done.stdout.str()
     assert done.ret == 1, out[-2000:]
     assert "FAILED test_mine.py::test_mine[rnn.cell-oracle-rnn.cell]" in out
