@@ -16,7 +16,6 @@ DEFAULTS = {
     "layernorm.epsilon": sp.Rational(1, 10**5),  # PyTorch's default; the article leaves ε unstated
     "pe.base": sp.Integer(10000),                # the wavelengths run from 2π to 10000·2π
 }
-MEANING = {"layernorm.epsilon": "LayerNorm's ε, added to the variance", "pe.base": "the base of P's wavelengths"}
 
 _IN_FORCE: ContextVar = ContextVar("constants", default={})
 
