@@ -27,6 +27,7 @@ from scipy import special
 
 from .constants import constant
 
+
 @dataclass(frozen=True)
 class EvaluationContext:
     """How the oracle evaluates, given by its caller (the engine's tolerance rule and gradient oracle):
