@@ -139,7 +139,7 @@ def derive(kind: str) -> FusedCell:
                      step, slices, bounds)
 
 
-fused = cache(derive)
+fused = cache(derive)  # fused(kind): derived once per cell
 
 
 def stepper(kind: str, params: dict, xs, h0):
