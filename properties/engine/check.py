@@ -9,7 +9,8 @@ import torch
 
 from . import failures as fail
 from .component import Component, eids_for
-from .harness import Harness, unusual_tensor
+from .driver import unusual_tensor
+from .harness import Harness
 
 
 @dataclass(frozen=True)
