@@ -22,8 +22,6 @@ from ..engine.strategies import Shape, case, magnitude, size
 from . import components as att
 
 BY_NAME = {c.name: c for c in att.COMPONENTS}  # this family's components
-QUERIES = {"attention": "q", "attention.causal": "q", "mha": "query", "attn.seq2seq": "S"}
-KEYS = {"attention": ("k", "v"), "attention.causal": ("k", "v"), "mha": ("key", "value"), "attn.seq2seq": ("H",)}
 
 # the axes along which query positions (first) and key positions (second) run, in every array
 POSITIONS = {"q": (1, None), "k": (None, 1), "v": (None, 1), "mask": (1, 2),
@@ -46,7 +44,7 @@ def permuted(arrays: dict, queries, keys) -> dict:
 
 
 def lengths(h: Harness, inputs) -> tuple[int, int]:
-    return inputs[QUERIES[h.component.name]].shape[1], inputs[KEYS[h.component.name][0]].shape[1]
+    return inputs[h.component.queries].shape[1], inputs[h.component.keys[0]].shape[1]
 
 
 def fresh(h: Harness, data, shapes: dict) -> dict:
@@ -58,8 +56,8 @@ def fresh(h: Harness, data, shapes: dict) -> dict:
 def hidden_by_row(h: Harness, inputs) -> np.ndarray:
     """(B, n, m): True where key j is hidden from query i of batch row b."""
     n, m = lengths(h, inputs)
-    B = inputs[QUERIES[h.component.name]].shape[0]
-    hidden = att.hidden_keys(h.component.name, h.kind, inputs)
+    B = inputs[h.component.queries].shape[0]
+    hidden = h.component.hidden_keys(h.kind, inputs)
     if hidden is None:
         return np.zeros((B, n, m), dtype=bool)
     return np.broadcast_to(hidden[:, 0] if hidden.ndim == 4 else hidden, (B, n, m))
@@ -94,7 +92,7 @@ def check_hidden_keys_ignored(h: Harness, data):
     i = data.draw(st.sampled_from(rows), label="query row")
     fn, reference = h.build(params), h.reference(params, inputs)
     before, tols = h.call(fn, inputs, reference), h.tolerances(params, inputs, reference)
-    query, keys = QUERIES[h.component.name], KEYS[h.component.name]
+    query, keys = h.component.queries, h.component.keys
     new = fresh(h, data, {name: inputs[name].shape for name in (query, *keys)})
     changed = dict(inputs)
     for name in keys:
@@ -111,7 +109,7 @@ def check_hidden_keys_ignored(h: Harness, data):
 def jacobian_is_zero(h: Harness, fn, inputs, hidden, i: int):
     """∂ out[:, i] / ∂ (hidden keys and values, other queries) is exactly 0 under autograd."""
     __tracebackhide__ = True
-    query, keys = QUERIES[h.component.name], KEYS[h.component.name]
+    query, keys = h.component.queries, h.component.keys
     grads = row_gradients(h, fn, inputs, (query, *keys), i, "hidden_keys_ignored")
     if grads is None:
         return
@@ -135,12 +133,12 @@ def check_padding_appended(h: Harness, data):
     """Keys appended as padding (hidden from every query) change nothing."""
     params, inputs = h.draw(data)
     actual, _, tols = evaluate(h, params, inputs)
-    keys = KEYS[h.component.name]
+    keys = h.component.keys
     (B, m), n = inputs[keys[0]].shape[:2], lengths(h, inputs)[0]
     extra = size(data, "appended keys", high=3)
     new = fresh(h, data, {name: (B, extra, inputs[name].shape[-1]) for name in keys})
     longer = {**inputs, **{name: np.concatenate([inputs[name], new[name]], 1) for name in keys}}
-    if h.component.name == "mha":
+    if "attn_mask" in h.component.masks:  # mha: a mask per query and key, and key padding per row
         longer["attn_mask"] = np.concatenate([inputs["attn_mask"], np.zeros((n, extra), bool)], 1)
         longer["key_padding_mask"] = np.concatenate([inputs["key_padding_mask"], np.ones((B, extra), bool)], 1)
     else:
@@ -155,9 +153,9 @@ def check_equal_keys(h: Harness, data):
     """All keys equal and none hidden: every weight is 1/m, so each output row is the mean value."""
     params, inputs = h.draw(data)
     n, m = lengths(h, inputs)
-    k, v = KEYS[h.component.name]
+    k, v = h.component.keys
     same = {**inputs, k: np.repeat(inputs[k][:, :1], m, axis=1)}
-    if h.component.name == "mha":
+    if "attn_mask" in h.component.masks:
         same |= {"attn_mask": np.zeros((n, m), bool), "key_padding_mask": np.zeros((len(inputs[k]), m), bool)}
         actual, reference, tols = evaluate(h, params, same)
         one = {**same, k: same[k][:, :1], v: h.round(same[v].mean(axis=1, keepdims=True)),
@@ -218,7 +216,7 @@ def check_fully_masked_row(h: Harness, data):
     other rows must still be right; what the subject gives there is reported."""
     params, inputs = h.draw(data)
     i = data.draw(st.integers(0, lengths(h, inputs)[0] - 1), label="fully masked query")
-    if h.component.name == "mha":
+    if "attn_mask" in h.component.masks:
         inputs["attn_mask"] = inputs["attn_mask"].copy()
         inputs["attn_mask"][i] = True
     elif "per_query_mask" in h.lacks:  # key padding only: every key of batch row b padded, all its queries
@@ -250,7 +248,7 @@ def mask_eids(h: Harness) -> tuple:
 
 def check_full_size(h: Harness, data):
     """One case, drawn from nothing: X = 0 of (1, 2048, 512), so out = P at the article's size."""
-    params, inputs = {}, {"x": np.zeros((1, 2048, 512))}
+    params, inputs = {}, {"x": np.zeros(h.component.full_size)}
     h.examples += 1
     actual, reference, tols = evaluate(h, params, inputs)
     h.compare(actual, reference, tols, case=(params, inputs))
@@ -261,21 +259,21 @@ def check_full_size(h: Harness, data):
             raise fail.outside(h.where(), "pe.input", name, value[index], list(index), -1.0, 1.0, slack)
 
 
-def needing(**by_component):
-    """A check's `requires`: the capabilities it needs of each component (none for the others)."""
-    return lambda component: by_component.get(component.name.replace(".", "_"), ())
+def needing(*capabilities):
+    """A check's `requires`: those of these capabilities a component names (what a subject may lack)."""
+    return lambda component: tuple(c for c in capabilities if c in component.capabilities)
 
 
 PERMUTATION = Check("permutation", "Permuting the queries permutes the output rows; permuting keys and values "
                     "together changes nothing.", all_eids, check_permutation)
 HIDDEN_KEYS_IGNORED = Check("hidden_keys_ignored", "Output i is unchanged when keys and values hidden from query i, "
                             "or other queries, change; their autograd Jacobian is exactly 0.", mask_eids,
-                            check_hidden_keys_ignored, requires=needing(attention=("mask",), mha=("cross_attention",)))
+                            check_hidden_keys_ignored, requires=needing("mask", "cross_attention"))
 PADDING_APPENDED = Check("padding_appended", "Appending padding keys (hidden from every query) changes nothing.",
                          mask_eids, check_padding_appended,
-                         requires=needing(attention=("mask",), mha=("cross_attention", "key_padding")))
+                         requires=needing("mask", "cross_attention", "key_padding"))
 EQUAL_KEYS = Check("equal_keys", "All keys equal and none hidden: each output row is the mean of the values.",
-                   all_eids, check_equal_keys, requires=needing(mha=("cross_attention",)))
+                   all_eids, check_equal_keys, requires=needing("cross_attention"))
 ONE_HEAD = Check("one_head", "One-head MHA equals single-head attention on the projections, times W_O, plus b_O.",
                  lambda h: ("mha.head", "mha.output"), check_one_head, lambda c: ("attention",))
 HEAD_LOCALITY = Check("head_locality", "With W_O = I and b_O = 0, changing one head's weights and biases changes "
@@ -283,25 +281,27 @@ HEAD_LOCALITY = Check("head_locality", "With W_O = I and b_O = 0, changing one h
                       lambda h: ("mha.head", "mha.output"), check_head_locality)
 FULLY_MASKED_ROW = Check("fully_masked_row", "A query with no key visible is undefined and not compared; the other "
                          "rows are right; what the subject gives there is reported.", mask_eids,
-                         check_fully_masked_row, requires=needing(attention=("mask",), mha=("attn_mask",)))
+                         check_fully_masked_row, requires=needing("mask", "attn_mask"))
 FULL_SIZE = Check("full_size", "At the article's 2048 positions × 512 columns, X = 0 gives P, which matches the "
                   "spec and lies in [-1, 1].", all_eids, check_full_size)
 
 
 def yield_checks(component: Component):
-    """The attention family's checks that apply to `component` (none for another family's)."""
-    name = component.name
-    if name in ("attention", "mha", "attn.seq2seq"):
+    """The attention family's checks that apply to `component`, by its traits: queries and keys
+    (attention), keys hidden from a query, masks given, heads, an article's size."""
+    attends = component.queries is not None
+    masked = attends and bool(component.masks)
+    if attends and not component.causal:
         yield PERMUTATION
-    if name in ("attention", "attention.causal", "mha"):
+    if attends and component.hidden_keys is not None:
         yield HIDDEN_KEYS_IGNORED
-    if name in ("attention", "mha"):
+    if masked:
         yield PADDING_APPENDED
         yield EQUAL_KEYS
-    if name == "mha":
+    if attends and component.heads:
         yield ONE_HEAD
         yield HEAD_LOCALITY
-    if name in ("attention", "mha"):
+    if masked:
         yield FULLY_MASKED_ROW
-    if name == "pe":
+    if component.full_size is not None:
         yield FULL_SIZE

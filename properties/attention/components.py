@@ -129,35 +129,39 @@ def given_mask(inputs) -> np.ndarray:
     return np.broadcast_to(inputs["mask"], inputs["q"].shape[:-1] + inputs["k"].shape[-2:-1]).copy()
 
 
-def hidden_keys(component: str, kind, inputs) -> np.ndarray | None:
-    """Where each weight must be exactly 0, broadcastable to the weights (for mha, a head axis
-    second); None if no key is hidden. All from spec.attention.hidden_keys."""
-    if component == "attention":
-        return spec.hidden_keys(inputs["q"].shape[-2], inputs["k"].shape[-2], given=given_mask(inputs))
-    if component == "mha":
-        return mha_hidden(inputs)[:, None]
-    if component == "attention.causal":
-        return spec.hidden_keys(inputs["q"].shape[-2], inputs["k"].shape[-2], causal=True,
-                                lower_right="mask.causal_lower_right" in kind)
-    return None
+def given_hidden(kind, inputs) -> np.ndarray:
+    """attention's hidden keys (B, n, m): the given mask (spec.attention.hidden_keys)."""
+    return spec.hidden_keys(inputs["q"].shape[-2], inputs["k"].shape[-2], given=given_mask(inputs))
 
 
-def attention_oracle(kind, component="attention"):
-    if component == "attention.causal":
-        eq = spec.CAUSAL_LOWER_RIGHT if "mask.causal_lower_right" in kind else spec.MASK_CAUSAL
-    else:
-        eq = spec.UNSCALED if "attn.unscaled" in kind else spec.MASK_GIVEN
+def causal_hidden(kind, inputs) -> np.ndarray:
+    """attention.causal's hidden keys (n, m): the later ones (lower right with mask.causal_lower_right)."""
+    return spec.hidden_keys(inputs["q"].shape[-2], inputs["k"].shape[-2], causal=True,
+                            lower_right="mask.causal_lower_right" in kind)
+
+
+def mha_hidden_keys(kind, inputs) -> np.ndarray:
+    """mha's hidden keys with a head axis second (B, 1, n, m): attn_mask or key padding."""
+    return mha_hidden(inputs)[:, None]
+
+
+def attention_oracle(kind):
+    eq = spec.UNSCALED if "attn.unscaled" in kind else spec.MASK_GIVEN
 
     def oracle(params, inputs):
-        given = {"B_mask": given_mask(inputs)} if component == "attention" else {}
-        out, weights = spec.attention(eq, hidden_keys(component, kind, inputs), Q=inputs["q"], K=inputs["k"],
-                                      V=inputs["v"], **given)
+        out, weights = spec.attention(eq, given_hidden(kind, inputs), Q=inputs["q"], K=inputs["k"], V=inputs["v"],
+                                      B_mask=given_mask(inputs))
         return {"out": out, "weights": weights}
     return oracle
 
 
 def causal_oracle(kind):
-    return attention_oracle(kind, "attention.causal")
+    eq = spec.CAUSAL_LOWER_RIGHT if "mask.causal_lower_right" in kind else spec.MASK_CAUSAL
+
+    def oracle(params, inputs):
+        out, weights = spec.attention(eq, causal_hidden(kind, inputs), Q=inputs["q"], K=inputs["k"], V=inputs["v"])
+        return {"out": out, "weights": weights}
+    return oracle
 
 
 def mha_oracle(kind):
@@ -183,33 +187,34 @@ KEY_PADDING_ONLY = ("key padding only: the mask comes as (B, 1, m), the keys hid
                     "sequence; masks that differ between queries not checked")
 
 
-def masked(component: str):
-    return lambda kind, inputs: hidden_keys(component, kind, inputs)
-
-
 COMPONENTS = headed_as_run([  # a failure headed by the E-id that ran (engine/ran.py)
-    Component("attention", "attention", ("self.attention", "mask.given"), ("out",), draw_attention,
-              attention_oracle, {"out": "self.attention", "weights": "self.attention"},
-              variants=("attn.unscaled",) + MASK_FORMS, bounds=WEIGHT_BOUNDS, probabilities=("weights",),
-              hidden_keys=masked("attention"), capabilities={"mask": "masks not checked (every key visible)",
-                                                                   "per_query_mask": KEY_PADDING_ONLY,
-                                                                   "value_width": VALUE_WIDTH},
-              has_parameters=False),
-    Component("attention.causal", "attention", ("mask.causal",), ("out",), draw_causal, causal_oracle,
-              {"out": "mask.causal", "weights": "mask.causal"}, variants=("mask.causal_lower_right",),
-              bounds=WEIGHT_BOUNDS, probabilities=("weights",), hidden_keys=masked("attention.causal"),
-              capabilities={"value_width": VALUE_WIDTH}, has_parameters=False),
-    Component("mha", "attention", ("self.qkv", "mha.head", "mha.output", "mask.given", "mask.key_padding"),
-              ("out",), draw_mha, mha_oracle,
-              {"out": "mha.output", "heads": "mha.head", "weights": "mha.head", "mean_weights": "mha.head"},
-              variants=MASK_FORMS, shared=("attn_mask",), bounds=WEIGHT_BOUNDS,
-              probabilities=("weights", "mean_weights"), hidden_keys=masked("mha"), capabilities=MHA_CAPABILITIES),
-    Component("attn.seq2seq", "attention", ("attn.score", "attn.weights", "attn.context"), ("context",),
-              draw_seq2seq_attention, seq2seq_attention_oracle,
-              {"context": "attn.context", "weights": "attn.weights", "scores": "attn.score"},
-              bounds=WEIGHT_BOUNDS, probabilities=("weights",), has_parameters=False),
-    Component("pe", "pe", ("pe.sin", "pe.cos", "pe.input"), ("out",), draw_pe, pe_oracle,
-              {"out": "pe.input", "P": "pe.input"}, variants=("pe.concat", "pe.scaled_input"), shared=("P",),
+    Component(name="attention", family="attention", eids=("self.attention", "mask.given"), required=("out",),
+              draw=draw_attention, oracle=attention_oracle,
+              output_eids={"out": "self.attention", "weights": "self.attention"},
+              variants=("attn.unscaled",) + MASK_FORMS, mask_forms=MASK_FORMS, bounds=WEIGHT_BOUNDS,
+              probabilities=("weights",), hidden_keys=given_hidden,
+              capabilities={"mask": "masks not checked (every key visible)", "per_query_mask": KEY_PADDING_ONLY,
+                            "value_width": VALUE_WIDTH},
+              has_parameters=False, queries="q", keys=("k", "v"), masks=("mask",)),
+    Component(name="attention.causal", family="attention", eids=("mask.causal",), required=("out",),
+              draw=draw_causal, oracle=causal_oracle, output_eids={"out": "mask.causal", "weights": "mask.causal"},
+              variants=("mask.causal_lower_right",), bounds=WEIGHT_BOUNDS, probabilities=("weights",),
+              hidden_keys=causal_hidden, capabilities={"value_width": VALUE_WIDTH}, has_parameters=False,
+              queries="q", keys=("k", "v"), causal=True),
+    Component(name="mha", family="attention", eids=("self.qkv", "mha.head", "mha.output", "mask.given",
+                                                    "mask.key_padding"),
+              required=("out",), draw=draw_mha, oracle=mha_oracle,
+              output_eids={"out": "mha.output", "heads": "mha.head", "weights": "mha.head", "mean_weights": "mha.head"},
+              variants=MASK_FORMS, mask_forms=MASK_FORMS, shared=("attn_mask",), bounds=WEIGHT_BOUNDS,
+              probabilities=("weights", "mean_weights"), hidden_keys=mha_hidden_keys, capabilities=MHA_CAPABILITIES,
+              queries="query", keys=("key", "value"), masks=("attn_mask", "key_padding_mask"), heads=True),
+    Component(name="attn.seq2seq", family="attention", eids=("attn.score", "attn.weights", "attn.context"),
+              required=("context",), draw=draw_seq2seq_attention, oracle=seq2seq_attention_oracle,
+              output_eids={"context": "attn.context", "weights": "attn.weights", "scores": "attn.score"},
+              bounds=WEIGHT_BOUNDS, probabilities=("weights",), has_parameters=False, queries="S", keys=("H",)),
+    Component(name="pe", family="pe", eids=("pe.sin", "pe.cos", "pe.input"), required=("out",), draw=draw_pe,
+              oracle=pe_oracle, output_eids={"out": "pe.input", "P": "pe.input"},
+              variants=("pe.concat", "pe.scaled_input"), shared=("P",),
               replaces={"pe.concat": ("pe.sin", "pe.cos", "pe.input")}, bounds={"P": (-1.0, 1.0)},
-              constants=("pe.base",), has_parameters=False),
+              constants=("pe.base",), has_parameters=False, full_size=(1, 2048, 512)),
 ])

@@ -11,12 +11,16 @@ from typing import Callable
 
 from nlpspec.spec import CATALOGUE, recurrent
 
-MASK_FORMS = ("mask.bool_true_masked", "mask.bool_true_attends")  # default: additive float, 0 or -inf
+# the boolean mask forms (default: additive float, 0 or -inf); a component that takes masks declares them
+# as its mask_forms, which is what the engine reads
+MASK_FORMS = ("mask.bool_true_masked", "mask.bool_true_attends")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Component:
-    """A unit a subject offers: its E-ids, which outputs it must return, how to draw a case."""
+    """A unit a subject offers: its E-ids, which outputs it must return, how to draw a case; and its
+    traits, what a check needs to know of it (ModuleInfo style: the checks that apply, and how they
+    read a case, follow from the traits, never from the name)."""
 
     name: str
     family: str                     # rnn, lstm, gru (a cell variant may replace it), or attention, pe
@@ -37,6 +41,25 @@ class Component:
     has_parameters: bool = True                   # False: the builder gets {} (attention, pe, …)
     recast: Callable | None = None                # (params, kind, other kind) -> the same weights read as
                                                   # the other kind's, or None (the variant diagnosis)
+    # --- traits: the roles of its inputs ---
+    queries: str | None = None      # the input holding the queries (attention: q; mha: query; attn.seq2seq: S)
+    keys: tuple[str, ...] = ()      # the inputs holding the keys and their values, which move together
+    masks: tuple[str, ...] = ()     # the mask inputs a case gives (True: hidden): mask; attn_mask, key_padding_mask
+    source: str | None = None       # the sequence its key padding covers (an encoder's x, the model's src)
+    target: str | None = None       # the sequence it reads causally, position i from 0…i (a decoder's y, tgt)
+    memory: str | None = None       # the input holding the encoder's output that cross-attention reads
+    # --- traits: its structure and behaviour ---
+    causal: bool = False            # a position sees only those up to it (mask.causal)
+    mask_forms: tuple[str, ...] = ()  # its variants that say only how masks reach the subject (one oracle)
+    switched_together: tuple[str, ...] = ()  # its variants a subject switches all at once (pre-LN: norm_first)
+    heads: bool = False             # its parameters are one multi-head attention's (W_Q: h × d_model × d_k, …)
+    blocks: tuple[tuple[str, str], ...] = ()  # a layer's residual blocks: (E-id, its sublayer's params or "ffn")
+    layer: str | None = None        # a stack: the component of the layer it repeats
+    incremental: bool = False       # decodes one position at a time from the prefix as in one pass
+    step: bool = False              # one step of a recurrent cell: (x, the previous state) -> the new state
+    cell: str | None = None         # a recurrent layer: the component of the cell it steps
+    padded: bool = False            # each row runs to its own length (`lengths`), the rest padding
+    full_size: tuple[int, ...] | None = None  # the input's shape in the article, checked once (pe: 1 × 2048 × 512)
 
     @property
     def recurrent(self) -> bool:
@@ -82,7 +105,7 @@ def kind_for(component: Component, variants=None):
     if unknown:
         raise ValueError(f"unknown variant {', '.join(map(repr, unknown))} for {component.name}; known: "
                          f"{', '.join(component.variants) or 'none'}")
-    if sum(v in MASK_FORMS for v in names) > 1:
+    if sum(v in component.mask_forms for v in names) > 1:
         raise ValueError(f"{component.name}: declare one mask form, not {', '.join(names)}")
     return tuple(sorted(names))
 

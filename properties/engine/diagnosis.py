@@ -20,7 +20,7 @@ from hypothesis.strategies._internal.core import DataObject
 from nlpspec.spec import CATALOGUE
 from nlpspec.spec.constants import in_force
 
-from .component import MASK_FORMS, recurrent_kinds
+from .component import recurrent_kinds
 from .failures import SubjectFailure
 from .mistakes import CATALOGUE as MISTAKES
 from .trees import leaves
@@ -49,17 +49,18 @@ def alternatives(h):
             if other != h.kind:
                 yield other, "", other
         return
-    declared_forms = [v for v in h.kind if v in MASK_FORMS]
-    core = [v for v in h.kind if v not in MASK_FORMS]
+    forms = h.component.mask_forms
+    declared_forms = [v for v in h.kind if v in forms]
+    core = [v for v in h.kind if v not in forms]
     for variant in h.component.variants:
-        if variant in MASK_FORMS or variant in core:
+        if variant in forms or variant in core:
             continue
         replaced = CATALOGUE[variant].variant_of
         kept = [v for v in core if CATALOGUE[v].variant_of != replaced or replaced is None]
         yield variant, "", tuple(sorted(kept + [variant] + declared_forms))
-    pre_ln = [v for v in h.component.variants if v.endswith(".pre_ln") and v not in core]
-    if len(pre_ln) > 1:  # pre-LN is every block at once (norm_first)
-        yield ", ".join(pre_ln), "", tuple(sorted(core + pre_ln + declared_forms))
+    together = [v for v in h.component.switched_together if v not in core]
+    if len(together) > 1:  # pre-LN is every block at once (norm_first)
+        yield ", ".join(together), "", tuple(sorted(core + together + declared_forms))
     for variant in core:
         yield variant, "not ", tuple(sorted(v for v in h.kind if v != variant))
 

@@ -19,7 +19,7 @@ import torch
 from nlpspec.subjects.protocol import Subject, option_sets
 
 from .cases import Cases
-from .component import MASK_FORMS, Component, declared, kind_for
+from .component import Component, declared, kind_for
 from .driver import Driver
 from .oracle import OracleSide
 from .precision import Precision
@@ -58,7 +58,7 @@ class Harness(Cases, Driver, OracleSide, Precision, Verdict):
         self.kind = kind_for(component, names)
         self.declaration = run.subject.declaration(component.name, run.options)
         self.lacks = frozenset(self.declaration.lacks)
-        forms = [v for v in names if v in MASK_FORMS]
+        forms = [v for v in names if v in component.mask_forms]
         self.mask_form = forms[0] if forms else "additive"
         self.oracle = component.oracle(self.kind)
         self.output_eids = component.outputs_of(self.kind)

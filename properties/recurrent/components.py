@@ -190,22 +190,27 @@ BOUNDS = {name: (0.0, 1.0) for name in ("f", "i", "o", "r", "z", "y")} | \
 
 def _components():
     common = dict(bounds=BOUNDS, probabilities=("y",), recast=recast)
-    found = [Component("rnn.output", "rnn", ("rnn.output",), ("y",), lambda data, kind: draw_output_case(data),
-                       lambda kind: output_oracle, {"y": "rnn.output"}, **common)]
+    found = [Component(name="rnn.output", family="rnn", eids=("rnn.output",), required=("y",),
+                       draw=lambda data, kind: draw_output_case(data), oracle=lambda kind: output_oracle,
+                       output_eids={"y": "rnn.output"}, **common)]
     for kind in ("rnn", "lstm", "gru"):
-        found.append(Component(f"{kind}.cell", kind, cell_eids(kind), state_names(kind),
-                               lambda data, k: draw_cell_case(k)(data), cell_oracle, cell_output_eids(kind),
-                               kind_outputs=cell_output_eids, **common))
-        found.append(Component(f"{kind}.layers", kind, cell_eids(kind) + ARCH_EIDS, ("out",) + state_names(kind),
-                               lambda data, k: draw_layers_case(k)(data), layers_oracle,
-                               {"out": "seq.many_to_many", "h": "seq.many_to_one", "C": "seq.many_to_one"}, **common))
-        found.append(Component(f"{kind}.layers_padded", kind, cell_eids(kind) + ARCH_EIDS,
-                               ("out",) + state_names(kind), lambda data, k: draw_layers_case(k, lengths=True)(data),
-                               layers_oracle, {"out": "seq.many_to_many", "h": "seq.many_to_one",
-                                               "C": "seq.many_to_one"}, **common))
-        found.append(Component(f"{kind}.seq2seq", kind, cell_eids(kind) + ("rnn.output", "seq.seq2seq"), ("h", "y"),
-                               lambda data, k: draw_seq2seq_case(k)(data), seq2seq_oracle,
-                               {"h": "seq.seq2seq", "y": "rnn.output"}, **common))
+        layer_outputs = {"out": "seq.many_to_many", "h": "seq.many_to_one", "C": "seq.many_to_one"}
+        found.append(Component(name=f"{kind}.cell", family=kind, eids=cell_eids(kind), required=state_names(kind),
+                               draw=lambda data, k: draw_cell_case(k)(data), oracle=cell_oracle,
+                               output_eids=cell_output_eids(kind), kind_outputs=cell_output_eids, step=True,
+                               **common))
+        found.append(Component(name=f"{kind}.layers", family=kind, eids=cell_eids(kind) + ARCH_EIDS,
+                               required=("out",) + state_names(kind),
+                               draw=lambda data, k: draw_layers_case(k)(data), oracle=layers_oracle,
+                               output_eids=layer_outputs, cell=f"{kind}.cell", **common))
+        found.append(Component(name=f"{kind}.layers_padded", family=kind, eids=cell_eids(kind) + ARCH_EIDS,
+                               required=("out",) + state_names(kind),
+                               draw=lambda data, k: draw_layers_case(k, lengths=True)(data), oracle=layers_oracle,
+                               output_eids=layer_outputs, cell=f"{kind}.cell", padded=True, **common))
+        found.append(Component(name=f"{kind}.seq2seq", family=kind,
+                               eids=cell_eids(kind) + ("rnn.output", "seq.seq2seq"), required=("h", "y"),
+                               draw=lambda data, k: draw_seq2seq_case(k)(data), oracle=seq2seq_oracle,
+                               output_eids={"h": "seq.seq2seq", "y": "rnn.output"}, **common))
     return found
 
 

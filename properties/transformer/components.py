@@ -267,43 +267,64 @@ DECODER_ONLY_VARIANTS = ("dec.self.pre_ln", "enc.ffn.pre_ln", "ffn.gelu", "ffn.g
 PROBABILITY = dict(bounds={"out": (0.0, 1.0)}, probabilities=("out",))  # a softmax over the vocabulary
 EPSILON = dict(constants=("layernorm.epsilon",))
 PADDING = {"key_padding": "key padding not checked"}
+ENCODER_BLOCKS = (("enc.attn", "attn"), ("enc.ffn", "ffn"))
+DECODER_BLOCKS = (("dec.self", "self_attn"), ("dec.cross", "cross_attn"), ("dec.ffn", "ffn"))
+
+
+def pre_ln(variants) -> tuple:
+    """The pre-LN variants among these: a subject switches them all at once (norm_first)."""
+    return tuple(v for v in variants if v.endswith(".pre_ln"))
+
+
+ENCODER = dict(variants=ENCODER_VARIANTS, mask_forms=MASK_FORMS, switched_together=pre_ln(ENCODER_VARIANTS),
+               capabilities=PADDING, source="x", masks=("key_padding_mask",), **EPSILON)
+DECODER = dict(variants=DECODER_VARIANTS, switched_together=pre_ln(DECODER_VARIANTS), target="y", memory="memory",
+               causal=True, **EPSILON)
+STACK = dict(replaces={"stack.final_norm": ()})
 
 COMPONENTS = headed_as_run([  # a failure headed by the E-id that ran (engine/ran.py)
-    Component("layernorm", "transformer", ("layernorm",), ("out",), draw_layernorm, layernorm_oracle,
-              {"out": "layernorm"}, **EPSILON),
-    Component("ffn", "transformer", ("ffn",), ("out",), draw_ffn, ffn_oracle, {"out": "ffn"},
-              variants=("ffn.gelu", "ffn.gelu_tanh")),
-    Component("encoder.layer", "transformer", ("self.qkv", "mha.head", "mha.output", "mask.key_padding",
-                                               "layernorm", "ffn", "enc.attn", "enc.ffn"),
-              ("out",), draw_encoder_layer, encoder_layer_oracle, {"Z": "enc.attn", "out": "enc.ffn"},
-              variants=ENCODER_VARIANTS, capabilities=PADDING, **EPSILON),
-    Component("decoder.layer", "transformer", ("mask.causal", "mha.head", "mha.output", "layernorm", "ffn",
-                                               "dec.self", "dec.cross", "dec.ffn"),
-              ("out",), draw_decoder_layer, decoder_layer_oracle,
-              {"A": "dec.self", "B": "dec.cross", "out": "dec.ffn"}, variants=DECODER_VARIANTS, **EPSILON),
-    Component("mha.causal", "transformer", ("self.qkv", "mha.head", "mha.output", "mask.causal"), ("out",),
-              draw_causal_mha, causal_mha_oracle, {"out": "mha.output", "heads": "mha.head", "weights": "mha.head"},
-              bounds={"weights": (0.0, 1.0)}, probabilities=("weights",), hidden_keys=causal_hidden),
-    Component("decoder_only.layer", "transformer", ("mask.causal", "mha.head", "mha.output", "layernorm", "ffn",
-                                                    "dec.self", "enc.ffn"),
-              ("out",), draw_decoder_only_layer, decoder_only_layer_oracle, {"Z": "dec.self", "out": "enc.ffn"},
-              variants=DECODER_ONLY_VARIANTS, **EPSILON),
-    Component("classifier", "transformer", ("classifier",), ("out",), draw_classifier, classifier_oracle,
-              {"out": "classifier"}, **PROBABILITY),
-    Component("encoder", "transformer", ("enc.attn", "enc.ffn", "mask.key_padding", "transformer.encoder"),
-              ("out",), draw_stack(draw_encoder_layer), encoder_stack_oracle,
-              {"out": "transformer.encoder"}, variants=ENCODER_VARIANTS + ("stack.final_norm",),
-              replaces={"stack.final_norm": ()}, capabilities=PADDING, **EPSILON),
-    Component("decoder", "transformer", ("mask.causal", "dec.self", "dec.cross", "dec.ffn", "transformer.decoder"),
-              ("out",), draw_stack(draw_decoder_layer), decoder_stack_oracle,
-              {"out": "transformer.decoder"}, variants=DECODER_VARIANTS + ("stack.final_norm",),
-              replaces={"stack.final_norm": ()}, **EPSILON),
-    Component("transformer", "transformer", ("pe.input", "pe.shift_right", "mask.key_padding",
-                                             "transformer.encoder", "transformer.decoder", "classifier",
-                                             "transformer.model"),
-              ("out",), draw_model, model_oracle, {"out": "transformer.model", "memory": "transformer.encoder"},
-              variants=MODEL_VARIANTS, replaces={"stack.final_norm": ()}, **PROBABILITY, capabilities=PADDING,
-              constants=("layernorm.epsilon", "pe.base")),
+    Component(name="layernorm", family="transformer", eids=("layernorm",), required=("out",), draw=draw_layernorm,
+              oracle=layernorm_oracle, output_eids={"out": "layernorm"}, **EPSILON),
+    Component(name="ffn", family="transformer", eids=("ffn",), required=("out",), draw=draw_ffn, oracle=ffn_oracle,
+              output_eids={"out": "ffn"}, variants=("ffn.gelu", "ffn.gelu_tanh")),
+    Component(name="encoder.layer", family="transformer",
+              eids=("self.qkv", "mha.head", "mha.output", "mask.key_padding", "layernorm", "ffn", "enc.attn",
+                    "enc.ffn"),
+              required=("out",), draw=draw_encoder_layer, oracle=encoder_layer_oracle,
+              output_eids={"Z": "enc.attn", "out": "enc.ffn"}, blocks=ENCODER_BLOCKS, **ENCODER),
+    Component(name="decoder.layer", family="transformer",
+              eids=("mask.causal", "mha.head", "mha.output", "layernorm", "ffn", "dec.self", "dec.cross", "dec.ffn"),
+              required=("out",), draw=draw_decoder_layer, oracle=decoder_layer_oracle,
+              output_eids={"A": "dec.self", "B": "dec.cross", "out": "dec.ffn"}, blocks=DECODER_BLOCKS, **DECODER),
+    Component(name="mha.causal", family="transformer", eids=("self.qkv", "mha.head", "mha.output", "mask.causal"),
+              required=("out",), draw=draw_causal_mha, oracle=causal_mha_oracle,
+              output_eids={"out": "mha.output", "heads": "mha.head", "weights": "mha.head"},
+              bounds={"weights": (0.0, 1.0)}, probabilities=("weights",), hidden_keys=causal_hidden,
+              target="x", causal=True, heads=True, incremental=True),
+    Component(name="decoder_only.layer", family="transformer",
+              eids=("mask.causal", "mha.head", "mha.output", "layernorm", "ffn", "dec.self", "enc.ffn"),
+              required=("out",), draw=draw_decoder_only_layer, oracle=decoder_only_layer_oracle,
+              output_eids={"Z": "dec.self", "out": "enc.ffn"}, variants=DECODER_ONLY_VARIANTS,
+              switched_together=pre_ln(DECODER_ONLY_VARIANTS), blocks=(("dec.self", "self_attn"), ("enc.ffn", "ffn")),
+              target="x", causal=True, incremental=True, **EPSILON),
+    Component(name="classifier", family="transformer", eids=("classifier",), required=("out",), draw=draw_classifier,
+              oracle=classifier_oracle, output_eids={"out": "classifier"}, **PROBABILITY),
+    Component(name="encoder", family="transformer",
+              eids=("enc.attn", "enc.ffn", "mask.key_padding", "transformer.encoder"), required=("out",),
+              draw=draw_stack(draw_encoder_layer), oracle=encoder_stack_oracle,
+              output_eids={"out": "transformer.encoder"}, layer="encoder.layer",
+              **(ENCODER | {"variants": ENCODER_VARIANTS + ("stack.final_norm",)}), **STACK),
+    Component(name="decoder", family="transformer",
+              eids=("mask.causal", "dec.self", "dec.cross", "dec.ffn", "transformer.decoder"), required=("out",),
+              draw=draw_stack(draw_decoder_layer), oracle=decoder_stack_oracle,
+              output_eids={"out": "transformer.decoder"}, layer="decoder.layer", incremental=True,
+              **(DECODER | {"variants": DECODER_VARIANTS + ("stack.final_norm",)}), **STACK),
+    Component(name="transformer", family="transformer",
+              eids=("pe.input", "pe.shift_right", "mask.key_padding", "transformer.encoder", "transformer.decoder",
+                    "classifier", "transformer.model"),
+              required=("out",), draw=draw_model, oracle=model_oracle,
+              output_eids={"out": "transformer.model", "memory": "transformer.encoder"},
+              variants=MODEL_VARIANTS, mask_forms=MASK_FORMS, switched_together=pre_ln(MODEL_VARIANTS), **STACK,
+              **PROBABILITY, capabilities=PADDING, constants=("layernorm.epsilon", "pe.base"),
+              source="src", target="tgt", masks=("src_key_padding_mask",), causal=True, incremental=True),
 ])
-
-
