@@ -64,7 +64,7 @@ def run_layers(h: Harness, params, inputs):
 def check_unroll_equals_steps(h: Harness, data):
     params, inputs = layers_case(h, data, layers=1, directions=1)
     out, _, tols = run_layers(h, params, inputs)
-    cell_component = BY_NAME[f"{h.component.family}.cell"]
+    cell_component = BY_NAME[h.component.cell]
     options = options_running(h.run.subject, cell_component, h.kind, h.run.options)
     if options is None:
         h.unjudged(f"no option set of {cell_component.name} runs {h.kind}: unroll_equals_steps not checked")
@@ -168,7 +168,7 @@ CLOSED_UPDATE = Check("closed_update", "Update gate saturated to keep the state:
                       lambda h: (CELLS[h.kind][1].eid, CELLS[h.kind][-1].eid), check_closed_update)
 UNROLL_EQUALS_STEPS = Check("unroll_equals_steps", "The layer equals stepping the subject's own cell.",
                             lambda h: ("seq.many_to_many",), check_unroll_equals_steps,
-                            lambda c: (f"{c.family}.cell",))
+                            lambda c: (c.cell,))
 BIDIRECTIONAL_REVERSAL = Check("bidirectional_reversal", "The backward half is the forward layer on the reversed "
                                "sequence, reversed.", lambda h: ("seq.bidirectional",), check_bidirectional_reversal)
 STACKED_COMPOSITION = Check("stacked_composition", "A stack of L layers equals its layers composed.",
@@ -187,16 +187,17 @@ BACKWARD_STARTS_AT_OWN_END = Check("backward_starts_at_own_end", "The backward h
 
 
 def yield_checks(component: Component):
-    """The recurrent family's checks that apply to `component` (none for another family's)."""
-    if component.name == "lstm.cell":
+    """The recurrent family's checks that apply to `component`, by its traits: one step of an LSTM or
+    a GRU cell, a layer that steps a cell, its rows padded."""
+    if component.step and component.family == "lstm":
         yield HIGHWAY
-    if component.name == "gru.cell":
+    if component.step and component.family == "gru":
         yield CLOSED_UPDATE
-    if component.recurrent and component.name.endswith(".layers"):
+    if component.cell is not None and not component.padded:
         yield UNROLL_EQUALS_STEPS
         yield BIDIRECTIONAL_REVERSAL
         yield STACKED_COMPOSITION
-    if component.recurrent and component.name.endswith(".layers_padded"):
+    if component.cell is not None and component.padded:
         yield PADDED_STEPS_IGNORED
         yield FINAL_IS_LAST_REAL_STEP
         yield BACKWARD_STARTS_AT_OWN_END

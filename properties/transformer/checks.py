@@ -20,9 +20,15 @@ from . import components as tf
 
 BY_NAME = {c.name: c for c in tf.COMPONENTS}  # this family's components
 
-LAYERS = {"encoder.layer": ("x", ("attn",), 2), "decoder.layer": ("y", ("self_attn", "cross_attn"), 3),
-          "decoder_only.layer": ("x", ("self_attn",), 2)}
-SEQUENCE = {"decoder.layer": "y", "decoder": "y", "transformer": "tgt", "mha.causal": "x", "decoder_only.layer": "x"}
+
+def sequence(h: Harness) -> str:
+    """The input a layer or a stack transforms: its source (an encoder's) or its target (a decoder's)."""
+    return h.component.source or h.component.target
+
+
+def attentions(h: Harness) -> tuple:
+    """A layer's attention sublayers: the keys of their parameters."""
+    return tuple(params for _, params in h.component.blocks if params != "ffn")
 
 
 def pre_ln(h: Harness) -> bool:
@@ -33,10 +39,10 @@ def check_residual(h: Harness, data):
     """Every sublayer silenced through its parameters (W_O = 0, b_O = 0, W_2 = 0, b_2 = 0): each block returns
     LN(x) (post-LN) or x itself (pre-LN), so the layer returns LN_k(… LN_1(x)) or x."""
     params, inputs = h.draw(data)
-    name, attentions, norms = LAYERS[h.component.name]
+    name, norms = sequence(h), len(h.component.blocks)  # one LayerNorm per block
     silenced = {**params, "W_2": np.zeros_like(params["W_2"]), "b_2": np.zeros_like(params["b_2"]),
                 **{a: {**params[a], "W_O": np.zeros_like(params[a]["W_O"]), "b_O": np.zeros_like(params[a]["b_O"])}
-                   for a in attentions}}
+                   for a in attentions(h)}}
     actual, reference, tols = evaluate(h, silenced, inputs)
     expected = inputs[name]
     if not pre_ln(h):
@@ -47,11 +53,6 @@ def check_residual(h: Harness, data):
               what=f"{'x' if pre_ln(h) else 'LN(… LN(x))'}: every sublayer silenced, only the residual path is left",
               eid=h.output_eids["out"])
 
-
-# layer -> its blocks in order: (E-id, the sublayer's parameters: an attention's key or "ffn")
-BLOCKS = {"encoder.layer": (("enc.attn", "attn"), ("enc.ffn", "ffn")),
-          "decoder.layer": (("dec.self", "self_attn"), ("dec.cross", "cross_attn"), ("dec.ffn", "ffn")),
-          "decoder_only.layer": (("dec.self", "self_attn"), ("enc.ffn", "ffn"))}
 
 
 def standardised(data, shape, same_row: bool) -> np.ndarray:
@@ -71,16 +72,16 @@ def check_residual_sum(h: Harness, data):
     position holds the same row (W_V = I, W_O = Π - I, b_V = b_O = 0); the FFN does with W_1 = [I, -I], b_1 = 0,
     W_2 = [Π - I; I - Π], b_2 = 0, since ReLU(a) - ReLU(-a) = a (and GELU(a) - GELU(-a) = a)."""
     params, inputs = h.draw(data)
-    name = LAYERS[h.component.name][0]
-    eid, active = data.draw(st.sampled_from(BLOCKS[h.component.name]), label="active block")
-    heads, _, d_k = params[LAYERS[h.component.name][1][0]]["W_Q"].shape
+    name = sequence(h)
+    eid, active = data.draw(st.sampled_from(h.component.blocks), label="active block")
+    heads, _, d_k = params[attentions(h)[0]]["W_Q"].shape
     d_k = 2 if heads * d_k == 1 else d_k  # one feature has no standardised row
     d = heads * d_k
     shift = data.draw(st.integers(1, d - 1), label="feature shift")
     perm = np.roll(np.eye(d), shift, axis=1)  # Π: a cyclic shift of the features, never I
     B, n = inputs[name].shape[:2]
     new = {}
-    for _, key in (b for b in BLOCKS[h.component.name] if b[1] != "ffn"):
+    for key in attentions(h):
         drawn = case(data, {"W_Q": Shape((heads, d, d_k), tf.PARAM_BOUND), "W_K": Shape((heads, d, d_k), tf.PARAM_BOUND),
                             "b_Q": Shape((heads, d_k), tf.PARAM_BOUND), "b_K": Shape((heads, d_k), tf.PARAM_BOUND)},
                      {})[0]
@@ -90,13 +91,14 @@ def check_residual_sum(h: Harness, data):
     split = perm - np.eye(d) if active == "ffn" else np.zeros((d, d))
     new |= {"W_1": np.concatenate([np.eye(d), -np.eye(d)], 1), "b_1": np.zeros(2 * d),
             "W_2": np.concatenate([split, -split], 0), "b_2": np.zeros(d)}
-    new |= {f"{p}_{k}": np.full(d, 1.0 if p == "gamma" else 0.0) for k in range(1, LAYERS[h.component.name][2] + 1)
+    new |= {f"{p}_{k}": np.full(d, 1.0 if p == "gamma" else 0.0) for k in range(1, len(h.component.blocks) + 1)
             for p in ("gamma", "beta")}
     x = standardised(data, (B, n, d), same_row=active != "ffn")
     sized = {name: x}
-    if "memory" in inputs:  # cross-attention reads the same rows from the encoder
-        memory_shape = (B, inputs["memory"].shape[1], d)
-        sized["memory"] = np.broadcast_to(x[:, :1], memory_shape).copy() if active == "cross_attn" else \
+    memory = h.component.memory
+    if memory is not None:  # cross-attention reads the same rows from the encoder
+        memory_shape = (B, inputs[memory].shape[1], d)
+        sized[memory] = np.broadcast_to(x[:, :1], memory_shape).copy() if active == "cross_attn" else \
             standardised(data, memory_shape, same_row=False)
     params, inputs = h.round(new), {**inputs, **h.round(sized)}
     actual, reference, tols = evaluate(h, params, inputs)
@@ -113,7 +115,7 @@ def check_causal_layer(h: Harness, data):
     """Decoder output i does not change when the decoder's inputs after i change, and its autograd
     Jacobian with respect to them is exactly 0."""
     params, inputs = h.draw(data)
-    name = SEQUENCE[h.component.name]
+    name = h.component.target
     y = inputs[name]
     i = data.draw(st.integers(0, y.shape[1] - 1), label="position")
     fn, reference = h.build(params), h.reference(params, inputs)
@@ -140,15 +142,12 @@ def check_memory_permutation(h: Harness, data):
     """Cross-attention reads the encoder's output as a set: permuting its positions changes nothing."""
     params, inputs = h.draw(data)
     actual, _, tols = evaluate(h, params, inputs)
-    order = np.array(data.draw(st.permutations(range(inputs["memory"].shape[1])), label="memory order"))
-    moved, _, _ = evaluate(h, params, {**inputs, "memory": inputs["memory"][:, order]})
+    memory = h.component.memory
+    order = np.array(data.draw(st.permutations(range(inputs[memory].shape[1])), label="memory order"))
+    moved, _, _ = evaluate(h, params, {**inputs, memory: inputs[memory][:, order]})
     h.compare(moved, actual, tol.doubled(tols), what="its own output before the encoder positions were permuted",
               eid="dec.cross")
 
-
-# component -> (the padded sequence, its key padding mask, the outputs along it: None for all)
-PADDED = {"encoder.layer": ("x", "key_padding_mask", None), "encoder": ("x", "key_padding_mask", None),
-          "transformer": ("src", "src_key_padding_mask", ("memory",))}
 
 
 def check_padding_positions(h: Harness, data):
@@ -156,7 +155,8 @@ def check_padding_positions(h: Harness, data):
     source tokens, hidden from the encoder and from cross-attention)."""
     params, inputs = h.draw(data)
     actual, _, tols = evaluate(h, params, inputs)
-    name, mask, along = PADDED[h.component.name]
+    name, (mask,) = h.component.source, h.component.masks
+    along = None if h.component.target is None else ("memory",)  # the model: only the encoder's output runs along src
     x = inputs[name]
     B, n = x.shape[:2]
     extra = size(data, "appended positions", high=3)
@@ -175,7 +175,7 @@ def check_incremental_decoding(h: Harness, data):
     """Decoding position by position, each step fed the prefix so far, gives the teacher-forced outputs."""
     params, inputs = h.draw(data)
     full, _, tols = evaluate(h, params, inputs)
-    name = SEQUENCE[h.component.name]
+    name = h.component.target
     steps = []
     for i in range(inputs[name].shape[1]):
         prefix, _, _ = evaluate(h, params, {**inputs, name: inputs[name][:, :i + 1]})
@@ -231,7 +231,7 @@ def check_stacked_layers(h: Harness, data):
     then the spec's LN with the stack's own γ and β)."""
     params, inputs = h.draw(data)
     stacked, _, tols = evaluate(h, params, inputs)
-    component = BY_NAME[f"{h.component.name}.layer"]
+    component = BY_NAME[h.component.layer]
     layer_kind = tuple(v for v in h.kind if v != "stack.final_norm")  # a variant of the stack, not of its layers
     options = options_running(h.run.subject, component, layer_kind, h.run.options)
     if options is None:
@@ -239,13 +239,13 @@ def check_stacked_layers(h: Harness, data):
                            f"stacked_layers not checked")
         return
     single = h.companion(component, options)
-    name = "x" if h.component.name == "encoder" else "y"
+    name = sequence(h)
     value = inputs[name]
     for p in params["layers"]:
         value = evaluate(single, p, {**inputs, name: value})[0]["out"]
     value = stack_output(value, tf.rows(params.get("norm")), h.kind)
     h.compare({"out": value}, {"out": stacked["out"]}, tol.doubled(tols),
-              what="its own single layer applied once per layer", eid=f"transformer.{h.component.name}")
+              what="its own single layer applied once per layer", eid=h.component.output_eids["out"])
 
 
 def sublayer_eids(h: Harness) -> tuple:
@@ -263,7 +263,7 @@ MEMORY_PERMUTATION = Check("memory_permutation", "Permuting the encoder's output
                            "output unchanged.", lambda h: ran_as(h, "dec.cross"), check_memory_permutation)
 PADDING_POSITIONS = Check("padding_positions", "Appending padded positions (source tokens, for the model) leaves the "
                           "outputs at the others unchanged.", lambda h: ran_as(h, "mask.key_padding", "enc.attn", *(
-                              ("dec.cross",) if h.component.name == "transformer" else ())), check_padding_positions,
+                              ("dec.cross",) if h.component.target else ())), check_padding_positions,
                           requires=lambda c: ("key_padding",))
 INCREMENTAL_DECODING = Check("incremental_decoding", "Decoding one position at a time from the prefix equals the "
                              "teacher-forced pass.",
@@ -275,25 +275,26 @@ CAUSAL_MODEL = Check("causal_model", "With the right shift, the prediction at i 
                      lambda h: ran_as(h, "pe.shift_right", "mask.causal", "transformer.model"), check_causal_model)
 STACKED_LAYERS = Check("stacked_layers", "A stack of N layers equals the subject's own layer applied N times "
                        "(then LN, with stack.final_norm).",
-                       lambda h: (f"transformer.{h.component.name}",), check_stacked_layers,
-                       lambda c: (f"{c.name}.layer",))
+                       lambda h: (h.component.output_eids["out"],), check_stacked_layers,
+                       lambda c: (c.layer,))
 
 
 def yield_checks(component: Component):
-    """The Transformer family's checks that apply to `component` (none for another family's)."""
-    name = component.name
-    if name in ("encoder.layer", "decoder.layer", "decoder_only.layer"):
+    """The Transformer family's checks that apply to `component`, by its traits: residual blocks, a
+    target read causally (with a source: the model), a memory, a source with key padding, a stack."""
+    decodes = component.target is not None
+    if component.blocks:
         yield RESIDUAL
         yield RESIDUAL_SUM
-    if name in ("decoder.layer", "decoder", "mha.causal", "decoder_only.layer"):
+    if decodes and component.source is None:
         yield CAUSAL
-    if name in ("decoder.layer", "decoder"):
+    if component.memory is not None:
         yield MEMORY_PERMUTATION
-    if name in ("encoder.layer", "encoder", "transformer"):
+    if component.source is not None:
         yield PADDING_POSITIONS
-    if name in ("decoder", "transformer", "mha.causal", "decoder_only.layer"):
+    if component.incremental:
         yield INCREMENTAL_DECODING
-    if name == "transformer":
+    if decodes and component.source is not None:
         yield CAUSAL_MODEL
-    if name in ("encoder", "decoder"):
+    if component.layer is not None:
         yield STACKED_LAYERS
