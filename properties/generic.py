@@ -17,6 +17,7 @@ from nlpspec.spec import CATALOGUE
 
 from .engine import failures as fail
 from .engine import gradient as grad
+from .engine import lower_dtype
 from .engine import tolerance as tol
 from .engine.check import Check, all_eids, evaluate
 from .engine.component import Component
@@ -61,7 +62,7 @@ def check_batch_independence(h: Harness, data):
 def check_bounds(h: Harness, data):
     params, inputs = h.draw(data)
     actual, _, _ = evaluate(h, params, inputs)
-    slack = tol.FLOOR_ULPS * tol.eps(h.run.dtype)  # (1 - z) h + z h̃ may round a hair past 1
+    slack = tol.floor(h.run.dtype)  # (1 - z) h + z h̃ may round a hair past 1
     bounds = h.component.bounds
     for name, value in actual.items():
         if name not in bounds:
@@ -73,7 +74,7 @@ def check_bounds(h: Harness, data):
             failure = fail.outside(h.where(), h.output_eids.get(name, h.component.name), name, value[index],
                                    list(index), low, high, slack)
             lower = h.lower_dtype_shown(value, outside)
-            if lower is not None and not ((value < low - lower_slack(lower)) | (value > high + lower_slack(lower))).any():
+            if lower is not None and not ((value < low - tol.floor(lower)) | (value > high + tol.floor(lower))).any():
                 raise fail.lower_precision(failure, lower, h.run.dtype)
             raise failure
     for name in h.component.probabilities:
@@ -95,20 +96,15 @@ def probability_rows(h: Harness, name: str, value: np.ndarray, inputs):
     else:
         defined = np.ones(value.shape[:-1], dtype=bool)
     sums = value.sum(axis=-1)
-    floor = tol.FLOOR_ULPS * tol.eps(h.run.dtype) * value.shape[-1]
+    floor = tol.floor(h.run.dtype, value.shape[-1])
     off = defined & (np.abs(sums - 1) > floor)
     if off.any():
         index = tuple(int(i) for i in np.argwhere(off)[0])
         failure = fail.not_a_distribution(h.where(), eid, name, sums[index], list(index), floor)
         lower = h.lower_dtype_shown(value, np.ones(value.shape, bool))
-        if lower is not None and not (defined & (np.abs(sums - 1) > lower_slack(lower) * value.shape[-1])).any():
+        if lower is not None and not (defined & (np.abs(sums - 1) > tol.floor(lower, value.shape[-1]))).any():
             raise fail.lower_precision(failure, lower, h.run.dtype)
         raise failure
-
-
-def lower_slack(dtype) -> float:
-    """The rounding a bounds check allows in `dtype`, for a subject found to compute in it."""
-    return tol.FLOOR_ULPS * tol.eps(dtype)
 
 
 def parameter_eid(h: Harness, path: str) -> str:
@@ -159,7 +155,7 @@ def check_parameters_read(h: Harness, data):
             if moved > bound:
                 failure = fail.not_read(h.where(), parameter_eid(h, path), path, name, moved, bound)
                 lower = h.lower_dtype_shown(value, np.ones(value.shape, bool))
-                if lower is not None and moved <= lower_slack(lower) * tol.scale_of(reference[name]):
+                if lower is not None and moved <= tol.floor(lower, tol.scale_of(reference[name])):
                     raise fail.lower_precision(failure, lower, h.run.dtype)  # a change below its rounding
                 raise failure
 
@@ -282,16 +278,16 @@ def gradient_failure(h: Harness, path: str, value, expected, bound, mismatch: st
     what = f"{'parameter' if group == 'params' else 'input'} {name!r}"
     eid = parameter_eid(h, name) if group == "params" else h.output_eids.get(h.component.required[0],
                                                                              h.component.name)
-    error, relative = tol.max_abs_diff(value, expected), tol.max_relative_diff(value, expected)
+    error, relative = tol.max_abs_diff(value, expected), lower_dtype.max_relative_diff(value, expected)
     index = tuple(int(i) for i in np.unravel_index(np.nanargmax(np.abs(value - expected)), value.shape))
     diagnosis = "value: the subject's backward computes another derivative than the spec's"
     with np.errstate(invalid="ignore"):
         off = np.abs(value - expected) > bound.atol
-    for lower in tol.LOWER.get(h.run.dtype, ()) if reported() else ():  # a shrinking step: no diagnosis
-        if not tol.returned_in(value[off], lower):  # its numbers are not that dtype's
+    for lower in lower_dtype.LOWER.get(h.run.dtype, ()) if reported() else ():  # a shrinking step: no diagnosis
+        if not lower_dtype.returned_in(value[off], lower):  # its numbers are not that dtype's
             continue
         own = grad.spec_vjp(h.oracle, *case_, dtype=lower, device=h.run.device, ties=ties)[path]
-        if tol.explained_by(error, relative, expected, own, lower):
+        if lower_dtype.explained_by(error, relative, expected, own, lower):
             diagnosis = (f"precision: the subject's backward computes in {str(lower).removeprefix('torch.')} in a "
                          f"{str(h.run.dtype).removeprefix('torch.')} run (its error is what computing in it gives)")
             break
