@@ -20,8 +20,8 @@ _EXPORTS = {
     "load_subject": "nlpspec.subjects.registry",
     "SubjectLoadError": "nlpspec.subjects.registry",
     "check_subject": "nlpspec.properties.runner",
-    "Case": "nlpspec.properties.runner",
-    "cases": "nlpspec.properties.runner",
+    "Case": "nlpspec.properties.case",
+    "cases": "nlpspec.properties.case",
     "parametrize_with_checks": "nlpspec.plugin",
 }
 
