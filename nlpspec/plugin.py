@@ -30,9 +30,8 @@ from functools import cached_property
 
 import pytest
 
-import nlpspec.properties.profiles  # noqa: F401  registers dev, ci and thorough before Hypothesis's plugin loads one
-
-DTYPES = ("float64", "float32", "bfloat16", "float16")
+# importing the profiles registers dev, ci and thorough before Hypothesis's plugin loads one
+from nlpspec.properties.profiles import DTYPES
 
 
 def pytest_addoption(parser):

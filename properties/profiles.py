@@ -40,6 +40,15 @@ DESCRIPTIONS = {
 # model, and Hypothesis's own limit (five minutes) is a long wait for an example a little smaller
 SHRINK_SECONDS = 20.0
 
+# the dtypes a run may be in (`--dtype`), by name
+DTYPES = ("float64", "float32", "bfloat16", "float16")
+
+
+def dtype_name(dtype) -> str:
+    """A torch dtype's name as DTYPES and the messages write it: "float32" for torch.float32."""
+    return str(dtype).removeprefix("torch.")
+
+
 SCALE_SCOPE = (("attention", "attention.causal", "mha", "mha.causal", "encoder.layer"), ("oracle", "gradient"))
 
 

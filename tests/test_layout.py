@@ -57,3 +57,37 @@ def test_importing_the_protocol_or_the_engine_loads_no_registry_and_no_adapter(t
                              "'nlpspec.subjects')))"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert loaded.returncode == 0, loaded.stderr
     assert loaded.stdout.split() == ["nlpspec.subjects", PROTOCOL]
+
+
+def cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One cycle of the directed graph, as the path that closes it ([] if it is acyclic)."""
+    state, path = {}, []
+
+    def visit(node):
+        state[node] = "open"
+        path.append(node)
+        for target in sorted(graph.get(node, ())):
+            if state.get(target) == "open":
+                return path[path.index(target):] + [target]
+            if target not in state and (found := visit(target)):
+                return found
+        state[node] = "done"
+        path.pop()
+        return []
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return []
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c", "a"]
+    assert cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) == []
+
+
+def test_no_import_cycle():
+    """Among the package's modules, by every import they make, a function's deferred one included
+    (deferring an import hides a cycle from Python, not from the reader)."""
+    graph = {name: {target for _, target in imports(name, ast.parse(path.read_text())) if target in MODULES
+                    and target != name} for name, path in MODULES.items()}
+    assert not cycle(graph), " -> ".join(cycle(graph))

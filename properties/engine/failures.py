@@ -40,7 +40,7 @@ class SubjectFailure(AssertionError):
 @lru_cache(maxsize=1)
 def _suite_folders() -> tuple[str, ...]:
     """The folders of the suite's own code (the plugin, the checks, the spec's oracle): frames there
-    are nlpspec's, not the subject's. The subjects (adapters) and the reference are subjects' code."""
+    are nlpspec's, not the subject's; the adapters and the reference are the subject's code."""
     folders = []
     for name in ("nlpspec", "nlpspec.properties", "nlpspec.spec"):
         spec = importlib.util.find_spec(name)
