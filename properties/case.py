@@ -11,6 +11,7 @@ from .engine.absent import identity
 from .engine.check import Check
 from .engine.component import Component, declared, kind_for
 from .engine.harness import Run
+from .profiles import dtype_name
 from .record import check_id
 from .suite import generate
 
@@ -65,7 +66,7 @@ def described(declaration, component: Component) -> list[str]:
     if declaration.absent:
         lines.append("no " + ", ".join(f"{name} (drawn as {identity(name):g})" for name in declaration.absent))
     if declaration.dtypes is not None or declaration.devices is not None:
-        lines.append("runs in " + ", ".join(str(d).replace("torch.", "") for d in declaration.dtypes or ("any dtype",))
+        lines.append("runs in " + ", ".join(dtype_name(d) for d in declaration.dtypes or ("any dtype",))
                      + " on " + ", ".join(declaration.devices or ("any device",)))
     if declaration.note:
         lines.append(f"because: {declaration.note}")

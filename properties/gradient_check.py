@@ -20,6 +20,7 @@ from .engine.strategies import Shape, arrays
 from .engine.verdict import ill_conditioned
 from .engine.within import judged
 from .parameters import declared_absent, parameter_eid
+from .profiles import dtype_name
 
 
 @dataclass
@@ -150,8 +151,8 @@ def gradient_failure(h: Harness, path: str, value, expected, bound, mismatch: st
             continue
         own = grad.spec_vjp(h.oracle, *case_, dtype=lower, device=h.run.device, ties=ties)[path]
         if lower_dtype.explained_by(error, relative, expected, own, lower):
-            diagnosis = (f"precision: the subject's backward computes in {str(lower).removeprefix('torch.')} in a "
-                         f"{str(h.run.dtype).removeprefix('torch.')} run (its error is what computing in it gives)")
+            diagnosis = (f"precision: the subject's backward computes in {dtype_name(lower)} in a "
+                         f"{dtype_name(h.run.dtype)} run (its error is what computing in it gives)")
             break
     variant = f"(variant {h.variant}) " if h.variant else ""
     return fail.gradient_mismatch(f"{variant}{h.where()}", eid, what, diagnosis, [

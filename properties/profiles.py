@@ -8,6 +8,9 @@ that such kernels implement (SCALE_SCOPE); the other cases are deselected.
 Pick one with Hypothesis's own `--hypothesis-profile`; importing this module registers them. The
 plugin hands each check its profile's settings explicitly (`settings_for`) and loads no profile
 globally, so a project's own Hypothesis tests keep their settings.
+
+The dtypes a run may take (`DTYPES`, `--dtype`) and a dtype's name in them (`dtype_name`) live here
+too: the plugin reads them before torch is loaded.
 """
 import os
 

@@ -16,6 +16,8 @@ import re
 import traceback
 from functools import lru_cache
 
+from ..profiles import dtype_name
+
 
 class SubjectFailure(AssertionError):
     """The subject did something wrong; the message says what, naming subject and component."""
@@ -203,7 +205,7 @@ def not_read(where: str, eid: str, path: str, name: str, moved: float, bound: fl
 def lower_precision(failure: SubjectFailure, lower, dtype) -> SubjectFailure:
     """A failure of a bounds or parameters_read check that the subject's lower precision explains
     (its numbers, or its calls against the oracle, are `lower`'s), within what rounding in `lower` allows."""
-    short, run = (str(d).removeprefix("torch.") for d in (lower, dtype))
+    short, run = dtype_name(lower), dtype_name(dtype)
     found = SubjectFailure(f"{failure.text}\n  precision: the subject computes in {short} in a "
                            f"{run} run, and the value is within {short}'s rounding (the subject computes in a lower "
                            f"precision)", "precision", failure.where, failure.eid, failure.output)

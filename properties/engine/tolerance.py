@@ -33,6 +33,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..profiles import dtype_name
 K = 4
 SAMPLES = 8  # samples of rounded arithmetic behind a failing verdict
 TAIL, TAIL_SAMPLES = 16, 64  # more samples for an error within TAIL times the bound of SAMPLES
@@ -111,7 +112,7 @@ class Tolerance:
 
     def describe(self) -> str:
         return (f"tolerance {self.atol:.3g} = {self.rule()} "
-                f"[{str(self.dtype).removeprefix('torch.')}, see properties/engine/tolerance.py]")
+                f"[{dtype_name(self.dtype)}, see properties/engine/tolerance.py]")
 
     def _derived(self, atol: float, formula: str, remake: Callable[[], "Tolerance"], *parts: "Tolerance"):
         refinable = any(p.refine is not None for p in (self, *parts))
