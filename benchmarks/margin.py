@@ -17,10 +17,11 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
 from nlpspec.properties.engine import tolerance as tol
-from nlpspec.properties.generic import gradient_case
+from nlpspec.properties.engine.harness import Harness, Run
+from nlpspec.properties.gradient_check import gradient_case
 from nlpspec.properties.suite import COMPONENTS
-from nlpspec.properties.engine.harness import Harness, Run, option_sets
 from nlpspec.subjects import load_subject
+from nlpspec.subjects.protocol import option_sets
 
 parser = argparse.ArgumentParser()
 parser.add_argument("components", nargs="+")

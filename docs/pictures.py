@@ -53,7 +53,7 @@ def html(tex: str) -> str:
                     depth += {"{": 1, "}": -1}.get(tex[end], 0)
                     if depth == 0:
                         break
-                out += f"<{tag}>{html_inner(tex[k + 2:end])}</{tag}>"
+                out += f"<{tag}>{html(tex[k + 2:end])}</{tag}>"
                 k = end + 1
             else:
                 out += f"<{tag}>{tex[k + 1]}</{tag}>"
@@ -62,10 +62,6 @@ def html(tex: str) -> str:
         out += c
         k += 1
     return out.replace("{", "").replace("}", "").replace("\\", "").replace(" - ", "−").replace("-", "−")
-
-
-def html_inner(tex: str) -> str:
-    return html(tex)
 
 
 def digraph(name: str) -> graphviz.Digraph:

@@ -15,13 +15,13 @@ import importlib
 __version__ = "0.2.0"
 
 _EXPORTS = {
-    "Subject": "nlpspec.subjects.base",
-    "Declaration": "nlpspec.subjects.base",
+    "Subject": "nlpspec.subjects.protocol",
+    "Declaration": "nlpspec.subjects.protocol",
     "load_subject": "nlpspec.subjects.registry",
     "SubjectLoadError": "nlpspec.subjects.registry",
     "check_subject": "nlpspec.properties.runner",
-    "Case": "nlpspec.properties.runner",
-    "cases": "nlpspec.properties.runner",
+    "Case": "nlpspec.properties.case",
+    "cases": "nlpspec.properties.case",
     "parametrize_with_checks": "nlpspec.plugin",
 }
 

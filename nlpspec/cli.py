@@ -150,7 +150,7 @@ def list_all(out) -> int:
 
 def contract(name: str, out) -> int:
     from nlpspec.properties import contract as c
-    from nlpspec.properties.runner import Target
+    from nlpspec.properties.case import Target
     from nlpspec.properties.suite import COMPONENTS, checks_for
     from nlpspec.spec import CATALOGUE
     from nlpspec.spec.constants import DEFAULTS

@@ -30,9 +30,8 @@ from functools import cached_property
 
 import pytest
 
-import nlpspec.properties.profiles  # noqa: F401  registers dev, ci and thorough before Hypothesis's plugin loads one
-
-DTYPES = ("float64", "float32", "bfloat16", "float16")
+# importing the profiles registers dev, ci and thorough before Hypothesis's plugin loads one
+from nlpspec.properties.profiles import DTYPES
 
 
 def pytest_addoption(parser):
@@ -357,7 +356,7 @@ def parametrize_with_checks(subject):
             nlpspec_verdict(nlpspec_case)
     """
     from nlpspec.properties.declarations import validate
-    from nlpspec.properties.runner import cases
+    from nlpspec.properties.case import cases
     from nlpspec.subjects.registry import load_subject
     if isinstance(subject, str):
         subject = load_subject(subject)
@@ -371,7 +370,7 @@ def pytest_generate_tests(metafunc):
         return
     if any("nlpspec_case" in marker.args[0] for marker in metafunc.definition.iter_markers("parametrize")):
         return  # parametrize_with_checks
-    from nlpspec.properties.runner import cases
+    from nlpspec.properties.case import cases
     found = cases(state(metafunc.config).subject)
     metafunc.parametrize("nlpspec_case", found, ids=[case.id for case in found])
 

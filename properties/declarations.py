@@ -21,6 +21,7 @@ from nlpspec.subjects.protocol import Declaration, Subject, SubjectLoadError, na
 from .engine.absent import identity
 from .engine.component import declared, kind_for
 from .engine.trees import leaves
+from .profiles import DTYPES, dtype_name
 from .suite import COMPONENTS, generate
 
 DOMAINS = {"layernorm.epsilon": (lambda v: v >= 0, "0 or more (it is added to a variance)"),
@@ -154,11 +155,10 @@ def finite(value) -> bool:
 
 def check_runs(declaration: Declaration, where: str) -> None:
     """dtypes and devices, where given, name some run of the suite: an empty tuple leaves no check."""
-    from nlpspec.plugin import DTYPES
     for dtype in declaration.dtypes or ():
         if not isinstance(dtype, torch.dtype):
             raise SubjectLoadError(f"{where}: dtypes lists {dtype!r}; give torch dtypes (torch.float32, …)")
-        if str(dtype).removeprefix("torch.") not in DTYPES:
+        if dtype_name(dtype) not in DTYPES:
             raise SubjectLoadError(f"{where}: dtypes lists {dtype}, which the suite never runs in; it runs in "
                                    f"{', '.join(DTYPES)}")
     for device in declaration.devices or ():

@@ -1,31 +1,24 @@
 """The checks every component gets: equal to the spec's oracle, deterministic, batch rows
 independent, values within the ranges of the article's functions (each component states its
-ranges and softmax outputs).
+ranges and softmax outputs), every parameter read, and the gradient (its body in gradient_check.py).
 
 A check is a property of one component, run by Hypothesis on drawn cases. Each names the E-ids
 it bears on, so the summary can say which equation a failure points at.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-import torch
 from hypothesis import strategies as st
 
-from nlpspec.spec import CATALOGUE
-
 from .engine import failures as fail
-from .engine import gradient as grad
 from .engine import tolerance as tol
 from .engine.check import Check, all_eids, evaluate
 from .engine.component import Component
-from .engine.diagnosis import reported
 from .engine.harness import Harness
-from .engine.strategies import Shape, arrays, case
+from .engine.strategies import Shape, case
 from .engine.trees import leaves
-from .engine.verdict import ill_conditioned
-from .engine.within import judged
+from .gradient_check import check_gradient
+from .parameters import declared_absent, parameter_eid, replaced
 
 
 # --- oracle and generic properties -------------------------------------------------------------
@@ -61,7 +54,7 @@ def check_batch_independence(h: Harness, data):
 def check_bounds(h: Harness, data):
     params, inputs = h.draw(data)
     actual, _, _ = evaluate(h, params, inputs)
-    slack = tol.FLOOR_ULPS * tol.eps(h.run.dtype)  # (1 - z) h + z h̃ may round a hair past 1
+    slack = tol.floor(h.run.dtype)  # (1 - z) h + z h̃ may round a hair past 1
     bounds = h.component.bounds
     for name, value in actual.items():
         if name not in bounds:
@@ -73,7 +66,7 @@ def check_bounds(h: Harness, data):
             failure = fail.outside(h.where(), h.output_eids.get(name, h.component.name), name, value[index],
                                    list(index), low, high, slack)
             lower = h.lower_dtype_shown(value, outside)
-            if lower is not None and not ((value < low - lower_slack(lower)) | (value > high + lower_slack(lower))).any():
+            if lower is not None and not ((value < low - tol.floor(lower)) | (value > high + tol.floor(lower))).any():
                 raise fail.lower_precision(failure, lower, h.run.dtype)
             raise failure
     for name in h.component.probabilities:
@@ -95,45 +88,15 @@ def probability_rows(h: Harness, name: str, value: np.ndarray, inputs):
     else:
         defined = np.ones(value.shape[:-1], dtype=bool)
     sums = value.sum(axis=-1)
-    floor = tol.FLOOR_ULPS * tol.eps(h.run.dtype) * value.shape[-1]
+    floor = tol.floor(h.run.dtype, value.shape[-1])
     off = defined & (np.abs(sums - 1) > floor)
     if off.any():
         index = tuple(int(i) for i in np.argwhere(off)[0])
         failure = fail.not_a_distribution(h.where(), eid, name, sums[index], list(index), floor)
         lower = h.lower_dtype_shown(value, np.ones(value.shape, bool))
-        if lower is not None and not (defined & (np.abs(sums - 1) > lower_slack(lower) * value.shape[-1])).any():
+        if lower is not None and not (defined & (np.abs(sums - 1) > tol.floor(lower, value.shape[-1]))).any():
             raise fail.lower_precision(failure, lower, h.run.dtype)
         raise failure
-
-
-def lower_slack(dtype) -> float:
-    """The rounding a bounds check allows in `dtype`, for a subject found to compute in it."""
-    return tol.FLOOR_ULPS * tol.eps(dtype)
-
-
-def parameter_eid(h: Harness, path: str) -> str:
-    """The E-id whose equation reads the parameter at `path` (by its last name), else the component."""
-    name = path.rsplit(".", 1)[-1].split("[")[0]
-    for eid in all_eids(h):
-        entry = CATALOGUE.get(eid)
-        if any(getattr(s, "name", None) == name for s in getattr(entry, "inputs", ())):
-            return eid
-    return h.component.name
-
-
-def replaced(tree, path: str, value, prefix=""):
-    """tree with the array at `path` (as trees.leaves names it) replaced by value."""
-    if isinstance(tree, dict):
-        return {k: replaced(v, path, value, f"{prefix}.{k}" if prefix else k) for k, v in tree.items()}
-    if isinstance(tree, list):
-        return [replaced(v, path, value, f"{prefix}[{i}]") for i, v in enumerate(tree)]
-    return value if prefix == path else tree
-
-
-def declared_absent(h: Harness, path: str) -> bool:
-    """Whether the parameter at `path` (trees.leaves's name, at any depth) is one the subject
-    declares absent: drawn as its identity, neither changed nor its gradient judged."""
-    return path.rsplit(".", 1)[-1].split("[")[0] in h.declaration.absent
 
 
 def check_parameters_read(h: Harness, data):
@@ -159,146 +122,9 @@ def check_parameters_read(h: Harness, data):
             if moved > bound:
                 failure = fail.not_read(h.where(), parameter_eid(h, path), path, name, moved, bound)
                 lower = h.lower_dtype_shown(value, np.ones(value.shape, bool))
-                if lower is not None and moved <= lower_slack(lower) * tol.scale_of(reference[name]):
+                if lower is not None and moved <= tol.floor(lower, tol.scale_of(reference[name])):
                     raise fail.lower_precision(failure, lower, h.run.dtype)  # a change below its rounding
                 raise failure
-
-
-@dataclass
-class GradientCase:
-    """One case of the gradient check: the subject's vector-Jacobian products and the spec's, by
-    input or parameter path, their bounds (tolerance.Deferred), and what made them."""
-
-    params: dict
-    inputs: dict
-    cotangents: dict
-    ties: list
-    subject: dict
-    expected: dict
-    bounds: tol.Deferred
-
-
-def gradient_case(h: Harness, data) -> GradientCase | None:
-    """Draw a case, take the subject's autograd and the spec's VJP under a drawn cotangent, on the
-    batch rows where the spec defines every output; None where nothing can be judged (no row
-    defined, no autograd graph: noted)."""
-    params, inputs = h.draw(data)
-    reference = h.reference(params, inputs)
-    rows = grad.defined_rows(reference, h.component.shared)
-    if rows is not None:
-        if not rows.any():
-            h.unjudged()
-            return None
-        inputs, reference = (grad.rows_of(tree, rows, h.component.shared) for tree in (inputs, reference))
-    actual = h.call(h.build(params, grad=True), inputs, reference, grad=True)
-    given, out = h.graph
-    returned = [name for name in actual if out[name].requires_grad]
-    if not returned:
-        h.unjudged("no autograd graph: the gradient check is not made")
-        return None
-    cotangents = h.round(arrays(data, {"cotangent": {name: Shape(reference[name].shape, 1.0)
-                                                     for name in returned}})["cotangent"])
-    subject = {path: g for path, g in subject_vjp(h, given, out, cotangents).items()
-               if not (path.startswith("params.") and declared_absent(h, path))}
-    if not subject:
-        h.unjudged()
-        return None
-    ties = grad.tied_inputs(inputs)
-    subject = grad.tied(subject, ties)
-    expected = grad.spec_vjp(h.oracle, params, inputs, cotangents, device=h.run.device, ties=ties)
-    expected = {path: expected[path] for path in subject}
-    bounds = grad.tolerances(h.oracle, params, inputs, cotangents, expected, h.run.dtype, h.run.device, ties)
-    return GradientCase(params, inputs, cotangents, ties, subject, expected, bounds)
-
-
-def check_gradient(h: Harness, data):
-    """The subject's autograd equals the spec's vector-Jacobian product (properties/engine/gradient.py)
-    under a drawn cotangent, for every float input and parameter, on the batch rows where the spec
-    defines every output."""
-    found = gradient_case(h, data)
-    if found is None:
-        return
-    for path, value in found.subject.items():
-        expected = found.expected[path]
-        if found.bounds.within_floor(path, value, expected):
-            continue
-        mismatch, bound = shrinking_verdict(value, expected, found.bounds[path]) or \
-            judged(value, expected, found.bounds[path])
-        if mismatch and tol.ill_conditioned(bound, expected):
-            h.observations.add(ill_conditioned(f"the gradient of {path!r}", bound))
-        elif mismatch:
-            raise gradient_failure(h, path, value, expected, bound, mismatch,
-                                   (found.params, found.inputs, found.cotangents), found.ties)
-
-
-# An example that is not the one reported (a shrinking step) has its gradient judged on the bound's
-# first sample where its error is this many times that bound: refining it to all the samples
-# (tol.SAMPLES VJPs in rounded arithmetic) at every step made a wrong variant's shrinking take
-# minutes (mha, Hypothesis's 300 s cap), and the samples' heavy-tailed spread is about 30 times at
-# most (tolerance.py), far below it. The example reported is judged by the full rule.
-BEYOND = 2.0**20
-
-
-def shrinking_verdict(value, expected, bound: tol.Tolerance) -> tuple[str, tol.Tolerance] | None:
-    """For an example that is not the one reported, a gradient whose error is BEYOND times its
-    one-sample bound: (a mismatch, that bound), without the other samples; else None."""
-    if reported() or tol.ill_conditioned(bound, expected):
-        return None
-    error = tol.max_abs_diff(value, expected)
-    return (f"error {error:.3g}, beyond {BEYOND:.0e} times the bound", bound) if error > BEYOND * bound.atol else None
-
-
-def subject_vjp(h: Harness, given: dict, out: dict, cotangents: dict) -> dict:
-    """The subject's ∂⟨cotangents, outputs⟩/∂(each float parameter and input), as float64 arrays
-    named as spec_vjp names them; a group (parameters, inputs) that autograd does not reach at all
-    is left out and noted (an adapter that copies its parameters into a module of its own under
-    torch.no_grad), and within a group that it reaches, an unreached tensor's gradient is 0."""
-    __tracebackhide__ = True
-    groups = {"params": [(path, t) for path, t, _ in h.params if t.requires_grad],
-              "inputs": [(name, t) for name, t in given.items() if t.requires_grad]}
-    wrt = [(f"{group}.{path}", t) for group, items in groups.items() for path, t in items]
-    total = sum((out[name] * torch.as_tensor(c, dtype=out[name].dtype, device=out[name].device)).sum()
-                for name, c in cotangents.items())
-    with h.subject_code("the subject's backward pass"):  # a custom backward hangs, raises, changes state
-        grads = torch.autograd.grad(total, [t for _, t in wrt], allow_unused=True)
-    found = dict(zip((path for path, _ in wrt), grads))
-    result = {}
-    for group, items in groups.items():
-        if items and all(found[f"{group}.{path}"] is None for path, _ in items):
-            h.observations.add(f"autograd does not reach the {'parameters' if group == 'params' else 'inputs'}: "
-                               f"their gradients are not checked")
-            continue
-        for path, t in items:
-            g = found[f"{group}.{path}"]
-            result[f"{group}.{path}"] = np.zeros(t.shape) if g is None else g.detach().to("cpu", torch.float64).numpy()
-    return result
-
-
-def gradient_failure(h: Harness, path: str, value, expected, bound, mismatch: str, case_, ties) -> fail.SubjectFailure:
-    """The failure of one gradient: which equation, which input or parameter, which element, by how
-    much, and whether the subject's backward computes in a lower precision (its gradient holds that
-    dtype's numbers where it is off, and that dtype's error explains it)."""
-    group, name = path.split(".", 1)
-    what = f"{'parameter' if group == 'params' else 'input'} {name!r}"
-    eid = parameter_eid(h, name) if group == "params" else h.output_eids.get(h.component.required[0],
-                                                                             h.component.name)
-    error, relative = tol.max_abs_diff(value, expected), tol.max_relative_diff(value, expected)
-    index = tuple(int(i) for i in np.unravel_index(np.nanargmax(np.abs(value - expected)), value.shape))
-    diagnosis = "value: the subject's backward computes another derivative than the spec's"
-    with np.errstate(invalid="ignore"):
-        off = np.abs(value - expected) > bound.atol
-    for lower in tol.LOWER.get(h.run.dtype, ()) if reported() else ():  # a shrinking step: no diagnosis
-        if not tol.returned_in(value[off], lower):  # its numbers are not that dtype's
-            continue
-        own = grad.spec_vjp(h.oracle, *case_, dtype=lower, device=h.run.device, ties=ties)[path]
-        if tol.explained_by(error, relative, expected, own, lower):
-            diagnosis = (f"precision: the subject's backward computes in {str(lower).removeprefix('torch.')} in a "
-                         f"{str(h.run.dtype).removeprefix('torch.')} run (its error is what computing in it gives)")
-            break
-    variant = f"(variant {h.variant}) " if h.variant else ""
-    return fail.gradient_mismatch(f"{variant}{h.where()}", eid, what, diagnosis, [
-        f"worst element ∂/∂{name}{list(index)}: subject {value[index]:.17g}, spec {expected[index]:.17g}",
-        bound.describe(), *(line for line in mismatch.splitlines() if line.strip())])
 
 
 ORACLE = Check("oracle", "Equals the spec's oracle on drawn shapes and values.", all_eids, check_oracle)

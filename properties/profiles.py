@@ -8,6 +8,9 @@ that such kernels implement (SCALE_SCOPE); the other cases are deselected.
 Pick one with Hypothesis's own `--hypothesis-profile`; importing this module registers them. The
 plugin hands each check its profile's settings explicitly (`settings_for`) and loads no profile
 globally, so a project's own Hypothesis tests keep their settings.
+
+The dtypes a run may take (`DTYPES`, `--dtype`) and a dtype's name in them (`dtype_name`) live here
+too: the plugin reads them before torch is loaded.
 """
 import os
 
@@ -39,6 +42,15 @@ DESCRIPTIONS = {
 # A failing example is shrunk for at most this long per check: each example of the suite is a whole
 # model, and Hypothesis's own limit (five minutes) is a long wait for an example a little smaller
 SHRINK_SECONDS = 20.0
+
+# the dtypes a run may be in (`--dtype`), by name
+DTYPES = ("float64", "float32", "bfloat16", "float16")
+
+
+def dtype_name(dtype) -> str:
+    """A torch dtype's name as DTYPES and the messages write it: "float32" for torch.float32."""
+    return str(dtype).removeprefix("torch.")
+
 
 SCALE_SCOPE = (("attention", "attention.causal", "mha", "mha.causal", "encoder.layer"), ("oracle", "gradient"))
 

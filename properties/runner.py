@@ -6,15 +6,13 @@ returns its record; pytest (nlpspec/test_conformance.py, `parametrize_with_check
     >>> records = check_subject(load_subject("torch"))     # no pytest needed
     >>> [r for r in records if r.status == "fail"]
 
-Every failure of a case is kept (Hypothesis may find several distinct ones), each with its own
-message and the Hypothesis choices that replay it exactly (`--nlpspec-replay`).
+Every failure of a case is kept (Hypothesis may find several distinct ones): record.py.
 """
 from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
-from typing import Callable
+from dataclasses import asdict
 
 import hypothesis
 import torch
@@ -28,138 +26,19 @@ from hypothesis.errors import DidNotReproduce, FlakyFailure
 from hypothesis.reporting import with_reporter
 
 from nlpspec.spec.constants import in_force
-from nlpspec.subjects.protocol import Subject, option_label, option_sets
+from nlpspec.subjects.protocol import Subject
 
+from .case import Case, cases, declared_reason, described, skip_reason
 from .declarations import validate
-from .engine.absent import identity
 from .engine import failures as fail
 from .engine.check import Check
 from .engine.clock import SubjectHang
-from .engine.component import Component, declared, kind_for
+from .engine.component import Component, declared
 from .engine.containment import suite_state
 from .engine.failures import SubjectFailure
 from .engine.harness import Harness, Run
-from .suite import COMPONENTS, generate
 from .profiles import SHRINK_SECONDS, at_scale, chosen, in_scope, settings_for
-
-
-@dataclass
-class Failure:
-    """One distinct failure of a case: its message and the choices that replay its example."""
-
-    message: str
-    replay: str = ""     # a reproduce_failure blob; empty where none could be taken
-    kind: str = ""       # value, precision, form, raised, in-place, nondeterministic, hang, … (properties/engine/failures.py)
-    count: int = 1       # the failures Hypothesis found that share this one's cause (kind, output, E-id): reported once
-    frames: list = field(default_factory=list)  # where the subject's own code raised: [{file, line, function, source}]
-    eid: str = ""        # the equation the failure names ("" where it names none: a raise, a form error)
-
-
-@dataclass
-class Record:
-    """What one case found, in a form for tables and JSON."""
-
-    subject: str
-    component: str
-    check: str
-    eids: list
-    status: str          # pass, fail, skip, xfail (expected failure that failed), stale (one that passed)
-    message: str = ""
-    variant: str = ""
-    options: dict = field(default_factory=dict)
-    option_set: str = ""  # the name of the subject's option set, where it named one
-    examples: int = 0    # cases drawn: all of them if it passed, up to the first failure if not
-    failures: list = field(default_factory=list)  # [{"message", "replay", "kind", "count", "frames", "eid"}], one per cause
-    observations: list = field(default_factory=list)  # what the subject did where nothing is judged
-    declined: str = ""  # why the subject's declaration rules the check out ("lacks key_padding"), if it does
-    declared: list = field(default_factory=list)  # what the subject's declaration leaves unchecked or sets
-    returned: list = field(default_factory=list)  # the outputs the subject returned and the check compared
-    unreturned: list = field(default_factory=list)  # E-ids whose output it never returned: judged through others
-    version: str = ""    # the subject's version
-
-    @property
-    def id(self) -> str:
-        return check_id(self.component, self.check)
-
-    def as_dict(self) -> dict:
-        return asdict(self) | {"id": self.id}
-
-
-def check_id(component: str, check: str) -> str:
-    """The id a subject's expected_failures names: "lstm.cell-oracle"."""
-    return f"{component}-{check}"
-
-
-@dataclass(frozen=True)
-class Case:
-    """One check of one component of a subject, under one option set: what a test runs."""
-
-    subject: Subject
-    component: Component
-    check: Check
-    options: dict
-
-    @property
-    def eids(self) -> tuple[str, ...]:
-        """The E-ids the check bears on, once the subject's declared variant is chosen."""
-        kind = kind_for(self.component, declared(self.subject.variants.get(self.component.name), self.options))
-        return tuple(self.check.eids(Target(self.component, kind)))
-
-    @property
-    def id(self) -> str:
-        """The test id: component-check, the option set, then the E-ids (`pytest -k lstm.forget`)."""
-        options = option_label(self.options, "-")
-        return f"{check_id(self.component.name, self.check.name)}{'-' + options if options else ''}-{'+'.join(self.eids)}"
-
-
-@dataclass(frozen=True)
-class Target:
-    """What a check's E-ids depend on: the component and the kind drawn (see Check.eids)."""
-
-    component: Component
-    kind: object
-
-
-def cases(subject: Subject) -> list[Case]:
-    """Every case the suite has for this subject, in a stable order."""
-    return [Case(subject, component, check, options) for component, check in generate()
-            for options in option_sets(subject, component)]
-
-
-def skip_reason(subject: Subject, component: Component, check: Check) -> str:
-    for name in (component.name, *check.needs(component)):
-        if not subject.offers(name):
-            return f"subject {subject.name!r} does not offer component {name}"
-    return ""
-
-
-def described(declaration, component: Component) -> list[str]:
-    """The declaration in words, for the summary: what is not drawn, the constants, the absent parameters."""
-    lines = [f"lacks {c}: {component.capabilities.get(c, '?')}" for c in declaration.lacks]
-    lines += [f"{name} = {value!r}" for name, value in declaration.constants.items()]
-    if declaration.absent:
-        lines.append("no " + ", ".join(f"{name} (drawn as {identity(name):g})" for name in declaration.absent))
-    if declaration.dtypes is not None or declaration.devices is not None:
-        lines.append("runs in " + ", ".join(str(d).replace("torch.", "") for d in declaration.dtypes or ("any dtype",))
-                     + " on " + ", ".join(declaration.devices or ("any device",)))
-    if declaration.note:
-        lines.append(f"because: {declaration.note}")
-    return lines
-
-
-def declared_reason(run: Run, component: Component, check: Check) -> tuple[str, str]:
-    """Why the subject's declaration rules this check out, in short and in full (("", "") if it does
-    not): capabilities the check needs that the component lacks, or a dtype or device it does not run on."""
-    declaration = run.subject.declaration(component.name, run.options)
-    lacking = [c for c in check.requires(component) if c in declaration.lacks]
-    if lacking:
-        short = f"lacks {', '.join(lacking)}"
-        return short, f"declared: {component.name} {short}: " + "; ".join(component.capabilities[c] for c in lacking)
-    why = declaration.not_run(run.dtype, run.device)
-    if not why:
-        return "", ""
-    note = f" ({declaration.note})" if declaration.note else ""
-    return why, f"declared: {component.name} {why}{note}"
+from .record import Record, by_cause
 
 
 def execute(run: Run, component: Component, check: Check, settings=None, seed: int | None = None,
@@ -229,7 +108,7 @@ def execute(run: Run, component: Component, check: Check, settings=None, seed: i
         failures = flat
     record.examples = found_at[0] if found_at else harness.examples
     cut_short = len(found_at.when) > 1 and found_at.when[-1] - found_at.when[0] >= SHRINK_SECONDS
-    record.failures = [asdict(failure) for failure in _by_cause(failures, run.reproduce, reported, cut_short)]
+    record.failures = [asdict(failure) for failure in by_cause(failures, run.reproduce, reported, cut_short)]
     expected = subject.expected_failures.get(record.id)
     if failures:
         record.status = "xfail" if expected else "fail"
@@ -280,44 +159,6 @@ def _leaves(group: BaseExceptionGroup):
             yield exc
 
 
-def _cause(exc: BaseException) -> tuple:
-    return exc.cause if isinstance(exc, SubjectFailure) else (type(exc).__name__, str(exc))
-
-
-def _by_cause(failures: list, reproduce: Callable[[str], str] | None, reported: list,
-              cut_short: bool = False) -> list[Failure]:
-    """One Failure per cause: Hypothesis tells failures apart by the line that raised them, so one
-    wrong output reached by two calls of a check is two of its failures; they are one report here,
-    the first found, with a count. `cut_short`: the shrinking stopped at its time limit."""
-    groups: dict[tuple, list] = {}
-    for exc in failures:
-        groups.setdefault(_cause(exc), []).append(exc)
-    found = []
-    for same in groups.values():
-        exc = same[0]
-        message = _message(exc, reproduce, reported)
-        if cut_short:
-            message += (f"\n  (shrinking stopped after {SHRINK_SECONDS:g} s: the example is smaller than the one "
-                        f"first found, not always the smallest)")
-        if len(same) > 1:
-            more = len(same) - 1
-            message += f"\n  (and {more} more example{'s' if more > 1 else ''} like it: the same kind, output and equation)"
-        found.append(Failure(message, getattr(exc, "_nlpspec_replay", ""),
-                             "hang" if isinstance(exc, SubjectHang) else getattr(exc, "kind", ""), len(same),
-                             list(getattr(exc, "frames", [])), getattr(exc, "eid", None) or ""))
-    return found
-
-
-def _message(exc: BaseException, reproduce: Callable[[str], str] | None, reported: list) -> str:
-    """The failure's text, the falsifying example (Hypothesis's notes, or what a replay reported),
-    compact (fail.example_lines), and its reproduce line."""
-    notes = getattr(exc, "__notes__", None) or [str(line) for line in reported]
-    lines = [str(exc), *fail.example_lines(notes)]
-    if reproduce is not None:
-        lines.append(f"  reproduce: {reproduce(getattr(exc, '_nlpspec_replay', ''))}")
-    return "\n".join(lines)
-
-
 def check_subject(subject: Subject, device: str | torch.device | None = None, dtype: torch.dtype = torch.float64,
                   settings: hypothesis_settings | None = None, components: list[str] | None = None,
                   checks: list[str] | None = None, profile: str | None = None) -> list[Record]:
@@ -349,6 +190,3 @@ def first_failure(subject: Subject, components, settings, device="cpu", dtype=to
             if record.status == "fail":
                 return record
     return None
-
-
-__all__ = ["COMPONENTS", "Case", "Record", "cases", "check_subject", "execute", "first_failure"]

@@ -80,7 +80,8 @@ def test_a_failure_that_does_not_reproduce_is_called_non_deterministic():
 
 def test_a_hanging_subject_is_reported_as_hanging_and_the_run_goes_on():
     from nlpspec.properties.engine.harness import Run
-    from nlpspec.properties.runner import cases, execute
+    from nlpspec.properties.case import cases
+    from nlpspec.properties.runner import execute
     outcomes = {}
     for case in cases(HANGS):
         if case.check.name == "oracle" and case.component.name in ("rnn.cell", "rnn.output"):

@@ -11,8 +11,9 @@ import torch
 from hypothesis import Phase, settings
 
 from bad_subjects import DETACHED, FORKS, GAMMA_GRADIENT_DOUBLED, HANGING_BACKWARD, HOSTILE
+from nlpspec.properties.case import cases
 from nlpspec.properties.engine.harness import Run
-from nlpspec.properties.runner import cases, check_subject, execute
+from nlpspec.properties.runner import check_subject, execute
 from nlpspec.subjects.registry import load_subject
 
 pytestmark = pytest.mark.selftest

@@ -280,7 +280,7 @@ NAMED_SETS = {"bert": {"eps": 1e-12, "fused": True}, "torch": {"eps": 1e-5, "fus
 
 def test_named_option_sets_run_as_given_and_are_named():
     """Knobs that go together (an ε and a fused path) run only together, each set under its name."""
-    from nlpspec.properties.runner import cases
+    from nlpspec.properties.case import cases
     subject = Subject("sets", {"layernorm": layer_norm_by_eps}, options={"layernorm": NAMED_SETS},
                       declarations={"layernorm": lambda o: Declaration(constants={"layernorm.epsilon": o["eps"]})})
     records = run(subject, ["layernorm"], ["oracle"])

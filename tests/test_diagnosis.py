@@ -136,7 +136,7 @@ def test_a_constant_factor_is_stated():
 
 def test_a_failing_gradient_check_shrinks_without_refining_its_bound_at_every_step(monkeypatch):
     """A wrong variant's gradient is off by orders of magnitude: the shrinking steps judge it on the
-    bound's first sample (generic.BEYOND), and only the example reported refines it to all the
+    bound's first sample (gradient_check.BEYOND), and only the example reported refines it to all the
     samples. Before, every step refined (37 times here) and the shrinking took 46 s, now 7 s."""
     from hypothesis import Phase
 

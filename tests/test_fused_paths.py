@@ -13,6 +13,7 @@ import torch
 from hypothesis import settings
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from nlpspec.properties.profiles import dtype_name
 from nlpspec.properties.runner import check_subject
 from nlpspec.subjects import load_subject
 
@@ -45,7 +46,8 @@ FUSED = [  # component, dtype, the fused kernel's aten operation, examples
 ]
 
 
-@pytest.mark.parametrize("component, dtype, kernel, examples", FUSED, ids=[f"{c}-{str(d)[6:]}" for c, d, *_ in FUSED])
+@pytest.mark.parametrize("component, dtype, kernel, examples", FUSED,
+                         ids=[f"{c}-{dtype_name(d)}" for c, d, *_ in FUSED])
 def test_the_torch_subject_runs_the_fused_kernel_and_passes(component, dtype, kernel, examples):
     quick = settings(settings.get_profile("ci"), max_examples=examples)
     with Recorded() as recorded:

@@ -1,4 +1,4 @@
-"""A lower precision told from a wrong equation, in every check (properties/engine/tolerance.py,
+"""A lower precision told from a wrong equation, in every check (properties/engine/lower_dtype.py,
 returned_in): a subject computing in float32 under a float64 run is a precision shortfall wherever it
 fails; a wrong equation under a float32 run is never one."""
 import pytest

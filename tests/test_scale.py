@@ -84,10 +84,19 @@ def test_the_oracle_on_the_device_passes_a_correct_subject_and_catches_a_wrong_o
     assert records[0].status == "fail" and "value" in records[0].failures[0]["kind"], records[0].message
 
 
+# Two bounds of one case, each from its own SAMPLES samples of NumPy's rounding (seeds 0-7 and 8-15),
+# were between 0.35 and 2.79 times each other: 960 outputs of 240 mha float32 cases, Hypothesis seeds
+# 0-39 (the device's were 0.40 to 2.60 times NumPy's, a median of 1.14). A bound is an estimate from 8
+# samples; this is how far the sampling alone moves it.
+SAMPLING_SPREAD = 2.8
+
+
 def test_the_bound_on_the_device_is_the_numpy_bound_within_sampling(monkeypatch):
     """The two ways of rounding every intermediate value (NumPy's results, torch's operands) give
     bounds of the same size on the same cases, from all of the rule's samples (the bound a failing
-    verdict rests on): the rule does not depend on where the oracle runs."""
+    verdict rests on), each refined where its oracle runs: the device's bound is within the factor
+    by which the sampling alone moves NumPy's (SAMPLING_SPREAD), so the rule does not depend on
+    where the oracle runs."""
     h = Harness(Run(load_subject("reference"), torch.device("cpu"), torch.float32), COMPONENTS["mha"])
     ratios = []
 
@@ -97,13 +106,15 @@ def test_the_bound_on_the_device_is_the_numpy_bound_within_sampling(monkeypatch)
     def compared(data):
         params, inputs = h.draw(data)
         found = []
-        for past in (None, 0):
+        for past in (None, 0):  # NumPy, then the device: each bound's samples drawn where it runs
             monkeypatch.setitem(device_oracle.ON_DEVICE_PAST, "cpu", past)
             reference = h.reference(params, inputs)
-            found.append((reference, h.bounds(params, inputs, reference)))
+            bounds = h.bounds(params, inputs, reference)
+            found.append((reference, {name: bounds[name].final() for name in reference}))
         (numpy_ref, numpy_bounds), (torch_ref, torch_bounds) = found
         for name in numpy_ref:
             np.testing.assert_allclose(torch_ref[name], numpy_ref[name], rtol=0, atol=1e-12, equal_nan=True)
-            ratios.append(torch_bounds[name].final().atol / numpy_bounds[name].final().atol)
+            ratios.append(torch_bounds[name].atol / numpy_bounds[name].atol)
     compared()
-    assert all(np.isfinite(ratios)) and 0.5 <= min(ratios) and max(ratios) <= 2, ratios
+    assert all(np.isfinite(ratios)), ratios
+    assert 1 / SAMPLING_SPREAD <= min(ratios) and max(ratios) <= SAMPLING_SPREAD, ratios

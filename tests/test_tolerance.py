@@ -96,7 +96,7 @@ DATA = Path(__file__).parent / "data"
 def saved_gradient(file: str, component: str, options: dict, path: str):
     """(torch's gradient, the spec's, the rule's bound) of one leaf on a saved case, in bfloat16."""
     from nlpspec.properties.engine import gradient as grad
-    from nlpspec.properties.generic import subject_vjp
+    from nlpspec.properties.gradient_check import subject_vjp
     saved = json.loads((DATA / file).read_text())
     params, inputs, cotangents = (decoded(saved[k]) for k in ("params", "inputs", "cotangents"))
     h = Harness(Run(load_subject("torch"), torch.device("cpu"), torch.bfloat16, options), COMPONENTS[component])

@@ -7,6 +7,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..profiles import dtype_name
 from . import failures as fail
 from .component import Component, eids_for
 from .driver import unusual_tensor
@@ -91,7 +92,7 @@ def first_nonzero(grad: np.ndarray, where: np.ndarray, h: Harness, check: str, p
     rows = broken.reshape(grad.shape[0], -1).any(-1) if per_row else np.full(grad.shape[0], broken.any())
     rows &= where.reshape(grad.shape[0], -1).any(-1) if per_row else where.any()  # rows with something to judge
     if rows.any():
-        h.observations.add(f"a gradient is not finite where it may be non-zero (in {str(h.run.dtype).removeprefix('torch.')}"
+        h.observations.add(f"a gradient is not finite where it may be non-zero (in {dtype_name(h.run.dtype)}"
                            f"): the Jacobian part of {check} is not judged on that sequence")
         where = where & ~rows.reshape((-1,) + (1,) * (grad.ndim - 1))
     leaked = where & (grad != 0)

@@ -16,6 +16,8 @@ import re
 import traceback
 from functools import lru_cache
 
+from ..profiles import dtype_name
+
 
 class SubjectFailure(AssertionError):
     """The subject did something wrong; the message says what, naming subject and component."""
@@ -40,7 +42,7 @@ class SubjectFailure(AssertionError):
 @lru_cache(maxsize=1)
 def _suite_folders() -> tuple[str, ...]:
     """The folders of the suite's own code (the plugin, the checks, the spec's oracle): frames there
-    are nlpspec's, not the subject's. The subjects (adapters) and the reference are subjects' code."""
+    are nlpspec's, not the subject's; the adapters and the reference are the subject's code."""
     folders = []
     for name in ("nlpspec", "nlpspec.properties", "nlpspec.spec"):
         spec = importlib.util.find_spec(name)
@@ -203,7 +205,7 @@ def not_read(where: str, eid: str, path: str, name: str, moved: float, bound: fl
 def lower_precision(failure: SubjectFailure, lower, dtype) -> SubjectFailure:
     """A failure of a bounds or parameters_read check that the subject's lower precision explains
     (its numbers, or its calls against the oracle, are `lower`'s), within what rounding in `lower` allows."""
-    short, run = (str(d).removeprefix("torch.") for d in (lower, dtype))
+    short, run = dtype_name(lower), dtype_name(dtype)
     found = SubjectFailure(f"{failure.text}\n  precision: the subject computes in {short} in a "
                            f"{run} run, and the value is within {short}'s rounding (the subject computes in a lower "
                            f"precision)", "precision", failure.where, failure.eid, failure.output)

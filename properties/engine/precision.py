@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import lower_dtype
 from . import tolerance as tol
 from .cases import on_values
 from .failures import SubjectFailure
@@ -19,14 +20,14 @@ class Precision:
     """Which lower dtype, if any, explains a failure (a part of Harness)."""
 
     def returned_lower(self, value: np.ndarray, off: np.ndarray):
-        """The lower dtype whose numbers the subject returned, or None (see tolerance.returned_in):
+        """The lower dtype whose numbers the subject returned, or None (see lower_dtype.returned_in):
         wherever this output disagrees (`off`), or in the whole of another output of its last call
         (PyTorch's tutorial computes P in float32 and adds it to X in float64). How a subject computing
         in a lower precision is told from one that computes another function, in any check."""
         seen = [value[off]] + [a.ravel() for a in self.raw.values() if a.shape != value.shape or not
                                np.array_equal(a, value, equal_nan=True)]
-        return next((lower for lower in tol.LOWER.get(self.run.dtype, ())
-                     if any(tol.returned_in(found, lower) for found in seen)), None)
+        return next((lower for lower in lower_dtype.LOWER.get(self.run.dtype, ())
+                     if any(lower_dtype.returned_in(found, lower) for found in seen)), None)
 
     def lower_dtype_shown(self, value: np.ndarray, off: np.ndarray):
         """For a check that is not the oracle: the lower dtype the subject's numbers (where `off`) or
@@ -43,7 +44,8 @@ class Precision:
             lower = self.returned_lower(value, np.abs(value - expected) > atol)
         if lower is not None:
             return lower if self.explained_in(lower, case, name, value, expected) else None
-        return next((lower for lower in tol.LOWER.get(self.run.dtype, ()) if tol.eps(lower) < tol.GRID / 16
+        return next((lower for lower in lower_dtype.LOWER.get(self.run.dtype, ())
+                     if tol.eps(lower) < lower_dtype.GRID / 16
                      and self.explained_in(lower, case, name, value, expected, smallest=False)
                      and self.within_lower_on_fresh_cases(lower, case)), None)
 
@@ -99,6 +101,6 @@ class Precision:
     def explained_in(self, lower, case, name: str, value: np.ndarray, reference: np.ndarray,
                      smallest: bool = True) -> bool:
         """Does rounding in `lower` explain the error of an output of the oracle check?"""
-        error, relative = tol.max_abs_diff(value, reference), tol.max_relative_diff(value, reference)
-        return tol.explained_by(error, relative, reference, InNumPy(self.oracle).in_dtype(*case, lower)[name], lower,
-                                smallest)
+        error, relative = tol.max_abs_diff(value, reference), lower_dtype.max_relative_diff(value, reference)
+        own = InNumPy(self.oracle).in_dtype(*case, lower)[name]
+        return lower_dtype.explained_by(error, relative, reference, own, lower, smallest)

@@ -15,8 +15,7 @@ from hypothesis import note
 from hypothesis.control import current_build_context
 from hypothesis import strategies as st
 
-MAX_SIZE = 5      # hidden, input and output sizes, batch: 1 … 5
-MAX_STEPS = 5     # sequence lengths: 1 … 5
+MAX_SIZE = 5      # hidden, input and output sizes, batch, sequence lengths: 1 … 5 (unless a draw says less)
 MAGNITUDES = (0.5, 2.0, 8.0)  # bound on weights and inputs; 8 saturates every gate of a cell
 
 

@@ -1,82 +1,26 @@
-"""The one tolerance rule of nlpspec.
+"""The one tolerance rule of nlpspec (docs/guide/tolerance.md: the rule in full, and the false alarms
+that made each of its parts).
 
 For a subject run in dtype D on inputs already rounded to D, with `reference` the float64 oracle
 on those same inputs, every output must satisfy
 
     max |subject - reference|  <=  K * max(baseline_error, sensitivity) + FLOOR_ULPS * eps(D) * scale
 
-- baseline_error: max |baseline - reference|, where `baseline` is the oracle's own compiled NumPy
-  code evaluated in D (NumPy's float32/float16, ml_dtypes' bfloat16). It is the error of a naive
-  same-precision implementation, never of the subject itself. For float64 the oracle is that
-  implementation, so the baseline runs in float32 and its error is scaled by eps(float64) /
-  eps(float32): rounding error grows in proportion to eps, and a float64 subject that sums in
-  another order than NumPy differs from it by about that much (input perturbation alone misses
-  the rounding of partial sums, as a torch.nn.RNN against torch.nn.RNNCell run showed).
-- sensitivity: max |oracle(inputs * (1 ± eps(D)) ± eps(D) * max|input|) - reference|, with the
-  same change made to the inputs of every equation the oracle evaluates on the way (each
-  sublayer's input, each LayerNorm's, each step's state): how far one rounding of every input
-  and of every intermediate value, relative to the entry and to its array's scale, moves the
-  exact result; and the oracle runs in rounded arithmetic (properties/engine/rounding.py): every
-  floating-point operation inside it, each sum, product, mean and square root, rounds its
-  result once more. Why inside: a LayerNorm of two nearly equal features x1 ≈ x2 ≈ 7.8 is
-  decided by the rounding of their mean, which no change of its inputs reproduces (a shift of
-  both moves the mean with them); the float64 oracle itself was 1.3e-14 off there, torch 1.4e-14,
-  while input changes alone moved the result by 9e-16: 200 random cases of
-  `benchmarks/margin.py` came within 4% of a false alarm. It measures the conditioning of the example, so that a long, chaotic recurrence
-  does not turn rounding noise into a false alarm, in float64 too. Why the intermediate values
-  and the array's scale: a LayerNorm of two nearly equal features (d_model = 2), fed shrunk
-  inputs that are mostly 0 (which a relative change leaves at 0), deep in a stack of three
-  layers, is decided by the rounding of the residual sum it normalises, which no change of the
-  stack's own inputs reproduces reliably; the thorough profile found float32 and bfloat16 false
-  alarms there, with bounds up to 20 times below torch's error.
-  Sensitivity is the largest over SAMPLES = 8 samples, each with its own random signs: one sample
-  can land on a cancellation of its roundings. torch.nn's pre-LN decoder (three layers,
-  d_model = 2, float64) was 1.9e-14 off the oracle where the one sample then taken moved the
-  result 3.8e-15, the smallest of 60 samples whose median was 3.2e-14: a false alarm in CI. A
-  bound is judged on its first sample and refined to all eight only where the subject is outside
-  it, so a passing case pays for one. Where the subject is outside the bound of eight by less
-  than a factor TAIL = 16, TAIL_SAMPLES = 64 decide: the largest of 8 is near the 90th percentile
-  of the samples' distribution, the largest of 64 near the 98th, and an ill-conditioned case has a
-  heavy tail (a LayerNorm of two nearly equal features in bfloat16, whose derivative is of the
-  order of ε/σ³: over 200 samples of a decoder layer's gradient the 90th percentile was 0.34, the
-  99th 4.7, 14 times more, and torch, 2.6 off, was outside the bound of eight; thorough profile,
-  seed 303617024). An error further out is decided on eight: no number of samples covers it.
-- K = 4: FlashAttention's tests use 2 against a naive PyTorch implementation in the same dtype;
-  fused kernels and different summation orders round differently from the per-operation
-  rounding of the NumPy baseline, and the factor 4 leaves room for that, no more.
-- FLOOR_ULPS * eps(D) * scale, with scale = max(1, max |reference|) and FLOOR_ULPS = 8: a few
-  roundings of the output itself, for examples where the baseline happens to round exactly.
+- baseline_error: max |baseline - reference|, `baseline` the oracle's own NumPy code run in D: the
+  error of a naive same-precision implementation (for float64, run in float32 and scaled by
+  eps(float64) / eps(float32)).
+- sensitivity: how far one rounding of every input and of every intermediate value moves the exact
+  result: every input and every equation's input changed by one rounding (`perturb`), the oracle
+  run in rounded arithmetic (properties/engine/rounding.py). The largest of SAMPLES samples, of
+  TAIL_SAMPLES where the subject is outside that by less than TAIL times (`Tolerance.final`); a
+  bound is judged on its first sample and refined only where the subject is outside it.
+- K = 4 (FlashAttention's tests use 2); scale = max(1, max |reference|); FLOOR_ULPS = 8 (`floor`).
 
-Gradients (the check `gradient`, properties/engine/gradient.py) obey the same rule, the output being
-the vector-Jacobian product of the component under a drawn cotangent: the baseline is the spec's VJP
-computed in D (autograd through the oracle's torch code, float32 scaled for float64), the sensitivity
-the float64 VJP in rounded arithmetic: every input, parameter and cotangent and every equation's input
-changed as above, and every operand of every operation of the forward and backward passes rounded
-once more (rounding.py's RoundedOperands), a softmax's weights at their scores' scale (log P = s −
-logsumexp(s) is formed at that scale by any kernel that recomputes P from a row statistic, as
-FlashAttention's backward does), and half the samples take the backward passes of fused kernels
-where they round differently from autograd's chain: a softmax's product in FlashAttention's form, its
-row term from the output (rounding.FlashSoftmaxProduct), LayerNorm in its closed form
-(rounding.LayerNormClosedForm). The float32 baseline alone is not enough: where float32 underflows a
-saturated softmax row to an exact 0 gradient, its error says nothing of float64's cancellation (the
-reference's own MHA gradient was 370 times such a bound).
-
-An output that the rounding model moves by its whole scale (sensitivity >= scale, all samples taken)
-has no correct bit in D: any value within that spread is as right as the spec's, and the spread
-itself is heavy-tailed, so no number of samples bounds it. Such an output is noted as
-ill-conditioned, not judged (`ill_conditioned`): a LayerNorm of two features in bfloat16 gave
-gradients 30 times their own value apart across the samples (thorough profile, seed 303617024:
-torch's pre-LN encoder layer, ∂/∂W_V, spec -4.6, torch -139, the largest of 64 samples 33 off).
-The scale is max(1, max |reference|), so an output that is exactly 0 in exact arithmetic (the
-gradient of a bias every key shares) stays judged: its rounding is far below 1.
-
-An equation error shows as an error orders of magnitude above this. A failing output that the
-same rule would accept for a lower precision D' (float32 for float64; float16 and bfloat16 for
-float32), with the floor taken relative to the output itself (no `max(1, …)`, so that a bug on
-the tiny values a shrunk example holds is not excused), is reported as a subject computing in
-D' rather than D, with the number of correct bits it reached, provided some entry is off by at least 1/16
-of one rounding in D' relative to itself (a smaller error everywhere is not D' arithmetic but a
-value error: a bug with a tiny effect on that case).
+Gradients obey the same rule (properties/engine/gradient.py). An output that the rounding model
+moves by its whole scale has no correct bit in D: not judged (`ill_conditioned`). A check that
+compares two subject outputs, or carries a bound through a map, derives its bound here
+(`Tolerance.doubled`, `plus`, `times`, `floor`), never by hand. Whether a failure is a lower
+dtype's arithmetic: properties/engine/lower_dtype.py.
 """
 from __future__ import annotations
 
@@ -89,11 +33,11 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..profiles import dtype_name
 K = 4
 SAMPLES = 8  # samples of rounded arithmetic behind a failing verdict
 TAIL, TAIL_SAMPLES = 16, 64  # more samples for an error within TAIL times the bound of SAMPLES
 FLOOR_ULPS = 8
-LOWER = {torch.float64: (torch.float32,), torch.float32: (torch.float16, torch.bfloat16)}
 
 NUMPY_DTYPES = {torch.float64: np.float64, torch.float32: np.float32, torch.float16: np.float16}
 
@@ -109,6 +53,12 @@ def numpy_dtype(dtype: torch.dtype):
 
 def eps(dtype: torch.dtype) -> float:
     return torch.finfo(dtype).eps
+
+
+def floor(dtype: torch.dtype, scale: float = 1.0) -> float:
+    """FLOOR_ULPS roundings of `dtype` at `scale`: the rule's floor, and the slack of a check that
+    allows only the rounding of the output itself (a bound, a sum of `scale` terms of at most 1)."""
+    return FLOOR_ULPS * eps(dtype) * scale
 
 
 def mantissa_bits(dtype: torch.dtype) -> int:
@@ -162,7 +112,7 @@ class Tolerance:
 
     def describe(self) -> str:
         return (f"tolerance {self.atol:.3g} = {self.rule()} "
-                f"[{str(self.dtype).removeprefix('torch.')}, see properties/engine/tolerance.py]")
+                f"[{dtype_name(self.dtype)}, see properties/engine/tolerance.py]")
 
     def _derived(self, atol: float, formula: str, remake: Callable[[], "Tolerance"], *parts: "Tolerance"):
         refinable = any(p.refine is not None for p in (self, *parts))
@@ -245,8 +195,8 @@ def tolerance(reference: np.ndarray, baseline: np.ndarray | None, perturbed: lis
     from n of them."""
     base = 0.0 if baseline is None else baseline_error(baseline, reference, dtype)
     sens = max((max_abs_diff(p, reference) for p in perturbed), default=0.0)
-    floor = FLOOR_ULPS * eps(dtype) * scale_of(reference)
-    return Tolerance(K * max(base, sens) + floor, base, sens, floor, dtype, len(perturbed), refine=refine)
+    least = floor(dtype, scale_of(reference))
+    return Tolerance(K * max(base, sens) + least, base, sens, least, dtype, len(perturbed), refine=refine)
 
 
 def baseline_error(baseline: np.ndarray, reference: np.ndarray, dtype: torch.dtype) -> float:
@@ -304,49 +254,3 @@ def perturb(array: np.ndarray, dtype: torch.dtype, rng: np.random.Generator) -> 
     scale = float(np.max(plain, where=np.isfinite(plain), initial=0.0))
     signs = random_signs(rng, (2,) + array.shape)
     return array * (1 + eps(dtype) * signs[0]) + eps(dtype) * scale * signs[1]
-
-
-LOWEST_ULPS = 1 / 16  # below this, a relative error is too small to be arithmetic in the lower dtype
-
-
-def max_relative_diff(actual: np.ndarray, reference: np.ndarray) -> float:
-    """max |actual - reference| / |reference| over the defined, nonzero entries of the reference."""
-    keep = ~np.isnan(reference) & (reference != 0)
-    return float(np.max(np.abs(actual[keep] - reference[keep]) / np.abs(reference[keep]))) if keep.any() else 0.0
-
-
-GRID = 2.0 ** -15  # the drawn values are multiples of their bound / (2^15 - 1) (engine/strategies.py)
-
-
-def returned_in(values: np.ndarray, lower: torch.dtype) -> bool:
-    """Are these values (the subject's, where it disagrees) all exactly numbers of `lower`, and not
-    all so short that any dtype holds them? A subject computing in float32 and cast up returns float32
-    numbers; one computing in float64 does so with probability about 2^-29 per entry. Values of half
-    `lower`'s mantissa bits or fewer (0, 0.5, 0.75: what shrunk examples give) tell nothing."""
-    found = values[np.isfinite(values)]
-    if not found.size:
-        return False
-    with np.errstate(over="ignore", invalid="ignore"):
-        if not np.array_equal(found.astype(numpy_dtype(lower)).astype(np.float64), found):
-            return False
-    scaled = np.ldexp(np.frexp(found)[0], mantissa_bits(lower) // 2)  # the leading half of the bits
-    return not np.array_equal(scaled, np.round(scaled))
-
-
-def explained_by(error: float, relative: float, reference: np.ndarray, lower: np.ndarray, dtype: torch.dtype,
-                 smallest: bool = True) -> bool:
-    """Would computing in `dtype` explain this error? `lower` is the oracle evaluated in `dtype`;
-    `relative` the subject's largest relative error.
-
-    Only an error of the size that dtype's arithmetic makes: at most the rule's bound for it, and
-    either, on some entry, at least 1/16 of one rounding relative to that entry (a value rounded to
-    dtype is off by up to half a unit, and below 1/16 with probability 1/8), or at least 1/16 of the
-    error the oracle itself makes in dtype on this case (a subject that computes only part of it in
-    dtype: Keras' GRU, whose matmuls return float32 in a float64 run). A smaller error, a bug with a
-    tiny effect on this case, is a value error. With smallest=False, any error up to that bound (for
-    a dtype much finer than the drawn values' grid, where a wrong equation's error is larger)."""
-    defined = reference[~np.isnan(reference)]
-    size = float(np.max(np.abs(defined))) if defined.size else 0.0
-    own = max_abs_diff(lower, reference)
-    large_enough = not smallest or relative >= LOWEST_ULPS * eps(dtype) or error >= LOWEST_ULPS * own > 0
-    return large_enough and error <= K * own + FLOOR_ULPS * eps(dtype) * size

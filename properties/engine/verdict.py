@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..profiles import dtype_name
 from . import diagnosis
 from . import failures as fail
 from . import tolerance as tol
@@ -15,16 +16,16 @@ from .within import judged
 
 def ill_conditioned(what: str, bound: tol.Tolerance) -> str:
     """The note of an output the rule does not judge (tolerance.ill_conditioned)."""
-    return f"{what}: ill-conditioned in {str(bound.dtype).removeprefix('torch.')} on some examples, not judged there"
+    return f"{what}: ill-conditioned in {dtype_name(bound.dtype)} on some examples, not judged there"
 
 
 def precision_words(lower, dtype, by_error: bool, bits: float) -> str:
     """The kind of a failure a lower precision explains: the subject computes in `lower` in a `dtype`
     run, as its error (`by_error`) or its own outputs against the oracle show."""
-    short = str(lower).removeprefix("torch.")
+    short = dtype_name(lower)
     how = (f"its error is what computing in {short} gives" if by_error else
            f"its own outputs on this example are {short}'s against the oracle")
-    return (f"precision: the subject computes in {short} in a {str(dtype).removeprefix('torch.')} "
+    return (f"precision: the subject computes in {short} in a {dtype_name(dtype)} "
             f"run ({how}): about {bits:.0f} correct bits of "
             f"{tol.mantissa_bits(dtype)} (the subject computes in a lower precision)")
 
