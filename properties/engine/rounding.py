@@ -5,7 +5,7 @@ been rounded once more. Run the oracle on such arrays and its result moves as fa
 rounding of its intermediate values moves it (one sample of Monte Carlo arithmetic).
 
 Operations that are not ufuncs (indexing keeps the type; a concatenation may not) pass values on
-unchanged; `spec.oracle.rounding` makes every equation's inputs such arrays again.
+unchanged; the oracle's EvaluationContext (its `rounding`) makes every equation's inputs such arrays again.
 """
 from __future__ import annotations
 
@@ -101,7 +101,7 @@ class RoundedOperands(TorchDispatchMode):
     def equation_input(self, value: torch.Tensor) -> torch.Tensor:
         """An input of an equation of the oracle (a sublayer's, a LayerNorm's, a step's state) changed by
         one rounding relative to each entry and at its array's scale, as tolerance.perturb changes the
-        NumPy oracle's (spec.oracle.rounding): a LayerNorm of two nearly equal features deep in a stack is
+        NumPy oracle's (EvaluationContext.rounding): a LayerNorm of two nearly equal features deep in a stack is
         decided by the rounding of the residual sum it normalises (torch's pre-LN decoder, d_model = 2,
         three layers: its gradient was 8 times the sensitivity that relative roundings alone gave). It runs
         within the mode, so its own products and sum read rounded operands too (RoundedOperands.rounded
