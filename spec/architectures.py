@@ -54,7 +54,7 @@ def unroll(kind: str, params: dict, xs: np.ndarray, state0: dict, reverse: bool 
 
     The steps are the cell's equations in the fused form (spec/fused_cells.py: the inputs projected in one
     product, one product with the state per step), the same values to float64 rounding; with
-    `fused=False`, or in an evaluation context that rounds (spec.oracle.rounding, whose model rounds the
+    `fused=False`, or in an evaluation context that rounds (EvaluationContext.rounding, whose model rounds the
     inputs of the article's equations), the article's equations one by one (step)."""
     if fused and not _rounding():
         at = stepper(kind, params, xs, state0["h"])
@@ -77,7 +77,7 @@ def unroll(kind: str, params: dict, xs: np.ndarray, state0: dict, reverse: bool 
 
 
 def _rounding() -> bool:
-    """Whether the evaluation context rounds every compiled equation's inputs (spec.oracle.rounding)."""
+    """Whether the evaluation context rounds every compiled equation's inputs (its `rounding`)."""
     return EvaluationContext.current().rounding is not None
 
 

@@ -40,9 +40,7 @@ class EvaluationContext:
       fn(x, γ, β, ε) (the gradient's rounding model takes the backward passes of fused kernels there).
 
     `compile_equation(eq)(context=…, **arrays)` evaluates one equation in it; `context.run(fn, …)`, or
-    `with context.applied():`, a whole composition (every equation it evaluates on the way).
-    `spec.oracle.rounding(fn)` and `spec.torch_oracle.computed_as(**forms)` change one field of the
-    current context."""
+    `with context.applied():`, a whole composition (every equation it evaluates on the way)."""
     rounding: Callable | None = None
     forms: Mapping[str, Callable] = field(default_factory=dict)
 

@@ -11,8 +11,6 @@ subject's device and differentiable by autograd.
 """
 from __future__ import annotations
 
-from contextlib import contextmanager
-from dataclasses import replace
 from functools import cache
 
 import numpy as np
@@ -24,15 +22,6 @@ from .functions import Hidden, Mask
 from .kernels import EvaluationContext
 from .printer import NAMESPACE, BatchedNumPyPrinter
 from .shapes import ShapeError, shape_checker  # noqa: F401  (ShapeError: the oracle's error, importable here)
-
-
-@contextmanager
-def rounding(fn):
-    """Within it, every compiled equation first applies fn to each of its float inputs: how
-    properties/engine/tolerance.py stands one rounding of every intermediate value of a composition
-    (the current EvaluationContext with rounding=fn)."""
-    with replace(EvaluationContext.current(), rounding=fn).applied():
-        yield
 
 
 @cache

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import math
 import types
-from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import replace
 from functools import cache
 
 import array_api_compat.torch
@@ -27,23 +25,12 @@ from .shapes import shape_checker
 _DEVICE: ContextVar = ContextVar("device", default=torch.device("cpu"))  # where masks made from sizes go
 
 
-@contextmanager
-def computed_as(**forms):
-    """Within it, the printed code computes some of its functions another way, to the same value:
-    softmax_product=fn runs every product softmax(S) V as fn(S, V); layernorm=fn runs LN as fn(x, γ, β, ε)
-    (the gradient's rounding model takes the backward passes of fused kernels there): the current
-    EvaluationContext with these forms added."""
-    current = EvaluationContext.current()
-    with replace(current, forms={**current.forms, **forms}).applied():
-        yield
-
-
 class TorchKernels(Kernels):
     """spec/kernels.py's kernels on torch tensors. Where torch has one operation for a kernel, the torch
     oracle runs it rather than the kernel's composition: the same value to float64 rounding, and the
     operation the subjects run, whose backward autograd takes (the gradient oracle) and whose operands
     the gradient's rounding model rounds once each (properties/engine/rounding.py, which moreover knows
-    torch's softmax); and the fused forms of `computed_as` hook into the products and LayerNorm."""
+    torch's softmax); and the EvaluationContext's forms hook into the products and LayerNorm."""
 
     def sizes_device(self):
         return _DEVICE.get()
@@ -60,7 +47,7 @@ class TorchKernels(Kernels):
     def softmax_rows(self, a):
         weights = super().softmax_rows(a)
         if "softmax_product" in EvaluationContext.current().forms:
-            weights._nlpspec_scores = a  # a product of these weights by values is computed_as's
+            weights._nlpspec_scores = a  # a product of these weights by values is the form's
         return weights
 
     def mask_fill(self, scores, hidden):

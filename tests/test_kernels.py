@@ -65,7 +65,7 @@ def test_each_kernel_computes_in_its_operands_dtype_on_torch(name, dtype):
 def test_torch_runs_its_own_operation_for_the_stated_kernels_only():
     """spec/kernels.py's kernels are written once; the torch binding replaces these, each for the
     reason its comment states (one torch operation: its backward, and the rounding model's operands),
-    and hooks computed_as's fused forms into the products and LayerNorm. A new override belongs here."""
+    and hooks the EvaluationContext's fused forms into the products and LayerNorm. A new override belongs here."""
     overridden = {name for name, value in vars(TorchKernels).items() if callable(value) and hasattr(Kernels, name)}
     assert overridden == {"sizes_device", "sigmoid", "relu", "softmax", "softmax_rows", "mask_fill", "matmul", "layernorm"}
 
@@ -105,12 +105,9 @@ def test_the_spec_s_modules_import_one_another_without_a_cycle():
 
 def test_an_evaluation_context_given_to_a_compiled_equation_is_the_rounding_and_forms_it_applies():
     """spec.kernels.EvaluationContext: the caller's rounding and fused forms, for one equation
-    (context=…) or a whole composition (run, applied); spec.oracle.rounding and computed_as change one
-    field of the current context and leave the other."""
+    (context=…) or a whole composition (run, applied), and the plain context again after it."""
     from nlpspec.spec import CATALOGUE, compile_equation
     from nlpspec.spec.kernels import EvaluationContext
-    from nlpspec.spec.oracle import rounding
-    from nlpspec.spec.torch_oracle import computed_as
     eq = CATALOGUE["layernorm"]
     arrays = {s.name: rng.standard_normal((2, 3, 4) if s.name == "x" else (1, 4)) for s in eq.inputs}
     seen = []
@@ -118,9 +115,9 @@ def test_an_evaluation_context_given_to_a_compiled_equation_is_the_rounding_and_
     def halved(a):
         seen.append(a.shape)
         return a / 2
-    with rounding(halved):
-        expected = compile_equation(eq)(**arrays)
+    expected = EvaluationContext(rounding=halved).run(compile_equation(eq), **arrays)
     assert len(seen) == len(arrays)
+    np.testing.assert_array_equal(expected, compile_equation(eq)(**{k: v / 2 for k, v in arrays.items()}))
     np.testing.assert_array_equal(compile_equation(eq)(context=EvaluationContext(rounding=halved), **arrays), expected)
     assert len(seen) == 2 * len(arrays) and EvaluationContext.current() == EvaluationContext()
 
@@ -129,6 +126,6 @@ def test_an_evaluation_context_given_to_a_compiled_equation_is_the_rounding_and_
     tensors = {k: torch.from_numpy(v) for k, v in arrays.items()}
     context = EvaluationContext(rounding=halved, forms={"layernorm": layernorm})
     assert (context.run(compile_equation(eq), **tensors) == 7).all()
-    with rounding(halved), computed_as(layernorm=layernorm):
+    with context.applied():
         assert EvaluationContext.current() == context
     assert EvaluationContext.current() == EvaluationContext()

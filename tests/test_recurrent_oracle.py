@@ -1,7 +1,7 @@
 """The recurrent oracle's fused form (spec/fused_cells.py) against the article's equations stepped one by
 one (spec/architectures.step): the same values to float64 rounding, for every cell, with reversal, padded
 rows, stacked bidirectional layers, in NumPy and on torch tensors (values and autograd's gradients), in
-the run's dtype; and within spec.oracle.rounding, the article's equations themselves."""
+the run's dtype; and in an EvaluationContext that rounds, the article's equations themselves."""
 import numpy as np
 import pytest
 import torch
@@ -9,7 +9,7 @@ import torch
 from nlpspec.spec import CATALOGUE
 from nlpspec.spec.architectures import layers, unroll
 from nlpspec.spec.fused_cells import fused
-from nlpspec.spec.oracle import rounding
+from nlpspec.spec.kernels import EvaluationContext
 from nlpspec.spec.recurrent import CELLS, STATE
 
 pytestmark = pytest.mark.selftest
@@ -100,10 +100,10 @@ def test_the_fused_form_computes_in_the_inputs_dtype(kind, dtype):
 
 @pytest.mark.parametrize("kind", CELLS)
 def test_within_rounding_the_articles_equations_are_stepped(kind):
-    """The tolerance rule's rounding model (spec.oracle.rounding) rounds the inputs of the article's
+    """The tolerance rule's rounding model (EvaluationContext.rounding) rounds the inputs of the article's
     equations: there the oracle runs them, not the fused form, whose equations have other inputs."""
     params, xs, state = draw(kind, 2, 3, 4, 5, np.random.default_rng(5))
-    with rounding(lambda a: a * (1 + 2.0 ** -20)):
+    with EvaluationContext(rounding=lambda a: a * (1 + 2.0 ** -20)).applied():
         got, _ = unroll(kind, params, xs, state)
         want, _ = unroll(kind, params, xs, state, fused=False)
     np.testing.assert_array_equal(got, want)

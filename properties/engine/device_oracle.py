@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from nlpspec.spec.oracle import rounding
+from nlpspec.spec.kernels import EvaluationContext
 
 from . import tolerance as tol
 from .trees import as_tensors, leaves, nested_map
@@ -45,5 +45,5 @@ def rounded(oracle, params, inputs, dtype: torch.dtype, device, seed: int) -> di
     rng = np.random.default_rng(seed)
     moved = nested_map(lambda a: tol.perturb(a, dtype, rng) if a.dtype.kind == "f" else a, [params, inputs])
     mode = RoundedOperands(tol.eps(dtype), seed, softmax_at_scores_scale=False)
-    with mode, rounding(mode.equation_input):
-        return evaluate(oracle, *moved, torch.float64, device)
+    with mode:
+        return EvaluationContext(rounding=mode.equation_input).run(evaluate, oracle, *moved, torch.float64, device)

@@ -10,13 +10,10 @@ run's dtype (float32, scaled, for float64), its sensitivity the float64 VJP in r
 """
 from __future__ import annotations
 
-from contextlib import nullcontext
-
 import numpy as np
 import torch
 
-from nlpspec.spec.oracle import rounding
-from nlpspec.spec.torch_oracle import computed_as
+from nlpspec.spec.kernels import EvaluationContext
 
 from . import tolerance as tol
 from .trees import as_tensors, leaves, nested_map
@@ -75,10 +72,10 @@ def rounded_vjp(oracle, params, inputs, cotangents: dict, dtype: torch.dtype, de
     rng = np.random.default_rng(seed)
     moved = nested_map(lambda a: tol.perturb(a, dtype, rng) if a.dtype.kind == "f" else a, [params, inputs, cotangents])
     mode = RoundedOperands(tol.eps(dtype), seed)
-    form = computed_as(softmax_product=FlashSoftmaxProduct.apply, layernorm=LayerNormClosedForm.apply) if seed % 2 \
-        else nullcontext()  # autograd's forms and fused kernels', in turn
-    with mode, rounding(mode.equation_input), form:
-        return spec_vjp(oracle, *moved, dtype=torch.float64, device=device, ties=ties)
+    fused = {"softmax_product": FlashSoftmaxProduct.apply, "layernorm": LayerNormClosedForm.apply}
+    context = EvaluationContext(rounding=mode.equation_input, forms=fused if seed % 2 else {})  # in turn
+    with mode:
+        return context.run(spec_vjp, oracle, *moved, dtype=torch.float64, device=device, ties=ties)
 
 
 def tolerances(oracle, params, inputs, cotangents: dict, reference: dict, dtype: torch.dtype, device,

@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from nlpspec.spec.oracle import rounding
+from nlpspec.spec.kernels import EvaluationContext
 
 from . import device_oracle
 from . import tolerance as tol
@@ -44,8 +44,9 @@ class InNumPy:
 
         def rounded(a):  # one rounding of an input, then rounded arithmetic on it
             return tol.perturb(a, dtype, rng).view(Rounded)
-        with rounding(rounded), rounded_arithmetic(tol.eps(dtype), rng):  # every equation's inputs, every result
-            out = self.oracle(nested_map(on_values(rounded), params), nested_map(on_values(rounded), inputs))
+        with rounded_arithmetic(tol.eps(dtype), rng):  # every equation's inputs (the context), every result
+            out = EvaluationContext(rounding=rounded).run(self.oracle, nested_map(on_values(rounded), params),
+                                                          nested_map(on_values(rounded), inputs))
         return {name: np.asarray(value) for name, value in out.items()}
 
 

@@ -5,10 +5,11 @@ been rounded once more. Run the oracle on such arrays and its result moves as fa
 rounding of its intermediate values moves it (one sample of Monte Carlo arithmetic).
 
 Operations that are not ufuncs (indexing keeps the type; a concatenation may not) pass values on
-unchanged; `spec.oracle.rounding` makes every equation's inputs such arrays again.
+unchanged; the oracle's EvaluationContext (its `rounding`) makes every equation's inputs such arrays again.
 """
 from __future__ import annotations
 
+import functools
 from contextlib import contextmanager
 from contextvars import ContextVar
 
@@ -82,8 +83,7 @@ class RoundedOperands(TorchDispatchMode):
         kwargs = kwargs or {}
         if func.is_view or func in UNCHANGED:
             return func(*args, **kwargs)
-        written = {a.name for a in func._schema.arguments if a.alias_info is not None and a.alias_info.is_write}
-        names = [a.name for a in func._schema.arguments]
+        names, written = operands(func)
         # an in-place operation (fill_, the diagonal of torch.eye) writes into its operand itself, never a copy
         args = tuple(a if i < len(names) and names[i] in written else tree_map(self.rounded, a) for i, a in enumerate(args))
         out = func(*args, **{k: v if k in written else tree_map(self.rounded, v) for k, v in kwargs.items()})
@@ -96,30 +96,49 @@ class RoundedOperands(TorchDispatchMode):
     def rounded(self, value):
         if not (isinstance(value, torch.Tensor) and value.is_floating_point() and value.numel()):
             return value
-        return value * (1 + self.eps * self.signs(value))
+        return value * self.factors(value)
 
     def equation_input(self, value: torch.Tensor) -> torch.Tensor:
         """An input of an equation of the oracle (a sublayer's, a LayerNorm's, a step's state) changed by
         one rounding relative to each entry and at its array's scale, as tolerance.perturb changes the
-        NumPy oracle's (spec.oracle.rounding): a LayerNorm of two nearly equal features deep in a stack is
+        NumPy oracle's (EvaluationContext.rounding): a LayerNorm of two nearly equal features deep in a stack is
         decided by the rounding of the residual sum it normalises (torch's pre-LN decoder, d_model = 2,
-        three layers: its gradient was 8 times the sensitivity that relative roundings alone gave)."""
+        three layers: its gradient was 8 times the sensitivity that relative roundings alone gave). It runs
+        within the mode, so its own products and sum read rounded operands too (RoundedOperands.rounded
+        runs with the mode off, hence cheaper in-place factors there: the same values and draws)."""
         magnitude = value.detach().abs()
         scale = torch.where(magnitude.isfinite(), magnitude, 0).amax() if value.numel() else 0.0  # as perturb's
         return value * (1 + self.eps * self.signs(value)) + self.eps * scale * self.signs(value)
 
-    def signs(self, like: torch.Tensor) -> torch.Tensor:
-        """-1 or +1 per entry, in like's shape, dtype and device."""
+    def bits(self, like: torch.Tensor) -> torch.Tensor:
+        """0 or 1 per entry, in like's shape, dtype and device: drawn in that dtype directly (the same
+        draws as integers, without an int64 tensor and its cast: a third of the rounding's cost)."""
         if like.device not in self.generators:
             self.generators[like.device] = torch.Generator(like.device).manual_seed(self.seed)
-        signs = torch.randint(0, 2, like.shape, generator=self.generators[like.device], device=like.device)
-        return (2 * signs - 1).to(like.dtype)
+        return torch.randint(0, 2, like.shape, generator=self.generators[like.device], device=like.device,
+                             dtype=like.dtype)
+
+    def signs(self, like: torch.Tensor) -> torch.Tensor:
+        """-1 or +1 per entry, in like's shape, dtype and device."""
+        return self.bits(like).mul_(2).sub_(1)
+
+    def factors(self, like: torch.Tensor) -> torch.Tensor:
+        """1 - eps or 1 + eps per entry (1 + eps * signs, exactly: both are numbers of the dtype), in place."""
+        return self.bits(like).mul_(2 * self.eps).add_(1 - self.eps)
 
 
 aten = torch.ops.aten
 UNCHANGED = {aten.detach.default, aten.clone.default, aten._to_copy.default, aten.copy_.default,
              aten.lift_fresh.default, aten.alias.default, aten.zeros_like.default, aten.ones_like.default,
              aten.empty_like.default}
+
+
+@functools.cache
+def operands(func) -> tuple[list, set]:
+    """An aten operation's argument names, and those it writes into (read once per operation, not per call)."""
+    arguments = func._schema.arguments
+    written = {a.name for a in arguments if a.alias_info is not None and a.alias_info.is_write}
+    return [a.name for a in arguments], written
 
 
 class FlashSoftmaxProduct(torch.autograd.Function):
