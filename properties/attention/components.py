@@ -4,7 +4,7 @@ spec/positional.py's, called on the subject's names.
 
 A `kind` here is the tuple of named variants the subject declares (empty: the article's). Masks
 are drawn as boolean arrays, True where a key is hidden from a query (the spec's B); the harness
-hands them to the subject in the form it declares (see subjects/base.py).
+hands them to the subject in the form it declares (see subjects/protocol.py).
 """
 from __future__ import annotations
 
