@@ -180,10 +180,11 @@ def stepper(kind: str, params: dict, xs, h0):
             biases = [params[b.bias.name] if b.bias is not None else 0 * value(b.weight)[..., :1] for b in blocks]
             stacked.append((state, stack([value(b.weight) for b in blocks]), xp.concat(biases, axis=-2),
                             [(name, name in gates, a, z) for name, a, z in rows(blocks)]))
-    product, step = compile_equation(STACKED), compile_equation(cell.step)
+    equation = compile_equation(cell.step)
+    product, step = compile_equation(STACKED).looped(), equation.looped()  # shapes checked at the first step
     fixed = {name: stack([value(s)]) for name, s in cell.sliced}
-    fixed |= {name: params[name] for name in step.input_names if name in params}
-    read = [name for name in STATE[kind] if f"{name}_prev" in step.input_names]  # states the step reads itself
+    fixed |= {name: params[name] for name in equation.input_names if name in params}
+    read = [name for name in STATE[kind] if f"{name}_prev" in equation.input_names]  # states the step reads itself
     names = [t.name for t in cell.step.targets]
 
     def at(k: int, state: dict) -> dict:

@@ -236,8 +236,9 @@ class NumPyKernels(Kernels):
         (ml_dtypes' bfloat16 product returns float32: the cast keeps a bfloat16 baseline bfloat16.)
         """
         dtype = np.result_type(a, b)
-        if a.ndim == 2 and b.ndim > 2 and b.shape[-1] == 1:  # a batch of column vectors
-            product = np.matmul(b[..., 0], a.T)[..., None]
+        if a.ndim == 2 and b.ndim > 2 and b.shape[-1] == 1:  # a batch of column vectors, as rows of one matrix
+            rows = b[..., 0].reshape(-1, b.shape[-2])
+            product = (rows @ a.T).reshape(*b.shape[:-2], a.shape[0], 1)
         elif a.ndim == 2 and b.ndim > 2:
             batch, (k, n) = b.shape[:-2], b.shape[-2:]
             product = a @ np.moveaxis(b, -2, 0).reshape(k, -1)

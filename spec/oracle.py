@@ -49,7 +49,23 @@ def compile_equation(eq: Equation):
             arrays = {k: rounded(v) if np.asarray(v).dtype.kind == "f" else v for k, v in arrays.items()}
         return fn(*(arrays[n] for n in names), *dims)
 
+    def looped():
+        """evaluate for a loop whose arrays keep their shapes from call to call (a recurrent oracle's steps):
+        NumPy arrays outside a rounding context are checked on the first call alone, and later calls go
+        straight to the printed code."""
+        dims = None
+
+        def call(**arrays):
+            nonlocal dims
+            if dims is None:
+                if EvaluationContext.current().rounding is not None or any(map(is_torch_array, arrays.values())):
+                    return evaluate(**arrays)
+                dims = check(arrays)
+            return fn(*(arrays[n] for n in names), *dims)
+        return call
+
     evaluate.__doc__ = f"{eq.eid}: {eq.statement}"
+    evaluate.looped = looped
     evaluate.source = fn.__doc__
     evaluate.input_names = tuple(names)
     return evaluate
