@@ -125,12 +125,31 @@ def test_a_hostile_str_is_described_not_raised():
     assert described(KeyboardInterrupt()) == "KeyboardInterrupt"
 
 
+MINE_WAITS = '''
+import time
+from nlpspec import parametrize_with_checks
+
+finished = []
+
+
+@parametrize_with_checks("reference")
+def test_mine(nlpspec_case, nlpspec_verdict):
+    if len(finished) == 3:  # the fourth case waits for the signal, however fast the first three were
+        time.sleep(300)
+    nlpspec_verdict(nlpspec_case)
+    finished.append(nlpspec_case)
+'''
+
+
 @pytest.mark.parametrize("workers", [(), ("-n", "1")], ids=["one process", "xdist"])  # one worker: the records cross execnet all the same
 def test_sigterm_keeps_every_finished_record_and_says_so(tmp_path, workers):
-    """`timeout` and a CI's cancel send SIGTERM: the report keeps what finished and names the stop."""
+    """`timeout` and a CI's cancel send SIGTERM: the report keeps what finished and names the stop.
+    The run waits in its fourth case, so the signal always comes mid-run (a run of the whole reference
+    with 2 examples each once finished, in 5.8 s, before the signal was sent)."""
+    (tmp_path / "test_mine.py").write_text(MINE_WAITS)
     path = tmp_path / "report.json"
-    run = subprocess.Popen(pytest_command(*workers, "-q", "--pyargs", "nlpspec", "--subject", "reference",
-                                          "--nlpspec-max-examples", "2", "--nlpspec-report", str(path)),
+    run = subprocess.Popen(pytest_command(*workers, "-q", "test_mine.py", "--nlpspec-max-examples", "2",
+                                          "--nlpspec-report", str(path)),
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
     try:
         deadline = time.monotonic() + 120
