@@ -172,7 +172,7 @@ def cancels_alarm(fn):
     def call(**inputs):
         signal.alarm(0)
         signal.setitimer(signal.ITIMER_REAL, 0)
-        time.sleep(5)
+        time.sleep(60)
         return fn(**inputs)
     return call
 
@@ -210,7 +210,7 @@ HOSTILE = {
 
 
 class SlowBackward(torch.autograd.Function):
-    """The identity, whose backward takes 20 s (a custom backward that hangs)."""
+    """The identity, whose backward takes 60 s (a custom backward that hangs)."""
 
     @staticmethod
     def forward(ctx, x):
@@ -218,7 +218,7 @@ class SlowBackward(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        time.sleep(20)
+        time.sleep(60)
         return grad
 
 

@@ -78,7 +78,7 @@ def test_a_subject_that_cancels_alarms_cannot_cancel_the_time_limit():
     started = time.monotonic()
     record = record_of(HOSTILE["cancels_alarm"], time_limit=0.5)
     assert "the subject did not return within 0.5 s" in one_line(record, "cancels_alarm")
-    assert time.monotonic() - started < 4  # one call of 5 s would be over
+    assert time.monotonic() - started < 30  # one call of 60 s would be over (a wide margin for a loaded machine)
 
 
 def test_a_hanging_backward_pass_is_under_the_time_limit():
@@ -86,7 +86,7 @@ def test_a_hanging_backward_pass_is_under_the_time_limit():
     record = record_of(HANGING_BACKWARD, "layernorm", "gradient", time_limit=0.5)
     assert "the subject's backward pass did not return within 0.5 s" in one_line(record, "hanging_backward",
                                                                                  "layernorm")
-    assert time.monotonic() - started < 15  # the backward takes 20 s
+    assert time.monotonic() - started < 30  # the backward takes 60 s (a wide margin for a loaded machine)
 
 
 def test_grad_turned_off_at_import_does_not_make_the_gradient_check_vacuous():
