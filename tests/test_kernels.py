@@ -21,6 +21,7 @@ HIDDEN = rng.integers(0, 2, (5, 7)).astype(bool)
 CALLS = {  # each kernel of the printed code, on arguments of its kind
     "_sigmoid": (A,), "_tanh": (A,), "_softmax_rows": (A,), "_softmax_columns": (A,), "_relu": (A,), "_gelu": (A,),
     "_gelu_tanh": (A,), "_layernorm": (A, rng.standard_normal((1, 7)), rng.standard_normal((1, 7)), 1e-5),
+    "_rmsnorm": (A, rng.standard_normal((1, 7)), 1e-6),  # spec/transformer.py's own (kernels.kernel)
     "_mask_fill": (A, HIDDEN), "_positional": (A,), "_matmul": (A, np.swapaxes(A, -1, -2)),
     "_chain": (A, np.swapaxes(A, -1, -2), A[:, :, :2]), "_causal_hidden": (5, 7, 1),
     "_block": ([[A[:, :, :3], A[:, :, 3:]], [A[0, :2, :3], A[1, :2, 3:]]],),  # batch axes (3,), () and () broadcast
