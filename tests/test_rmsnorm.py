@@ -1,18 +1,24 @@
 """RMSNorm (rmsnorm), an extension of the article's spec (Zhang & Sennrich 2019): the spec's equation is
 the paper's formula, written directly in NumPy; the suite catches the zoo's RMSNorm mutants by the check
-that should catch each; the reference passes."""
+that should catch each; the reference, torch's nn.RMSNorm and Hugging Face's LlamaRMSNorm pass, and
+LlamaRMSNorm's float32 arithmetic in a float64 run is reported as a precision shortfall."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import sympy as sp
 import torch
 from hypothesis import Phase, settings
+from torch import nn
 
 from nlpspec.properties.runner import check_subject, first_failure
 from nlpspec.spec import CATALOGUE, compile_equation
 from nlpspec.spec.constants import DEFAULTS, in_force
 from nlpspec.spec.transformer import RMSNorm
-from nlpspec.subjects import load_subject
+from nlpspec.subjects import Subject, load_subject
 from nlpspec.subjects.zoo import MUTANTS
+
+from optional import require
 
 pytestmark = pytest.mark.selftest
 QUICK = settings(max_examples=25, derandomize=True, database=None, deadline=None,
@@ -70,6 +76,40 @@ def test_each_rmsnorm_mutant_is_caught(name, check):
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.float16], ids=str)
-def test_the_reference_passes(dtype):
-    records = check_subject(load_subject("reference"), "cpu", dtype, QUICK, components=["rmsnorm"])
+@pytest.mark.parametrize("name", ["reference", "torch"])
+def test_the_reference_and_torch_pass(name, dtype):
+    records = check_subject(load_subject(name), "cpu", dtype, QUICK, components=["rmsnorm"])
     assert records and all(r.status == "pass" for r in records), [(r.check, r.message) for r in records]
+
+
+def test_nn_rmsnorm_at_its_default_eps_is_another_function():
+    """nn.RMSNorm's eps=None is torch.finfo(dtype).eps, not the spec's ε: why the adapter passes and declares one."""
+    def default_eps(params):
+        module = nn.RMSNorm(params["gamma"].shape[0], dtype=params["gamma"].dtype)
+        module.weight.requires_grad_(False).copy_(params["gamma"])
+        return lambda x: module(x)
+    records = check_subject(Subject("default_eps", {"rmsnorm": default_eps}), "cpu", torch.float64, QUICK,
+                            components=["rmsnorm"], checks=["oracle"])
+    assert records and all(r.status == "fail" for r in records)
+
+
+@pytest.fixture(scope="module")
+def hf():
+    require("transformers")
+    return load_subject("hf")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_llama_rmsnorm_passes_in_the_dtypes_it_declares(hf, dtype):
+    records = check_subject(hf, "cpu", dtype, QUICK, components=["rmsnorm"])
+    assert records and all(r.status == "pass" for r in records), [(r.check, r.message) for r in records]
+
+
+def test_llama_rmsnorm_in_a_float64_run_is_a_precision_shortfall(hf):
+    """LlamaRMSNorm normalises in float32 by design (hidden_states.to(torch.float32)): what it declares."""
+    assert all(r.status == "skip" and r.declined for r in check_subject(hf, "cpu", torch.float64, QUICK,
+                                                                        components=["rmsnorm"], checks=["oracle"]))
+    undeclared = replace(hf, declarations={k: v for k, v in hf.declarations.items() if k != "rmsnorm"})
+    records = check_subject(undeclared, "cpu", torch.float64, QUICK, components=["rmsnorm"], checks=["oracle"])
+    assert records and all(r.status == "fail" and "precision: the subject computes in float32" in r.message
+                           for r in records), [r.message for r in records]
