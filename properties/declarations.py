@@ -16,6 +16,7 @@ from functools import cache
 
 import torch
 
+from nlpspec.spec.constants import DOMAINS
 from nlpspec.subjects.protocol import Declaration, Subject, SubjectLoadError, named_sets, option_sets
 
 from .engine.absent import identity
@@ -23,9 +24,6 @@ from .engine.component import declared, kind_for
 from .engine.trees import leaves
 from .profiles import DTYPES, dtype_name
 from .suite import COMPONENTS, generate
-
-DOMAINS = {"layernorm.epsilon": (lambda v: v >= 0, "0 or more (it is added to a variance)"),
-           "pe.base": (lambda v: v > 0, "more than 0 (the base of P's wavelengths)")}
 
 
 def unknown(kind: str, name: str, known, where: str) -> SubjectLoadError:
@@ -138,7 +136,7 @@ def check_declaration(subject: Subject, component, options: dict, where: str) ->
             raise unknown("constant", constant, component.constants, where)
         if not isinstance(value, (int, float)) or isinstance(value, bool):
             raise SubjectLoadError(f"{where}: constant {constant!r} is {value!r}; give a number")
-        within, domain = DOMAINS.get(constant, (lambda v: True, ""))
+        within, domain = DOMAINS[constant]  # as the spec declares it (spec/constants.py)
         if not finite(value) or not within(value):
             raise SubjectLoadError(f"{where}: constant {constant!r} is {value!r}; give a finite number"
                                    + (f" {domain}" if domain else ""))

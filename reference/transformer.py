@@ -21,6 +21,16 @@ def layer_norm(x, gamma, beta):
     return (gamma * ((wide - mean) / torch.sqrt(var + EPSILON)).to(x.dtype) + beta)
 
 
+RMS_EPSILON = 1e-6  # RMSNorm's ε (LLaMA's, T5's, Qwen's); RMSNorm is an extension, not in the article
+
+
+def rms_norm(x, gamma):
+    """rmsnorm: x / √(mean(x²) + ε) ⊙ γ over the features, no centring, no β; a half-precision x is
+    normalised in float32, as layer_norm."""
+    wide = x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+    return gamma * (wide / torch.sqrt((wide * wide).mean(-1, keepdim=True) + RMS_EPSILON)).to(x.dtype)
+
+
 def ffn(z, W_1, b_1, W_2, b_2):
     """ffn: ReLU(z W_1 + b_1) W_2 + b_2."""
     return torch.relu(z @ W_1 + b_1) @ W_2 + b_2

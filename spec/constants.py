@@ -1,23 +1,34 @@
-"""The constants the article leaves free: LayerNorm's ε and the positional encoding's base.
+"""The constants the article leaves free (LayerNorm's ε, the positional encoding's base, …), each
+declared by the spec module whose equation reads it: `declare(name, default, domain, words)`.
 
 The spec's equations name them (`LayerNorm` prints `constant("layernorm.epsilon")`, P reads
 `constant("pe.base")`), and the compiled oracle reads their value when it runs, so one compiled
 function serves every subject: a subject that declares its own (Hugging Face's BERT: ε = 1e-12)
-is checked with `in_force(...)` around its checks.
+is checked with `in_force(...)` around its checks. Importing any spec module imports them all
+(spec/__init__.py), so every constant is declared before one is read.
 """
 from __future__ import annotations
 
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Callable
 
 import sympy as sp
 
-DEFAULTS = {
-    "layernorm.epsilon": sp.Rational(1, 10**5),  # PyTorch's default; the article leaves ε unstated
-    "pe.base": sp.Integer(10000),                # the wavelengths run from 2π to 10000·2π
-}
+DEFAULTS: dict[str, sp.Expr] = {}  # name -> default, in the order declared
+DOMAINS: dict[str, tuple[Callable[[float], bool], str]] = {}  # name -> (within, the domain in words)
 
 _IN_FORCE: ContextVar = ContextVar("constants", default={})
+
+
+def declare(name: str, default, within: Callable[[float], bool] = lambda v: True, domain: str = ""):
+    """Declare a free constant: its default (exact, a SymPy number), and the values a subject may declare
+    (`within`, stated in words as `domain`: properties/declarations.py rejects the others). Returns the default."""
+    if name in DEFAULTS:
+        raise ValueError(f"constant {name!r} is declared twice")
+    DEFAULTS[name] = sp.sympify(default)
+    DOMAINS[name] = (within, domain)
+    return DEFAULTS[name]
 
 
 @contextmanager

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sympy as sp
 from sympy.matrices.expressions.matexpr import MatrixExpr
 
-from .constants import DEFAULTS
+from .constants import declare
 
 
 # The generic argument, indices and sizes a function's definition is stated with (`definition`).
@@ -324,7 +324,8 @@ class Rows(MatrixExpr):
         return printer._print(self.args[0])  # (…, 1, d) broadcasts over the rows
 
 
-EPSILON = DEFAULTS["layernorm.epsilon"]  # LayerNorm's ε by default: a subject may declare its own (spec/constants.py)
+# LayerNorm's ε: PyTorch's default, as the article leaves ε unstated; a subject may declare its own
+EPSILON = declare("layernorm.epsilon", sp.Rational(1, 10**5), lambda v: v >= 0, "0 or more (it is added to a variance)")
 
 
 class LayerNorm(MatrixExpr):

@@ -10,6 +10,9 @@ Every kernel computes in its operands' dtype: the same code gives the float64 or
 same-precision baseline of the tolerance rule, so the order of operations and the accumulation dtype
 are part of each kernel's meaning.
 
+A spec module whose function needs a kernel of its own (a component added beyond the article) brings
+it with it: `@kernel` adds a function written once on the array API to every binding, here untouched.
+
 How an evaluation departs from the plain one (each equation's inputs rounded, some functions computed
 in another form) is its caller's to say, as an `EvaluationContext`.
 """
@@ -20,6 +23,7 @@ from collections.abc import Callable, Mapping
 from contextlib import contextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 from array_api_compat import device
@@ -200,13 +204,39 @@ class Kernels:
         with self.quiet():  # float16: an ε of 1e-12 is 0, a constant row 0/0
             return gamma * centred / xp.sqrt(var + eps) + beta
 
-    def namespace(self) -> dict:
-        """The names the printed code calls, bound to this library."""
-        return {"_block": self.block, "_chain": self.chain, "_matmul": self.matmul, "_sigmoid": self.sigmoid,
-                "_tanh": self.xp.tanh, "_softmax_columns": self.softmax_columns, "_softmax_rows": self.softmax_rows,
-                "_causal_hidden": self.causal_hidden, "_mask_fill": self.mask_fill, "_positional": self.positional,
-                "_relu": self.relu, "_gelu": self.gelu, "_gelu_tanh": self.gelu_tanh, "_layernorm": self.layernorm,
-                "_constant": constant}
+    def added(self, fn):
+        """A kernel a spec module adds (`kernel`), bound to this library: fn(self, *args)."""
+        return partial(fn, self)
+
+    def namespace(self, **extra) -> dict:
+        """The names the printed code calls, bound to this library (with `extra` ones of the caller's); a
+        kernel a spec module adds later (`kernel`) reaches it too."""
+        names = {"_block": self.block, "_chain": self.chain, "_matmul": self.matmul, "_sigmoid": self.sigmoid,
+                 "_tanh": self.xp.tanh, "_softmax_columns": self.softmax_columns, "_softmax_rows": self.softmax_rows,
+                 "_causal_hidden": self.causal_hidden, "_mask_fill": self.mask_fill, "_positional": self.positional,
+                 "_relu": self.relu, "_gelu": self.gelu, "_gelu_tanh": self.gelu_tanh, "_layernorm": self.layernorm,
+                 "_constant": constant, **{name: self.added(fn) for name, fn in _ADDED.items()}, **extra}
+        _BINDINGS.append((self, names))
+        return names
+
+
+_ADDED: dict[str, Callable] = {}  # the kernels spec modules add: the name the printed code calls -> fn
+_BINDINGS: list[tuple[Kernels, dict]] = []  # every namespace handed out, so that a kernel added later reaches it
+
+
+def kernel(fn):
+    """Add fn(kernels, *args) to every binding, as `_<fn's name>` (what its function's `_numpycode` prints):
+    written once on `kernels.xp`, with `kernels.scalar` and `kernels.quiet` for the mechanics, and in its
+    operands' dtype, as every kernel here. A spec module's own function brings its kernel so, and this
+    module, the printer and the torch oracle stay as they are; the torch binding computes it in the form of
+    that name where the EvaluationContext gives one (spec/torch_oracle.py, TorchKernels.added)."""
+    name = f"_{fn.__name__}"
+    if name in _ADDED or any(name in names for _, names in _BINDINGS):
+        raise ValueError(f"a kernel {name} exists already")
+    _ADDED[name] = fn
+    for kernels, names in _BINDINGS:
+        names[name] = kernels.added(fn)
+    return fn
 
 
 class NumPyKernels(Kernels):

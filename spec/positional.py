@@ -13,12 +13,13 @@ from sympy import Eq, IndexedBase, MatrixSymbol, sqrt, symbols
 
 from .equation import compose, define
 from .functions import MatrixFunction
-from .constants import DEFAULTS
+from .constants import declare
 from .oracle import compile_equation
 
 n, d = symbols("n d_x", integer=True, positive=True)
 i, j = symbols("i j", integer=True, nonnegative=True)
-BASE = DEFAULTS["pe.base"]  # a subject may declare its own (spec/constants.py)
+# the wavelengths run from 2π to 10000·2π; a subject may declare its own base
+BASE = declare("pe.base", sp.Integer(10000), lambda v: v > 0, "more than 0 (the base of P's wavelengths)")
 
 
 def angle(i, j, d):

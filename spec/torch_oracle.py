@@ -30,7 +30,8 @@ class TorchKernels(Kernels):
     oracle runs it rather than the kernel's composition: the same value to float64 rounding, and the
     operation the subjects run, whose backward autograd takes (the gradient oracle) and whose operands
     the gradient's rounding model rounds once each (properties/engine/rounding.py, which moreover knows
-    torch's softmax); and the EvaluationContext's forms hook into the products and LayerNorm."""
+    torch's softmax); and the EvaluationContext's forms hook into the products, LayerNorm and the kernels
+    the spec's modules add."""
 
     def sizes_device(self):
         return _DEVICE.get()
@@ -61,8 +62,15 @@ class TorchKernels(Kernels):
         fused = EvaluationContext.current().forms.get("layernorm")
         return super().layernorm(x, gamma, beta, eps) if fused is None else fused(x, gamma, beta, eps)
 
+    def added(self, fn):
+        """A spec module's kernel (kernels.kernel), or the EvaluationContext's form of its name where it gives one."""
+        def run(*args):
+            form = EvaluationContext.current().forms.get(fn.__name__)
+            return fn(self, *args) if form is None else form(*args)
+        return run
 
-NAMESPACE = TorchKernels(array_api_compat.torch).namespace() | {"numpy": types.SimpleNamespace(swapaxes=torch.swapaxes)}
+
+NAMESPACE = TorchKernels(array_api_compat.torch).namespace(numpy=types.SimpleNamespace(swapaxes=torch.swapaxes))
 
 
 def on_torch(eq: Equation, arrays: dict):

@@ -11,18 +11,27 @@ are 1×d rows added to every position.
 Variants: pre-LN (LN inside the residual branch: X + MultiHead(LN(X)), PyTorch's norm_first,
 GPT-2), GELU instead of ReLU in the FFN, and the classifier's W tied to the embedding (W = Emb^T).
 
+An extension, not in the article: RMSNorm (rmsnorm; Zhang & Sennrich 2019, "Root Mean Square Layer
+Normalization", NeurIPS), the norm of LLaMA, T5 and Qwen: y = x / √(mean(x²) + ε) ⊙ γ, no centring
+and no β. Its ε (rmsnorm.epsilon) is 1e-6 by default, LLaMA's, T5's and Qwen's (the paper's code uses
+1e-8; nn.RMSNorm's default is the dtype's machine epsilon, no one constant).
+
 The functions at the end are the oracle of the compositions: the sublayers around their
 multi-head attention or FFN, the layers, the stacks, the right shift and the whole model.
 """
 from __future__ import annotations
 
 import numpy as np
+import sympy as sp
 from sympy import Eq, Function, IndexedBase, MatrixSymbol, symbols
+from sympy.matrices.expressions.matexpr import MatrixExpr
 
 from . import positional
 from .attention import hidden_keys, multi_head
+from .constants import declare
 from .equation import compose, define
-from .functions import GELU, GELUTanh, LayerNorm, ReLU, Rows
+from .functions import GELU, GELUTanh, LayerNorm, ReLU, Rows, stated
+from .kernels import kernel
 from .functions import RowSoftmax as softmax
 from .oracle import compile_equation
 
@@ -38,6 +47,70 @@ gamma, beta = row("gamma", d_model), row("beta", d_model)
 LAYERNORM = define("layernorm", "Each position's features are normalised to mean 0 and variance 1 (biased "
                    "variance, ε = 1e-5 added), then scaled by γ and shifted by β.",
                    MatrixSymbol("N", n, d_model), LayerNorm(X, gamma, beta))
+
+
+# --- RMSNorm: an extension, not in the article (Zhang & Sennrich 2019) --------------------------
+RMS_EPSILON = declare("rmsnorm.epsilon", sp.Rational(1, 10**6), lambda v: v >= 0,
+                      "0 or more (it is added to a mean square)")
+
+
+class RMSNorm(MatrixExpr):
+    """Each row x scaled to unit root mean square over its features: γ ⊙ x / √(mean(x²) + ε), γ 1×d."""
+
+    EPSILON = RMS_EPSILON
+
+    def __new__(cls, x, gamma):
+        return super().__new__(cls, sp.sympify(x), sp.sympify(gamma))
+
+    @property
+    def shape(self):
+        return self.args[0].shape
+
+    def mean_square(self, i, **kwargs):
+        """The mean of row i's squares over its d features."""
+        x = self.args[0]
+        k = sp.Dummy("k", integer=True)
+        return sp.Sum(x._entry(i, k, **kwargs) ** 2, (k, 0, x.shape[1] - 1)).doit() / x.shape[1]
+
+    def scaled(self, i, j, mean_square, eps=EPSILON, **kwargs):
+        x, gamma = self.args
+        return gamma._entry(0, j, **kwargs) * x._entry(i, j, **kwargs) / sp.sqrt(mean_square + eps)
+
+    def _entry(self, i, j, **kwargs):
+        return self.scaled(i, j, self.mean_square(i, **kwargs), **kwargs)
+
+    @classmethod
+    def definition(cls, shape=(n, d_model)) -> tuple:
+        """RMSNorm(a)_ij = γ_j a_ij / √(r_i + ε), then r_i (the row's mean square) and ε."""
+        i, j = symbols("i j", integer=True)
+        norm = cls(MatrixSymbol("a", *shape), MatrixSymbol("gamma", 1, shape[1]))
+        r, eps = sp.Symbol(r"r_{i}"), sp.Symbol(r"\varepsilon")
+        return stated(norm, norm.scaled(i, j, r, eps)) + tuple(
+            sp.Eq(lhs, rhs, evaluate=False) for lhs, rhs in ((r, norm.mean_square(i)), (eps, cls.EPSILON)))
+
+    def defined(self) -> tuple:
+        return type(self).definition(self.shape)
+
+    def _latex(self, printer):
+        x, gamma = (printer._print(a) for a in self.args)
+        return rf"\operatorname{{RMSNorm}}_{{{gamma}}}\left({x}\right)"
+
+    def _numpycode(self, printer):
+        x, gamma = (printer._print(a) for a in self.args)
+        return f"_rmsnorm({x}, {gamma}, _constant('rmsnorm.epsilon'))"
+
+
+@kernel
+def rmsnorm(k, x, gamma, eps):
+    """RMSNorm's kernel, over the last axis: γ x / √(mean(x²) + ε), in x's dtype."""
+    xp = k.xp
+    with k.quiet():  # float16: squares past 256 overflow, a zero row with ε = 0 is 0/0
+        return gamma * (x / xp.sqrt(xp.mean(x * x, axis=-1, keepdims=True) + eps))
+
+
+RMSNORM = define("rmsnorm", "Extension (RMSNorm; Zhang & Sennrich 2019; LLaMA, T5, Qwen), not in the article: each "
+                 "position's features divided by their root mean square (ε = 1e-6 added to the mean square), "
+                 "then scaled by γ; no centring, no β.", MatrixSymbol("N", n, d_model), RMSNorm(X, gamma))
 
 Z = MatrixSymbol("Z", n, d_model)
 W_1, b_1, W_2, b_2 = MatrixSymbol("W_1", d_model, d_ff), row("b_1", d_ff), MatrixSymbol("W_2", d_ff, d_model), \

@@ -11,6 +11,9 @@ their configs with random weights (never a hub download) and loaded with the spe
 - decoder_only.layer: GPT-2's `GPT2Block` (pre-LN: dec.self.pre_ln, enc.ffn.pre_ln; its gelu_new is
   GELU's tanh approximation: ffn.gelu_tanh).
 Every one under each attention implementation the CPU offers ("eager", "sdpa"): the option `attn`.
+- rmsnorm: LLaMA's `LlamaRMSNorm` (T5's and Qwen's are the same function), built from a small LlamaConfig,
+  ε = 1e-6 (its rms_norm_eps) declared. It normalises in float32 by design, so it declares the dtypes it
+  runs in (float32, bfloat16, float16); undeclared, a float64 run reports a precision shortfall.
 - pe: Marian's `MarianSinusoidalPositionalEmbedding` (all sines, then all cosines: the variant pe.concat),
   added to the input as MarianEncoder does (its `scale_embedding` is False by default).
 """
@@ -145,6 +148,24 @@ def gpt2_block_builder(params, attn="eager", masks="library"):
     return fn
 
 
+# --- LLaMA ---------------------------------------------------------------------------------------
+LLAMA_EPS = 1e-6  # LlamaConfig's rms_norm_eps (T5's layer_norm_epsilon, Qwen2's rms_norm_eps)
+LLAMA_FLOAT32 = ("LlamaRMSNorm normalises in float32 (hidden_states.to(torch.float32)) whatever the input's dtype: "
+                 "in a float64 run it is a precision shortfall, tests/test_rmsnorm.py")
+
+
+def llama_rmsnorm_builder(params):
+    from transformers import LlamaConfig
+    from transformers.models.llama.modeling_llama import LlamaRMSNorm
+
+    gamma = params["gamma"]
+    config = LlamaConfig(hidden_size=gamma.shape[0], intermediate_size=2, num_hidden_layers=1, num_attention_heads=1,
+                         num_key_value_heads=1, head_dim=2, vocab_size=4, rms_norm_eps=LLAMA_EPS)  # small and valid
+    norm = placed(LlamaRMSNorm(config.hidden_size, eps=config.rms_norm_eps), gamma)
+    copy(norm.weight, gamma)
+    return lambda x: norm(x)
+
+
 # --- Marian --------------------------------------------------------------------------------------
 MARIAN_FLOAT32 = ("Marian computes P in float32 (torch.FloatTensor in create_weight): in a float64 run it is a "
                   "precision shortfall, tests/test_hf.py")
@@ -168,11 +189,14 @@ def subject() -> Subject:
     return Subject(
         name="hf", version=transformers.__version__,
         builders={"encoder.layer": bert_layer_builder, "mha.causal": gpt2_attention_builder,
-                  "decoder_only.layer": gpt2_block_builder, "pe": marian_pe_builder},
+                  "decoder_only.layer": gpt2_block_builder, "pe": marian_pe_builder,
+                  "rmsnorm": llama_rmsnorm_builder},
         variants={"encoder.layer": ("ffn.gelu", "mask.bool_true_masked"), "decoder_only.layer": ("dec.self.pre_ln", "enc.ffn.pre_ln", "ffn.gelu_tanh"),
                   "pe": "pe.concat"},
         options={"encoder.layer": {"attn": ATTENTION, "masks": ["library", "none"]}, "mha.causal": GPT2_SETS,
                  "decoder_only.layer": GPT2_SETS},
         declarations={"encoder.layer": bert_declaration,
                       "decoder_only.layer": Declaration(constants={"layernorm.epsilon": 1e-5}),
-                  "pe": Declaration(dtypes=(torch.float32, torch.bfloat16, torch.float16), note=MARIAN_FLOAT32)})
+                  "pe": Declaration(dtypes=(torch.float32, torch.bfloat16, torch.float16), note=MARIAN_FLOAT32),
+                      "rmsnorm": Declaration(constants={"rmsnorm.epsilon": LLAMA_EPS},
+                                             dtypes=(torch.float32, torch.bfloat16, torch.float16), note=LLAMA_FLOAT32)})

@@ -14,54 +14,9 @@ callable returns a dict keyed by spec names (a bare tensor for a one-output comp
 outputs named in the spec (the gates "f", "i", "Chat", "o", "r", "z", "htilde", "n") are checked
 too, which points a failure at one equation.
 
-Components of §1–2 (inputs -> outputs; H hidden, I input, V output, B batch, T and m lengths):
-
-    rnn.cell        {W_hh, W_xh, b_h}            x (B,I), h_prev (B,H)            -> h
-    rnn.output      {W_y, b_y}                   h (B,H)                          -> y (B,V)
-    lstm.cell       {W_f,b_f,W_i,b_i,W_C,b_C,W_o,b_o}  x, h_prev, C_prev         -> h, C
-    gru.cell        {W_r,b_r,W_z,b_z,W_h,b_h}    x, h_prev                        -> h
-                    (variant gru.reset_after: {W_r,b_r,W_z,b_z,W_in,b_in,W_hn,b_hn})
-    KIND.layers     {"layers": [[fwd] or [fwd, bwd] per layer]}, each a KIND.cell parameter dict
-                    (layer l > 0 reads D·H inputs)    x (B,T,I), h_prev (B,L,D,H) [, C_prev]
-                                                  -> out (B,T,D·H) (forward half first), h (B,L,D,H) [, C]
-    KIND.seq2seq    {"encoder": cell params, "decoder": cell params, "output": {W_y, b_y}}
-                    x (B,T,I), y_prev (B,m,J) decoder inputs, h_prev (B,H) [, C_prev (B,H)]
-                                                  -> h (B,m,H) decoder states, y (B,m,V)
-
-KIND is rnn, lstm or gru.
-
-Components of §3–4 (n queries, m keys; d_k, d_v head widths; h heads, d_model = h·d_k):
-
-    attention         {}                         q (B,n,d_k), k (B,m,d_k), v (B,m,d_v), mask (B,n,m)
-                                                  -> out (B,n,d_v) [, weights (B,n,m)]
-    attention.causal  {}  the subject's own causal mask: q, k, v -> out [, weights]
-    mha               {W_Q (h,d_model,d_k), W_K (h,d_kin,d_k), W_V (h,d_vin,d_v), W_O (h·d_v,d_model),
-                       b_Q (h,d_k), b_K (h,d_k), b_V (h,d_v), b_O (d_model,)}
-                      query (B,n,d_model), key (B,m,d_kin), value (B,m,d_vin), attn_mask (n,m),
-                      key_padding_mask (B,m)   -> out (B,n,d_model) [, weights (B,h,n,m),
-                                                  mean_weights (B,n,m), heads (B,n,h·d_v)]
-    mha.causal        the mha weights and biases (d_kin = d_vin = d_model)
-                      x (B,n,d_model), the subject's own causal mask -> out (B,n,d_model) [, weights (B,h,n,n)]
-    attn.seq2seq      {}                         S (B,n,d_h) decoder states, H (B,m,d_h) encoder states
-                                                  -> context (B,n,d_h) [, weights (B,n,m), scores (B,n,m)]
-    pe                {}                         x (B,n,d) -> out = x + P (B,n,d) [, P (n,d)]
-    layernorm         {gamma (d,), beta (d,)}    x (B,n,d) -> out (B,n,d)
-    ffn               {W_1 (d,d_ff), b_1 (d_ff,), W_2 (d_ff,d), b_2 (d,)}   z (B,n,d) -> out (B,n,d)
-    encoder.layer     {attn: mha weights, the FFN's, gamma_k, beta_k (k = 1, 2)}
-                      x (B,n,d), key_padding_mask (B,n) -> out (B,n,d) [, Z (B,n,d)]
-    decoder.layer     {self_attn, cross_attn: mha weights, the FFN's, gamma_k, beta_k (k = 1…3)}
-                      y (B,m,d), memory (B,n,d) -> out (B,m,d) [, A, B (B,m,d)]
-    decoder_only.layer {self_attn: mha weights, the FFN's, gamma_k, beta_k (k = 1, 2)}
-                      x (B,n,d), its own causal mask -> out (B,n,d) [, Z (B,n,d)]
-    encoder, decoder  {layers: [a layer's parameters, …] [, norm: {gamma_1, beta_1} with stack.final_norm]}
-                      the layer's inputs -> out
-    classifier        {W_c (d,V), b_c (V,)}      d (B,m,d) -> out (B,m,V), probabilities
-    transformer       {src_embedding (V_src,d), tgt_embedding (V,d), encoder, decoder, W_c, b_c
-                       [, encoder_norm, decoder_norm: {gamma_1, beta_1} with stack.final_norm]}
-                      src (B,n), tgt (B,m) int64 token ids, src_key_padding_mask (B,n)
-                      -> out (B,m,V) next-token probabilities [, memory (B,n,d)]
-                      The subject shifts tgt right itself (⟨bos⟩ = token 0); the source padding
-                      hides keys from the encoder and from cross-attention.
+What each component receives and returns, with every shape, is read from the suite itself, never
+kept by hand here: `nlpspec list` (all), `nlpspec contract NAME` (one, with what it may declare), and
+README's table (`python -m nlpspec.properties.contract`, kept equal by tests/test_readme.py).
 
 W_Q[h] acts on the right (X W_Q[h]), as in the original paper. A mask comes in the form the
 subject declares: by default the article's additive float mask (0, or -inf where the key is
@@ -83,10 +38,8 @@ returning one), scikit-learn-tags style:
 
 The suite then draws only what the subject takes, evaluates the oracle with its constants, and
 the summary says what was not checked because of a declaration. The capabilities a component may
-lack are its `capabilities` (properties/*/components.py): mha: cross_attention, kv_widths, attn_mask,
-key_padding; attention: mask, per_query_mask (lacking it: key padding only, the mask given as (B, 1, m)),
-value_width; encoder.layer, encoder, transformer: key_padding. The constants are spec/constants.py's:
-layernorm.epsilon, pe.base.
+lack are its `capabilities` (properties/*/components.py), the constants it may declare those its
+oracle reads (each declared by the spec: spec/constants.py); `nlpspec contract NAME` lists both.
 
 A subject that implements a named variant of the article says so in `variants`
 ({component: variant E-id, or a tuple of them}); it is then checked against that variant and

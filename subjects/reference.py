@@ -11,7 +11,7 @@ from functools import partial
 from nlpspec.reference import gru_cell, gru_cell_reset_after, lstm_cell, rnn_cell, rnn_output, seq2seq, stacked
 from nlpspec.reference.attention import add_positions, attention, multi_head, seq2seq_attention
 from nlpspec.reference.transformer import (causal_self_attention, classifier, decoder, decoder_layer, decoder_only_layer,
-                                           encoder, encoder_layer, ffn, layer_norm, model)
+                                           encoder, encoder_layer, ffn, layer_norm, model, rms_norm)
 
 from .protocol import Subject
 
@@ -98,6 +98,7 @@ BUILDERS = {
     "attn.seq2seq": lambda params: named(seq2seq_attention, "context", "weights", "scores"),
     "pe": lambda params: named(add_positions, "out", "P"),
     "layernorm": bound(layer_norm),
+    "rmsnorm": bound(rms_norm),
     "ffn": bound(ffn),
     "encoder.layer": lambda params: lambda x, key_padding_mask: encoder_layer(x, params, padding(key_padding_mask)),
     "decoder.layer": lambda params: lambda y, memory: decoder_layer(y, memory, params),

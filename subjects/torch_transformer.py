@@ -1,6 +1,7 @@
 """PyTorch's Transformer layers as subject "torch" (with subjects/torch_nn.py), fed the spec's
-parameters: nn.LayerNorm, a Linear-ReLU-Linear FFN, nn.TransformerEncoderLayer and
-nn.TransformerDecoderLayer (dropout 0, eval mode), and softmax(F.linear) as the classifier.
+parameters: nn.LayerNorm, nn.RMSNorm (rmsnorm, an extension of the article's), a Linear-ReLU-Linear
+FFN, nn.TransformerEncoderLayer and nn.TransformerDecoderLayer (dropout 0, eval mode), and
+softmax(F.linear) as the classifier.
 
 A layer's attention weights and biases load as in subjects/torch_attention.py; linear1.weight is W_1
 transposed (W_1 acts on the right in the spec), linear2.weight W_2 transposed; norm_k holds gamma_k
@@ -24,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .glue import assign, per_head_rows
+from .protocol import Declaration
 from .torch_attention import BACKENDS, backend_declaration, load_mha, mha_module, sdpa
 
 # knobs that go together, as named option sets (Subject.options); unnamed knobs keep their defaults
@@ -148,6 +150,18 @@ def layernorm_builder(params):
     return lambda x: module(x)
 
 
+# nn.RMSNorm's default eps=None is torch.finfo(dtype).eps, a different ε in every dtype: the builder passes
+# the spec's default (LLaMA's) explicitly, and the subject declares it
+RMS_EPSILON = 1e-6
+
+
+def rmsnorm_builder(params):
+    gamma = params["gamma"]
+    module = nn.RMSNorm(gamma.shape[0], eps=RMS_EPSILON, device=gamma.device, dtype=gamma.dtype)
+    assign(module.weight, gamma)
+    return lambda x: module(x)
+
+
 def classifier_builder(params):
     return lambda d: torch.softmax(F.linear(d, params["W_c"].T, params["b_c"]), dim=-1)
 
@@ -222,9 +236,10 @@ def decoder_only_variants(options):
     return switched(options, ("dec.self.pre_ln", "enc.ffn.pre_ln"))
 
 
-BUILDERS = {"layernorm": layernorm_builder, "ffn": ffn_builder, "encoder.layer": encoder_layer_builder,
-            "decoder.layer": decoder_layer_builder, "classifier": classifier_builder, "encoder": encoder_builder,
-            "decoder": decoder_builder, "mha.causal": causal_mha_builder, "decoder_only.layer": decoder_only_layer_builder}
+BUILDERS = {"layernorm": layernorm_builder, "rmsnorm": rmsnorm_builder, "ffn": ffn_builder,
+            "encoder.layer": encoder_layer_builder, "decoder.layer": decoder_layer_builder, "classifier": classifier_builder,
+            "encoder": encoder_builder, "decoder": decoder_builder, "mha.causal": causal_mha_builder,
+            "decoder_only.layer": decoder_only_layer_builder}
 VARIANTS = {"encoder.layer": encoder_variants, "decoder.layer": decoder_variants, "encoder": encoder_variants,
             "decoder": decoder_variants, "decoder_only.layer": decoder_only_variants}
 OPTIONS = {"encoder.layer": sets(*MODES, "fast_path"), "decoder.layer": sets(*MODES),
@@ -233,7 +248,8 @@ OPTIONS = {"encoder.layer": sets(*MODES, "fast_path"), "decoder.layer": sets(*MO
            "decoder_only.layer": sets(*MODES),
            "encoder": sets(*MODES, "fast_path", "pre_ln_final_norm"), "decoder": sets(*MODES, "pre_ln_final_norm")}
 # the packed projection's SDPA under each backend (the heads' value width is d_k: nothing to declare but the device)
-DECLARATIONS = {"mha.causal": lambda options: backend_declaration(options.get("backend", "default"), value_width=False)}
+DECLARATIONS = {"mha.causal": lambda options: backend_declaration(options.get("backend", "default"), value_width=False),
+                "rmsnorm": Declaration(constants={"rmsnorm.epsilon": RMS_EPSILON})}
 
 
 def tutorial_positions(n, d, dtype, device, work=None):

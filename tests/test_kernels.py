@@ -21,6 +21,7 @@ HIDDEN = rng.integers(0, 2, (5, 7)).astype(bool)
 CALLS = {  # each kernel of the printed code, on arguments of its kind
     "_sigmoid": (A,), "_tanh": (A,), "_softmax_rows": (A,), "_softmax_columns": (A,), "_relu": (A,), "_gelu": (A,),
     "_gelu_tanh": (A,), "_layernorm": (A, rng.standard_normal((1, 7)), rng.standard_normal((1, 7)), 1e-5),
+    "_rmsnorm": (A, rng.standard_normal((1, 7)), 1e-6),  # spec/transformer.py's own (kernels.kernel)
     "_mask_fill": (A, HIDDEN), "_positional": (A,), "_matmul": (A, np.swapaxes(A, -1, -2)),
     "_chain": (A, np.swapaxes(A, -1, -2), A[:, :, :2]), "_causal_hidden": (5, 7, 1),
     "_block": ([[A[:, :, :3], A[:, :, 3:]], [A[0, :2, :3], A[1, :2, 3:]]],),  # batch axes (3,), () and () broadcast
@@ -67,7 +68,31 @@ def test_torch_runs_its_own_operation_for_the_stated_kernels_only():
     reason its comment states (one torch operation: its backward, and the rounding model's operands),
     and hooks the EvaluationContext's fused forms into the products and LayerNorm. A new override belongs here."""
     overridden = {name for name, value in vars(TorchKernels).items() if callable(value) and hasattr(Kernels, name)}
-    assert overridden == {"sizes_device", "sigmoid", "relu", "softmax", "softmax_rows", "mask_fill", "matmul", "layernorm"}
+    assert overridden == {"sizes_device", "sigmoid", "relu", "softmax", "softmax_rows", "mask_fill", "matmul", "layernorm",
+                          "added"}
+
+
+def test_a_kernel_a_spec_module_adds_reaches_both_bindings_and_the_torch_forms():
+    """spec.kernels.kernel: a function written once on the array API, added after the namespaces were
+    bound (as spec/transformer.py adds RMSNorm's), is in both, computes in its operands' library, and the
+    torch binding runs the EvaluationContext's form of its name where one is given."""
+    from nlpspec.spec import kernels
+    from nlpspec.spec.kernels import EvaluationContext, kernel
+
+    def _test_twice(k, a):
+        return a * k.scalar(2, a)
+    try:
+        kernel(_test_twice)
+        assert NUMPY["__test_twice"](A).dtype == A.dtype and (NUMPY["__test_twice"](A) == 2 * A).all()
+        assert torch.equal(TORCH["__test_twice"](torch.from_numpy(A)), torch.from_numpy(2 * A))
+        form = EvaluationContext(forms={"_test_twice": lambda a: a * 0 + 7})
+        assert (form.run(TORCH["__test_twice"], torch.from_numpy(A)) == 7).all()
+        with pytest.raises(ValueError, match="exists already"):
+            kernel(_test_twice)
+    finally:
+        kernels._ADDED.pop("__test_twice", None)
+        for _, names in kernels._BINDINGS:
+            names.pop("__test_twice", None)
 
 
 def spec_imports() -> dict[str, set[str]]:

@@ -145,3 +145,21 @@ def test_the_layout_names_every_module_and_only_modules():
     unnamed, absent = ({f: names for f, names in found.items() if names} for found in (unnamed, absent))
     assert not unnamed, f"modules layout.md does not name: {unnamed}"
     assert not absent, f"layout.md names modules that do not exist: {absent}"
+
+
+PROTOCOL_SIDE = {"__init__", "protocol", "registry", "glue", "reference"}  # subjects/'s modules that are no adapter
+
+
+def test_a_new_component_touched_the_five_files_layout_md_names():
+    """layout.md's claim, measured on RMSNorm, the component added to prove it: the package's modules that
+    name it, the adapters and the zoo aside, are the five the description lists (the zoo's one among them)."""
+    text = " ".join(LAYOUT.read_text().split())
+    claim = re.search(r"Adding a component touches five files, as RMSNorm did(.*?)The generic checks", text)
+    assert claim, "layout.md no longer states what adding a component touches"
+    claimed = re.findall(r"`((?:spec|properties|reference|subjects)/[\w/]+\.py)`", claim.group(1))[:5]
+    named = {str(path.relative_to(ROOT)) for path in MODULES.values()
+             if re.search(r"rms_?norm", path.read_text(), re.I)}
+    adapters = {f for f in named if f.count("/") == 1 and f.startswith("subjects/")
+                and pathlib.Path(f).stem not in PROTOCOL_SIDE}
+    zoo = {f for f in named if f.startswith("subjects/zoo/")}
+    assert len(set(claimed)) == 5 and set(claimed) - zoo == named - adapters - zoo, (claimed, sorted(named))

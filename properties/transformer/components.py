@@ -1,5 +1,6 @@
-"""The Transformer components (§4): layer normalisation, the FFN, the encoder and decoder layers, the classifier;
-how to draw their cases, and their oracles: spec/transformer.py's, called on the subject's names.
+"""The Transformer components (§4): layer normalisation (and RMSNorm, an extension), the FFN, the encoder
+and decoder layers, the classifier; how to draw their cases, and their oracles: spec/transformer.py's,
+called on the subject's names.
 
 A `kind` is the tuple of variants the subject declares: enc.attn.pre_ln / enc.ffn.pre_ln (and
 the dec.*.pre_ln) put LN inside the residual branch; ffn.gelu swaps ReLU for GELU; a mask form
@@ -68,6 +69,13 @@ def draw_layernorm(data, kind):
     bound = past_square_overflow(data) or bound
     return case(data, {"gamma": Shape((d,), PARAM_BOUND), "beta": Shape((d,), PARAM_BOUND)},
                 {"x": Shape((B, n, d), bound)})
+
+
+def draw_rmsnorm(data, kind):
+    """As LayerNorm's, with γ alone: inputs past the squares' overflow in a quarter of the cases."""
+    B, n, d, bound = size(data, "B"), size(data, "n"), size(data, "d"), magnitude(data)
+    bound = past_square_overflow(data) or bound
+    return case(data, {"gamma": Shape((d,), PARAM_BOUND)}, {"x": Shape((B, n, d), bound)})
 
 
 def draw_ffn(data, kind):
@@ -182,26 +190,33 @@ def largest(dtype) -> float:
     return float(ml_dtypes.finfo(dtype).max)
 
 
-def squares_overflow(x) -> bool:
-    """Can the squares of x's deviations from its rows' means, or their sums, overflow in x's own dtype
-    (NumPy, ml_dtypes or torch)? Never in float64 (what the oracle and its rounded samples run in)."""
+def squares_overflow(x, centred=True) -> bool:
+    """Can the squares of x's deviations from its rows' means (centred=False: of x itself), or their sums,
+    overflow in x's own dtype (NumPy, ml_dtypes or torch)? Never in float64 (what the oracle and its
+    rounded samples run in)."""
     if largest(x.dtype) >= np.finfo(np.float64).max:
         return False
     a = x.detach().to("cpu", torch.float64).numpy() if isinstance(x, torch.Tensor) else np.asarray(x, np.float64)
-    return bool((((a - a.mean(-1, keepdims=True)) ** 2).sum(-1) > largest(x.dtype)).any())
+    return bool((((a - a.mean(-1, keepdims=True) * centred) ** 2).sum(-1) > largest(x.dtype)).any())
 
 
-def layernorm_oracle(kind):
-    """The spec's LayerNorm; NaN where it is evaluated in a dtype its squares overflow in: that
-    evaluation (the tolerance rule's baseline in float16) is no value, so it bounds nothing
-    (tolerance.baseline_error) and the sensitivity judges the case."""
-    fn = compile_equation(spec.LAYERNORM)
+def norm_oracle(equation, centred=True):
+    """The kind -> oracle of a norm (the spec's LayerNorm, RMSNorm); NaN where it is evaluated in a dtype
+    its squares overflow in: that evaluation (the tolerance rule's baseline in float16) is no value, so
+    it bounds nothing (tolerance.baseline_error) and the sensitivity judges the case."""
+    def make(kind):
+        fn = compile_equation(equation)
 
-    def oracle(params, inputs):
-        with np.errstate(over="ignore", invalid="ignore"):
-            out = fn(X=inputs["x"], **rows(params))
-        return {"out": out * float("nan") if squares_overflow(inputs["x"]) else out}
-    return oracle
+        def oracle(params, inputs):
+            with np.errstate(over="ignore", invalid="ignore"):
+                out = fn(X=inputs["x"], **rows(params))
+            return {"out": out * float("nan") if squares_overflow(inputs["x"], centred) else out}
+        return oracle
+    return make
+
+
+layernorm_oracle = norm_oracle(spec.LAYERNORM)
+rmsnorm_oracle = norm_oracle(spec.RMSNORM, centred=False)
 
 
 def ffn_oracle(kind):
@@ -285,6 +300,8 @@ STACK = dict(replaces={"stack.final_norm": ()})
 COMPONENTS = headed_as_run([  # a failure headed by the E-id that ran (engine/ran.py)
     Component(name="layernorm", family="transformer", eids=("layernorm",), required=("out",), draw=draw_layernorm,
               oracle=layernorm_oracle, output_eids={"out": "layernorm"}, **EPSILON),
+    Component(name="rmsnorm", family="transformer", eids=("rmsnorm",), required=("out",), draw=draw_rmsnorm,
+              oracle=rmsnorm_oracle, output_eids={"out": "rmsnorm"}, constants=("rmsnorm.epsilon",)),
     Component(name="ffn", family="transformer", eids=("ffn",), required=("out",), draw=draw_ffn, oracle=ffn_oracle,
               output_eids={"out": "ffn"}, variants=("ffn.gelu", "ffn.gelu_tanh")),
     Component(name="encoder.layer", family="transformer",

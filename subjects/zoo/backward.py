@@ -13,7 +13,7 @@ import torch
 
 from nlpspec.reference import attention as ref
 from nlpspec.reference import gru_cell, lstm_cell, rnn_cell
-from nlpspec.reference.transformer import EPSILON, ffn, layer_norm
+from nlpspec.reference.transformer import EPSILON, RMS_EPSILON, ffn, layer_norm, rms_norm
 
 from .mutant import mutant
 
@@ -95,13 +95,20 @@ def dv_unmasked(causal):
     return wrong
 
 
-# --- LayerNorm, FFN ------------------------------------------------------------------------------
+# --- LayerNorm, RMSNorm, FFN ---------------------------------------------------------------------
 def layernorm_builder(params):
     def wrong(x, gamma, beta):  # the mean's own derivative left out: dx without the mean term
         mean = x.mean(-1, keepdim=True).detach()
         var = ((x - mean) ** 2).mean(-1, keepdim=True)
         return gamma * (x - mean) / torch.sqrt(var + EPSILON) + beta
     return lambda x: Kernel.apply(layer_norm, wrong, x, params["gamma"], params["beta"])
+
+
+def rmsnorm_builder(params):
+    def wrong(x, gamma):  # the root mean square taken as a constant: dx = γ g / rms, its own derivative left out
+        rms = torch.sqrt((x * x).mean(-1, keepdim=True) + RMS_EPSILON).detach()
+        return gamma * x / rms
+    return lambda x: Kernel.apply(rms_norm, wrong, x, params["gamma"])
 
 
 def ffn_builder(params):
@@ -163,6 +170,8 @@ MUTANTS = {m.subject.name.removeprefix("zoo."): m for m in [
            {"attention": attention_of(dv_unmasked), "attention.causal": attention_of(dv_unmasked, causal=True)}),
     mutant("layernorm_backward_without_mean", "LayerNorm's backward without the mean term",
            {"layernorm": layernorm_builder}),
+    mutant("rmsnorm_backward_rms_constant", "RMSNorm's backward treats the root mean square as a constant",
+           {"rmsnorm": rmsnorm_builder}),
     mutant("ffn_backward_relu_passes_all", "ReLU's backward passes the gradient of inactive units too",
            {"ffn": ffn_builder}),
     mutant("rnn_backward_tanh_derivative", "tanh's derivative taken as 1 - h, not 1 - h²",

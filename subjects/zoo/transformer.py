@@ -25,6 +25,14 @@ def layer_norm(x, gamma, beta, dim=-1, eps=ref.EPSILON, unbiased=False):
     return gamma * (x - mean) / torch.sqrt(var + eps) + beta
 
 
+def rms_norm(x, gamma, eps_inside=True, mean=True):
+    """rmsnorm with the knobs a bug turns: ε under the root or added to it, the mean square or the sum
+    of squares (an L2 norm: no 1/d)."""
+    squares = (x * x).mean(-1, keepdim=True) if mean else (x * x).sum(-1, keepdim=True)
+    root = torch.sqrt(squares + ref.RMS_EPSILON) if eps_inside else torch.sqrt(squares) + ref.RMS_EPSILON
+    return gamma * x / root
+
+
 def post_ln(x, fn, gamma, beta, norm):
     """The article's residual block: LN(x + fn(x))."""
     return norm(x + fn(x), gamma, beta)
@@ -254,6 +262,10 @@ MUTANTS = {m.subject.name.removeprefix("zoo."): m for m in (
            {"layernorm": Declaration(constants={"layernorm.epsilon": 1e-12})}),
     mutant("ln_unbiased_variance", "LayerNorm with the unbiased (n - 1) variance",
            everywhere("layernorm", "norm", partial(layer_norm, unbiased=True))),
+    mutant("rms_epsilon_outside_root", "RMSNorm with ε added to the root, x / (√mean(x²) + ε)",
+           {"rmsnorm": bound(partial(rms_norm, eps_inside=False))}),
+    mutant("rms_l2_norm", "RMSNorm dividing by the L2 norm (no 1/d), not the root mean square",
+           {"rmsnorm": bound(partial(rms_norm, mean=False))}),
     mutant("ffn_without_relu", "FFN without its ReLU", everywhere("ffn", "ffn", ffn_without_relu)),
     mutant("dec_dropout_left_on", "dropout left on in eval", {"decoder.layer": decoder_dropout_left_on}),
     mutant("dec_cross_masked_causally", "the causal mask applied to cross-attention too",
