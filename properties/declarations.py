@@ -25,7 +25,8 @@ from .profiles import DTYPES, dtype_name
 from .suite import COMPONENTS, generate
 
 DOMAINS = {"layernorm.epsilon": (lambda v: v >= 0, "0 or more (it is added to a variance)"),
-           "pe.base": (lambda v: v > 0, "more than 0 (the base of P's wavelengths)")}
+           "pe.base": (lambda v: v > 0, "more than 0 (the base of P's wavelengths)"),
+           "mask.window": (lambda v: v >= 1 and v == int(v), "a whole number of positions, 1 or more")}
 
 
 def unknown(kind: str, name: str, known, where: str) -> SubjectLoadError:

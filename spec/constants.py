@@ -1,4 +1,5 @@
-"""The constants the article leaves free: LayerNorm's ε and the positional encoding's base.
+"""The constants the article leaves free: LayerNorm's ε, the positional encoding's base, and the
+window of the sliding-window causal mask (mask.sliding_window, which the article does not have).
 
 The spec's equations name them (`LayerNorm` prints `constant("layernorm.epsilon")`, P reads
 `constant("pe.base")`), and the compiled oracle reads their value when it runs, so one compiled
@@ -15,6 +16,8 @@ import sympy as sp
 DEFAULTS = {
     "layernorm.epsilon": sp.Rational(1, 10**5),  # PyTorch's default; the article leaves ε unstated
     "pe.base": sp.Integer(10000),                # the wavelengths run from 2π to 10000·2π
+    "mask.window": sp.Integer(4096),             # Mistral 7B's sliding_window; a subject that fixes its own
+                                                 # declares it, one that takes it as an input has it drawn
 }
 
 _IN_FORCE: ContextVar = ContextVar("constants", default={})
@@ -31,6 +34,12 @@ def in_force(values: dict):
         yield
     finally:
         _IN_FORCE.reset(token)
+
+
+def declared(name: str) -> float | None:
+    """The value a subject put in force for a named constant (its declaration, `in_force`), or None."""
+    found = _IN_FORCE.get()
+    return float(found[name]) if name in found else None
 
 
 def constant(name: str) -> float:

@@ -34,14 +34,17 @@ Components of §3–4 (n queries, m keys; d_k, d_v head widths; h heads, d_model
 
     attention         {}                         q (B,n,d_k), k (B,m,d_k), v (B,m,d_v), mask (B,n,m)
                                                   -> out (B,n,d_v) [, weights (B,n,m)]
-    attention.causal  {}  the subject's own causal mask: q, k, v -> out [, weights]
+    attention.causal  {}  the subject's own causal mask: q, k, v -> out [, weights]; with the
+                      variant mask.sliding_window also window (an int64 scalar, drawn from 1 to past
+                      the sequence) unless the subject declares its own (constants={"mask.window": w})
     mha               {W_Q (h,d_model,d_k), W_K (h,d_kin,d_k), W_V (h,d_vin,d_v), W_O (h·d_v,d_model),
                        b_Q (h,d_k), b_K (h,d_k), b_V (h,d_v), b_O (d_model,)}
                       query (B,n,d_model), key (B,m,d_kin), value (B,m,d_vin), attn_mask (n,m),
                       key_padding_mask (B,m)   -> out (B,n,d_model) [, weights (B,h,n,m),
                                                   mean_weights (B,n,m), heads (B,n,h·d_v)]
     mha.causal        the mha weights and biases (d_kin = d_vin = d_model)
-                      x (B,n,d_model), the subject's own causal mask -> out (B,n,d_model) [, weights (B,h,n,n)]
+                      x (B,n,d_model), the subject's own causal mask -> out (B,n,d_model) [, weights (B,h,n,n)];
+                      window as attention.causal's under mask.sliding_window
     attn.seq2seq      {}                         S (B,n,d_h) decoder states, H (B,m,d_h) encoder states
                                                   -> context (B,n,d_h) [, weights (B,n,m), scores (B,n,m)]
     pe                {}                         x (B,n,d) -> out = x + P (B,n,d) [, P (n,d)]
@@ -86,7 +89,7 @@ the summary says what was not checked because of a declaration. The capabilities
 lack are its `capabilities` (properties/*/components.py): mha: cross_attention, kv_widths, attn_mask,
 key_padding; attention: mask, per_query_mask (lacking it: key padding only, the mask given as (B, 1, m)),
 value_width; encoder.layer, encoder, transformer: key_padding. The constants are spec/constants.py's:
-layernorm.epsilon, pe.base.
+layernorm.epsilon, pe.base, mask.window (the sliding window, a whole number of positions).
 
 A subject that implements a named variant of the article says so in `variants`
 ({component: variant E-id, or a tuple of them}); it is then checked against that variant and
