@@ -22,7 +22,7 @@ from hypothesis.control import current_build_context
 
 from nlpspec.spec import attention as spec
 from nlpspec.spec import positional
-from nlpspec.spec.constants import constant, declared, in_force
+from nlpspec.spec.constants import declared, in_force
 
 from ..engine.component import MASK_FORMS, Component
 from ..engine.ran import headed_as_run
@@ -63,10 +63,21 @@ def drawn_window(data, kind, inputs: dict, positions: int) -> dict:
 
 
 def window(kind, inputs) -> int | None:
-    """The window in force for this case (None: no sliding window): the one drawn, or the declared one."""
+    """The window in force for this case: the one drawn, or the declared one; None without a sliding
+    window, or where there is none to use (see windowless)."""
     if SLIDING not in kind:
         return None
-    return int(inputs["window"]) if "window" in inputs else int(constant(WINDOW))
+    if "window" in inputs:
+        return int(inputs["window"])
+    found = declared(WINDOW)
+    return None if found is None else int(found)
+
+
+def windowless(kind, inputs) -> bool:
+    """A sliding window with no window to check it with: only the diagnosis's alternatives for a subject
+    that declares no sliding window (the default window, 4096, would be mask.causal at these sizes and
+    a confirmed "variant" that says nothing). Its oracle gives None: the alternative is not tried."""
+    return SLIDING in kind and window(kind, inputs) is None
 
 
 def draw_attention(data, kind, masked=True, lacks=frozenset(), high=MAX_SIZE):
@@ -192,6 +203,8 @@ def causal_oracle(kind):
     eq = spec.causal_equation("mask.causal_lower_right" in kind, SLIDING in kind)
 
     def oracle(params, inputs):
+        if windowless(kind, inputs):
+            return None
         w = window(kind, inputs)
         with in_force({} if w is None else {WINDOW: w}):  # the window drawn for this case, or the declared one
             out, weights = spec.attention(eq, causal_hidden(kind, inputs), Q=inputs["q"], K=inputs["k"],

@@ -223,6 +223,8 @@ def decoder_layer_oracle(kind):
 
 def causal_mha_oracle(kind):
     def oracle(params, inputs):
+        if att.windowless(kind, inputs):
+            return None
         found = spec.causal_self_attention(params, inputs["x"], att.window(kind, inputs))
         return {**att.named(found, out="O", heads="Z_heads", weights="weights")}
     return oracle
