@@ -41,6 +41,8 @@ ELSEWHERE = {
                               "(1 = attend)",
     "mask.causal_lower_right": "FlashAttention 2.1 and later (causal=True with n ≠ m); "
                                "torch.nn.attention.bias.causal_lower_right",
+    "mask.sliding_window": "Mistral, Qwen2 (use_sliding_window), Gemma 2 and 3's local layers; FlashAttention's "
+                           "window_size=(w - 1, 0); Hugging Face's create_sliding_window_causal_mask",
     "attn.unscaled": "T5, which folds 1/√d_k into its initialisation",
     "pe.concat": "Marian (tensor2tensor and fairseq use the same layout with another frequency spacing)",
     "pe.scaled_input": "the original Transformer paper (embeddings times √d_model); fairseq's embed_scale",

@@ -10,15 +10,22 @@ import math
 import torch
 
 
-def attention(q, k, v, mask=None, causal=False):
-    """self.attention / mask.given / mask.causal: softmax(Q K^T / √d_k + M) V; returns (out, weights).
+def causal_hidden(n, m, device=None, window=None):
+    """mask.causal's hidden keys (n, m): j > i, counted from the first of each (upper left); with a
+    window w (mask.sliding_window), also j <= i - w: query i sees keys i - w < j <= i."""
+    ones = torch.ones(n, m, dtype=torch.bool, device=device)
+    return ones.triu(1) if window is None else ones.triu(1) | ones.tril(-int(window))
+
+
+def attention(q, k, v, mask=None, causal=False, window=None):
+    """self.attention / mask.given / mask.causal (mask.sliding_window with a window):
+    softmax(Q K^T / √d_k + M) V; returns (out, weights).
 
     M is additive (0, or -inf where hidden): a given mask, or key padding (mask.key_padding) as a
     (B, 1, 1, m) row broadcast over the queries."""
     scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
-    if causal:  # query i sees keys j <= i, counted from the first of each (upper left)
-        n, m = scores.shape[-2:]
-        scores = scores.masked_fill(torch.ones(n, m, dtype=torch.bool, device=q.device).triu(1), -math.inf)
+    if causal:
+        scores = scores.masked_fill(causal_hidden(*scores.shape[-2:], q.device, window), -math.inf)
     if mask is not None:
         scores = scores + mask
     weights = torch.softmax(scores, dim=-1)

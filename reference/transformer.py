@@ -7,7 +7,7 @@ additive (0, or -inf where a key is hidden) and broadcasts against the scores (B
 """
 import torch
 
-from .attention import add_positions, multi_head
+from .attention import add_positions, causal_hidden, multi_head
 
 EPSILON = 1e-5  # the article's ε (torch.nn.LayerNorm's default)
 
@@ -36,9 +36,10 @@ def ffn(z, W_1, b_1, W_2, b_2):
     return torch.relu(z @ W_1 + b_1) @ W_2 + b_2
 
 
-def causal_mask(length, dtype, device):
-    """mask.causal for a square decoder: -inf above the diagonal."""
-    hidden = torch.ones(length, length, dtype=torch.bool, device=device).triu(1)
+def causal_mask(length, dtype, device, window=None):
+    """mask.causal for a square decoder: -inf above the diagonal (and, with a window w, at and below
+    the w-th diagonal under it: mask.sliding_window)."""
+    hidden = causal_hidden(length, length, device, window)
     return torch.zeros(length, length, dtype=dtype, device=device).masked_fill(hidden, float("-inf"))
 
 
@@ -57,9 +58,10 @@ def decoder_layer(y, memory, p, memory_mask=None):
     return layer_norm(b + ffn(b, p["W_1"], p["b_1"], p["W_2"], p["b_2"]), p["gamma_3"], p["beta_3"])
 
 
-def causal_self_attention(x, **p):
-    """Masked multi-head self-attention on one sequence (mha.causal): (out, per-head weights)."""
-    return multi_head(x, x, x, **p, mask=causal_mask(x.shape[1], x.dtype, x.device))
+def causal_self_attention(x, window=None, **p):
+    """Masked multi-head self-attention on one sequence (mha.causal; mask.sliding_window with a
+    window): (out, per-head weights)."""
+    return multi_head(x, x, x, **p, mask=causal_mask(x.shape[1], x.dtype, x.device, window))
 
 
 def decoder_only_layer(x, p):

@@ -8,7 +8,13 @@ computes every head at once.
 
 Causal alignment when n ≠ m: query i sees keys j ≤ i, counted from the first of each (upper
 left, as PyTorch's `is_causal`); FlashAttention aligns the last query with the last key (lower
-right), the named variant mask.causal_lower_right. A query that no key may be seen by (a row of
+right), the named variant mask.causal_lower_right. The sliding-window variant mask.sliding_window
+(Mistral, Qwen2, Gemma's local layers) hides, besides the later keys, those before a window of w:
+query i sees keys i - w < j <= i. The window w is a constant (spec/constants.py, mask.window): a
+subject that fixes it (a config's sliding_window) declares it, and one that takes it as an input
+is given one drawn per case. With mask.causal_lower_right (a KV cache: the n queries are the last n
+of the m positions) the window ends at the aligned key i + m - n, as Hugging Face's masks count it
+(positions, not rows): the two variants together are that mask (`causal_equation`). A query that no key may be seen by (a row of
 the mask all -∞) has no value in the article's math: its softmax is 0/0, NaN in the oracle, and
 the suite does not compare that row (see properties/attention/checks.py, fully_masked_row).
 
@@ -22,7 +28,9 @@ from array_api_compat import array_namespace, device
 from sympy import MatrixSymbol, Transpose, sqrt, symbols
 
 from .equation import define
-from .functions import CausalMask, GivenMask, KeyPaddingMask, Rows
+from .constants import in_force
+from .equation import Equation
+from .functions import CausalMask, GivenMask, KeyPaddingMask, Rows, SlidingWindowMask
 from .functions import RowSoftmax as softmax
 from .oracle import compile_equation, compile_mask, evaluate_chain
 
@@ -76,6 +84,20 @@ CAUSAL_LOWER_RIGHT = define("mask.causal_lower_right", "Variant (FlashAttention)
                             "j <= i + m - n, the last query aligned with the last key.",
                             A, softmax(Q * K.T / sqrt(d_k) + CausalMask(n, m, lower_right=True)) * V,
                             variant_of="mask.causal")
+SLIDING_WINDOW = define("mask.sliding_window", "Variant (Mistral, Qwen2): query i sees keys i - w < j <= i, "
+                        "itself and the w - 1 before it; w, the window, is the constant mask.window (w >= m: "
+                        "mask.causal). With mask.causal_lower_right, the window ends at key i + m - n.",
+                        A, softmax(Q * K.T / sqrt(d_k) + SlidingWindowMask(n, m)) * V, variant_of="mask.causal")
+# the two variants together (a KV cache under a sliding window): the catalogue's entry is the one above
+SLIDING_WINDOW_LOWER_RIGHT = Equation(SLIDING_WINDOW.eid, SLIDING_WINDOW.statement, A,
+                                      softmax(Q * K.T / sqrt(d_k) + SlidingWindowMask(n, m, lower_right=True)) * V,
+                                      variant_of="mask.causal")
+
+
+def causal_equation(lower_right=False, window=False) -> Equation:
+    """The causal attention equation: mask.causal, aligned lower right, with a sliding window, or both."""
+    return ((SLIDING_WINDOW_LOWER_RIGHT if lower_right else SLIDING_WINDOW) if window else
+            CAUSAL_LOWER_RIGHT if lower_right else MASK_CAUSAL)
 
 # --- multi-head attention ----------------------------------------------------------------------
 Xq, Xk, Xv = MatrixSymbol("X_q", n, d_model), MatrixSymbol("X_k", m, d_kin), MatrixSymbol("X_v", m, d_vin)
@@ -95,13 +117,15 @@ MHA_OUTPUT = define("mha.output", "The heads are concatenated, head 1 first, and
 
 
 # --- the oracle of the compositions: NumPy on batches (…, rows, columns) ----------------------
-def hidden_keys(n, m, causal=False, lower_right=False, given=None, padding=None) -> np.ndarray:
+def hidden_keys(n, m, causal=False, lower_right=False, given=None, padding=None, window=None) -> np.ndarray:
     """Which keys are hidden from which query: True at [..., i, j] where a mask in force adds -∞ to
     score e_ij, each as its equation defines it: mask.causal (mask.causal_lower_right with
-    lower_right), mask.given with B = given (…, n, m), mask.key_padding with p = padding (…, m)."""
+    lower_right; mask.sliding_window with a window w), mask.given with B = given (…, n, m),
+    mask.key_padding with p = padding (…, m)."""
     hidden = np.zeros((n, m), dtype=bool)
     if causal:
-        hidden = hidden | compile_mask(CAUSAL_LOWER_RIGHT if lower_right else MASK_CAUSAL)(n=n, m=m)
+        with in_force({} if window is None else {"mask.window": window}):
+            hidden = hidden | compile_mask(causal_equation(lower_right, window is not None))(n=n, m=m)
     if given is not None:
         hidden = hidden | compile_mask(MASK_GIVEN)(B_mask=given)
     if padding is not None:

@@ -44,6 +44,12 @@ def in_force(values: dict):
         _IN_FORCE.reset(token)
 
 
+def declared(name: str) -> float | None:
+    """The value a subject put in force for a named constant (its declaration, `in_force`), or None."""
+    found = _IN_FORCE.get()
+    return float(found[name]) if name in found else None
+
+
 def constant(name: str) -> float:
     """The value of a named constant in force now (its default outside `in_force`)."""
     found = _IN_FORCE.get()

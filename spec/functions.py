@@ -201,6 +201,34 @@ class CausalMask(Mask):
         return f"_causal_hidden({n}, {m}, {printer._print(self.offset)})"
 
 
+# the sliding window by default (Mistral 7B's sliding_window): a subject declares its own, or the suite draws it
+WINDOW = declare("mask.window", sp.Integer(4096), lambda v: v >= 1 and v == int(v), "a whole number of positions, 1 or more")
+_w = sp.Symbol("w", integer=True, positive=True)
+
+
+class SlidingWindowMask(CausalMask):
+    """mask.sliding_window: query i sees keys j with i - w < j <= i (itself and the w - 1 keys before
+    it; w, the window, is the constant mask.window), aligned at the upper left as mask.causal; with
+    lower_right, the window ends at the aligned key i + m - n (a KV cache's, as Hugging Face counts
+    positions). Its entries read the window's default (`.as_explicit()`); the printed code reads the
+    window in force when it runs (`_constant('mask.window')`), as LayerNorm reads its ε."""
+
+    def hidden(self, i, j, window=WINDOW, **kwargs):
+        seen_last = i + self.offset
+        return sp.Or(sp.StrictGreaterThan(j, seen_last), sp.LessThan(j, seen_last - window))
+
+    def defined(self) -> tuple:
+        """Stated with the window w, not its default."""
+        return stated(self, self._entry(_i, _j, window=_w))
+
+    def _latex(self, printer):
+        return r"M_{\mathrm{causal}}^{w}" if not self.args[2] else r"M_{\mathrm{causal}}^{\searrow, w}"
+
+    def hidden_numpy(self, printer):
+        n, m = (printer._print(d) for d in self.args[:2])
+        return f"_causal_hidden({n}, {m}, {printer._print(self.offset)}, _constant('mask.window'))"
+
+
 class GivenMask(Mask):
     """A mask given as a 0/1 matrix B of the same shape: entry (i, j) hidden where B_ij ≠ 0.
 

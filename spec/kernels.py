@@ -154,10 +154,15 @@ class Kernels:
         """Softmax over the rows of each column (axis -2)."""
         return self.softmax(a, -2)
 
-    def causal_hidden(self, n, m, offset=0):
-        """Entries j > i + offset of an n×m matrix: the keys after each query."""
+    def causal_hidden(self, n, m, offset=0, window=None):
+        """Entries j > i + offset of an n×m matrix: the keys after each query; with a window w, also
+        the entries j <= i + offset - w: the keys before its window."""
         xp = self.xp
-        return xp.triu(xp.ones((int(n), int(m)), dtype=xp.bool, device=self.sizes_device()), k=1 + int(offset))
+        ones = xp.ones((int(n), int(m)), dtype=xp.bool, device=self.sizes_device())
+        hidden = xp.triu(ones, k=1 + int(offset))
+        if window is not None:
+            hidden = hidden | xp.tril(ones, k=int(offset) - int(window))
+        return hidden
 
     def mask_fill(self, scores, hidden):
         """The scores with -∞ where `hidden`, in the scores' dtype."""

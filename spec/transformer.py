@@ -258,11 +258,12 @@ def decoder_layer(p, Y, E, padding=None, variants=()) -> dict:
     return {"A": A, "B": B, "D": sublayer("dec.ffn", B, p, lambda b: feed_forward(p, b, variants), variants)}
 
 
-def causal_self_attention(p, X) -> dict:
-    """Masked multi-head self-attention on one sequence (mha.head and mha.output under mask.causal):
-    the decoder's, and a decoder-only model's (GPT, nanoGPT's CausalSelfAttention)."""
+def causal_self_attention(p, X, window=None) -> dict:
+    """Masked multi-head self-attention on one sequence (mha.head and mha.output under mask.causal,
+    or mask.sliding_window with a window): the decoder's, and a decoder-only model's (GPT, nanoGPT's
+    CausalSelfAttention; Mistral's and Qwen2's with a window)."""
     n = X.shape[-2]
-    return multi_head(p, X, X, X, hidden_keys(n, n, causal=True), weights=True)
+    return multi_head(p, X, X, X, hidden_keys(n, n, causal=True, window=window), weights=True)
 
 
 def decoder_only_layer(p, X, variants=()) -> dict:

@@ -8,6 +8,12 @@ their configs with random weights (never a hub download) and loaded with the spe
 - mha.causal: GPT-2's `GPT2Attention` (one Conv1D c_attn for q, k and v, weights (in, out) acting on
   the right, as the spec's), under the causal mask `create_causal_mask` builds: eager's float mask, sdpa's
   none (the kernel's own is_causal) and sdpa's materialized boolean mask, as named option sets.
+- mha.causal, also: Qwen2's `Qwen2Attention` under its sliding window (the variant mask.sliding_window, the
+  config's sliding_window = QWEN2_WINDOW declared as mask.window), under the mask
+  `create_sliding_window_causal_mask` builds (eager: float; sdpa: none while every key is in the window,
+  else boolean), as option sets qwen2_sliding_eager and qwen2_sliding_sdpa. Its rotary embedding, which the
+  spec does not have, is made the identity (position embeddings cos = 1, sin = 0); o_proj has no bias
+  (b_O declared absent); as many key-value heads as heads.
 - decoder_only.layer: GPT-2's `GPT2Block` (pre-LN: dec.self.pre_ln, enc.ffn.pre_ln; its gelu_new is
   GELU's tanh approximation: ffn.gelu_tanh).
 Every one under each attention implementation the CPU offers ("eager", "sdpa"): the option `attn`.
@@ -29,6 +35,9 @@ ATTENTION = ["eager", "sdpa"]
 # sdpa under the boolean mask it materializes when it may not skip it
 GPT2_SETS = {"eager": {"attn": "eager", "masks": "library"}, "sdpa": {"attn": "sdpa", "masks": "library"},
              "sdpa_materialized_mask": {"attn": "sdpa", "masks": "materialized"}}
+QWEN2_WINDOW = 3  # Qwen2Config's sliding_window: the ci profile's sequences (1 … 5) reach past it
+QWEN2_SETS = {"qwen2_sliding_eager": {"model": "qwen2", "attn": "eager"},
+              "qwen2_sliding_sdpa": {"model": "qwen2", "attn": "sdpa"}}
 
 
 def placed(module, like: torch.Tensor):
@@ -113,6 +122,11 @@ def causal_call(module, config, masks):
     return call
 
 
+def causal_attention_builder(params, attn="eager", masks="library", model="gpt2"):
+    """mha.causal: GPT-2's attention, or (model="qwen2") Qwen2's under its sliding window."""
+    return (qwen2_attention_builder if model == "qwen2" else gpt2_attention_builder)(params, attn, masks)
+
+
 def gpt2_attention_builder(params, attn="eager", masks="library"):
     from transformers.models.gpt2.modeling_gpt2 import GPT2Attention
 
@@ -166,6 +180,51 @@ def llama_rmsnorm_builder(params):
     return lambda x: norm(x)
 
 
+# --- Qwen2 ---------------------------------------------------------------------------------------
+def qwen2_attention_builder(params, attn="eager", masks="library"):
+    from transformers import Qwen2Config
+    from transformers.masking_utils import create_sliding_window_causal_mask
+    from transformers.models.qwen2.modeling_qwen2 import Qwen2Attention
+
+    heads, d_model, d_k = params["W_Q"].shape
+    config = Qwen2Config(hidden_size=d_model, num_attention_heads=heads, num_key_value_heads=heads, head_dim=d_k,
+                         intermediate_size=1, num_hidden_layers=1, use_sliding_window=True,
+                         sliding_window=QWEN2_WINDOW, max_window_layers=0, attention_dropout=0.0,
+                         attn_implementation=attn)
+    attention = placed(Qwen2Attention(config, layer_idx=0), params["W_Q"])
+    for name, W, b in (("q_proj", "W_Q", "b_Q"), ("k_proj", "W_K", "b_K"), ("v_proj", "W_V", "b_V")):
+        copy(getattr(attention, name).weight, per_head_rows(params[W]))
+        copy(getattr(attention, name).bias, params[b].reshape(-1))
+    copy(attention.o_proj.weight, params["W_O"].T)
+
+    def fn(x):
+        n = x.shape[1]
+        mask = create_sliding_window_causal_mask(config=config, inputs_embeds=x, attention_mask=None, cache=None,
+                                                 position_ids=torch.arange(n, device=x.device)[None])
+        identity = (torch.ones(1, n, d_k, dtype=x.dtype, device=x.device),   # RoPE's cos and sin at every
+                    torch.zeros(1, n, d_k, dtype=x.dtype, device=x.device))  # position: no rotation
+        out, weights = attention(x, position_embeddings=identity, attention_mask=mask)
+        return {"out": out} if weights is None else {"out": out, "weights": weights}
+    return fn
+
+
+def causal_attention_variant(options):
+    return "mask.sliding_window" if options.get("model") == "qwen2" else None
+
+
+QWEN2_FLOAT32 = ("Qwen2's eager_attention_forward takes the softmax in float32 (softmax(..., dtype=torch.float32)): "
+                 "in a float64 run it is a precision shortfall, tests/test_hf.py")
+
+
+def causal_attention_declaration(options):
+    if options.get("model") != "qwen2":
+        return Declaration()
+    window = {"constants": {"mask.window": QWEN2_WINDOW}, "absent": ("b_O",)}
+    if options.get("attn") == "eager":
+        return Declaration(**window, dtypes=(torch.float32, torch.bfloat16, torch.float16), note=QWEN2_FLOAT32)
+    return Declaration(**window)
+
+
 # --- Marian --------------------------------------------------------------------------------------
 MARIAN_FLOAT32 = ("Marian computes P in float32 (torch.FloatTensor in create_weight): in a float64 run it is a "
                   "precision shortfall, tests/test_hf.py")
@@ -188,15 +247,15 @@ def subject() -> Subject:
     import transformers
     return Subject(
         name="hf", version=transformers.__version__,
-        builders={"encoder.layer": bert_layer_builder, "mha.causal": gpt2_attention_builder,
+        builders={"encoder.layer": bert_layer_builder, "mha.causal": causal_attention_builder,
                   "decoder_only.layer": gpt2_block_builder, "pe": marian_pe_builder,
                   "rmsnorm": llama_rmsnorm_builder},
         variants={"encoder.layer": ("ffn.gelu", "mask.bool_true_masked"), "decoder_only.layer": ("dec.self.pre_ln", "enc.ffn.pre_ln", "ffn.gelu_tanh"),
-                  "pe": "pe.concat"},
-        options={"encoder.layer": {"attn": ATTENTION, "masks": ["library", "none"]}, "mha.causal": GPT2_SETS,
+                  "pe": "pe.concat", "mha.causal": causal_attention_variant},
+        options={"encoder.layer": {"attn": ATTENTION, "masks": ["library", "none"]}, "mha.causal": {**GPT2_SETS, **QWEN2_SETS},
                  "decoder_only.layer": GPT2_SETS},
-        declarations={"encoder.layer": bert_declaration,
+        declarations={"encoder.layer": bert_declaration, "mha.causal": causal_attention_declaration,
                       "decoder_only.layer": Declaration(constants={"layernorm.epsilon": 1e-5}),
-                  "pe": Declaration(dtypes=(torch.float32, torch.bfloat16, torch.float16), note=MARIAN_FLOAT32),
+                      "pe": Declaration(dtypes=(torch.float32, torch.bfloat16, torch.float16), note=MARIAN_FLOAT32),
                       "rmsnorm": Declaration(constants={"rmsnorm.epsilon": LLAMA_EPS},
                                              dtypes=(torch.float32, torch.bfloat16, torch.float16), note=LLAMA_FLOAT32)})

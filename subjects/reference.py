@@ -2,7 +2,9 @@
 
 A thin adapter: one builder per component, binding the spec-named params to a function of
 `reference` and naming its results. The recurrent builders read the cell off the params' names
-(W_hn: the reset-after GRU; W_h: the article's).
+(W_hn: the reset-after GRU; W_h: the article's). attention.causal and mha.causal run twice, as the
+option `mask`: "causal" (the article's mask.causal) and "sliding_window" (mask.sliding_window, the
+window taken as an input, so the suite draws it).
 """
 from __future__ import annotations
 
@@ -79,6 +81,25 @@ def mha(params):
     return fn
 
 
+def windowed(fn):
+    """The builder of a causal component run as option mask: "causal" takes no window; "sliding_window"
+    takes the window as an input (mask.sliding_window, the window drawn by the suite)."""
+    def build(params, mask="causal"):
+        causal = fn(params)
+        if mask == "causal":
+            return causal
+        return lambda window, **inputs: causal(**inputs, window=int(window))
+    return build
+
+
+SLIDING = {"mask": ["causal", "sliding_window"]}
+
+
+def sliding(options) -> str | None:
+    """The variant of a windowed component's option set."""
+    return "mask.sliding_window" if options.get("mask") == "sliding_window" else None
+
+
 def transformer(params):
     def fn(src, tgt, src_key_padding_mask):
         out, memory = model(src, tgt, params, src_mask=padding(src_key_padding_mask))
@@ -93,7 +114,7 @@ BUILDERS = {
     **{f"{kind}.seq2seq": encoder_decoder for kind in ("rnn", "lstm", "gru")},
     "rnn.output": bound(rnn_output),
     "attention": lambda params: named(attention, "out", "weights"),
-    "attention.causal": lambda params: named(partial(attention, causal=True), "out", "weights"),
+    "attention.causal": windowed(lambda params: named(partial(attention, causal=True), "out", "weights")),
     "mha": mha,
     "attn.seq2seq": lambda params: named(seq2seq_attention, "context", "weights", "scores"),
     "pe": lambda params: named(add_positions, "out", "P"),
@@ -104,10 +125,13 @@ BUILDERS = {
     "decoder.layer": lambda params: lambda y, memory: decoder_layer(y, memory, params),
     "encoder": lambda params: lambda x, key_padding_mask: encoder(x, params["layers"], padding(key_padding_mask)),
     "decoder": lambda params: lambda y, memory: decoder(y, memory, params["layers"]),
-    "mha.causal": lambda params: named(partial(causal_self_attention, **params), "out", "weights"),
+    "mha.causal": windowed(lambda params: named(partial(causal_self_attention, **params), "out", "weights")),
     "decoder_only.layer": lambda params: lambda x: decoder_only_layer(x, params),
     "classifier": bound(classifier),
     "transformer": transformer,
 }
 
-SUBJECT = Subject(name="reference", version=VERSION, builders=BUILDERS)
+VARIANTS = {"attention.causal": sliding, "mha.causal": sliding}
+OPTIONS = {"attention.causal": SLIDING, "mha.causal": SLIDING}
+
+SUBJECT = Subject(name="reference", version=VERSION, builders=BUILDERS, variants=VARIANTS, options=OPTIONS)

@@ -50,10 +50,49 @@ def test_gpt2_block_passes_as_its_variants_and_fails_as_the_articles(hf):
 
 
 def test_gpt2_attention_loads_every_bias(hf):
-    records = check_subject(hf, "cpu", torch.float64, QUICK, components=["mha.causal"],
-                            checks=["oracle", "parameters_read"])
+    records = [r for r in check_subject(hf, "cpu", torch.float64, QUICK, components=["mha.causal"],
+                                        checks=["oracle", "parameters_read"]) if "qwen2" not in r.option_set]
     assert len(records) == 6 and all(r.status == "pass" for r in records), [r.message for r in records]
     assert {r.option_set for r in records} == {"eager", "sdpa", "sdpa_materialized_mask"}
+
+
+def qwen2(hf, dtype, window=None, checks=("oracle",)):
+    """The records of Qwen2's sliding-window attention (window: declared instead of its own)."""
+    subject = hf
+    if window is not None:
+        declare = hf.declarations["mha.causal"]
+        subject = replace(hf, declarations={**hf.declarations, "mha.causal": lambda options: replace(
+            declare(options), constants={"mask.window": window})})
+    return [r for r in check_subject(subject, "cpu", dtype, QUICK, components=["mha.causal"], checks=list(checks))
+            if "qwen2" in r.option_set]
+
+
+def test_qwen2_sliding_window_passes_with_its_window_declared(hf):
+    records = qwen2(hf, torch.float32, checks=("oracle", "parameters_read", "causal"))
+    assert len(records) == 6 and all(r.status == "pass" and r.variant == "mask.sliding_window" for r in records), \
+        [r.message for r in records]
+    assert all("mask.window = 3" in r.declared for r in records)
+    sdpa = qwen2(hf, torch.float64)
+    assert [r.status for r in sdpa if r.option_set == "qwen2_sliding_sdpa"] == ["pass"], [r.message for r in sdpa]
+
+
+@pytest.mark.parametrize("window", [2, 4])
+def test_qwen2_fails_under_a_window_off_by_one(hf, window):
+    records = qwen2(hf, torch.float32, window)
+    assert records and all(r.status == "fail" for r in records), [r.message for r in records]
+
+
+def test_qwen2_eager_in_a_float64_run_is_a_precision_shortfall(hf):
+    """Qwen2's eager attention takes its softmax in float32: what its declaration says."""
+    records = qwen2(hf, torch.float64)
+    assert [r.status for r in records if r.option_set == "qwen2_sliding_eager"] == ["skip"]
+    declare = hf.declarations["mha.causal"]
+    undeclared = replace(hf, declarations={**hf.declarations, "mha.causal": lambda options: replace(
+        declare(options), dtypes=None)})
+    records = [r for r in check_subject(undeclared, "cpu", torch.float64, QUICK, components=["mha.causal"],
+                                        checks=["oracle"]) if r.option_set == "qwen2_sliding_eager"]
+    assert records and all(r.status == "fail" and "precision: the subject computes in float32" in r.message
+                           for r in records), [r.message for r in records]
 
 
 def test_marian_positions_pass_as_pe_concat_and_fail_as_the_articles_layout(hf):

@@ -61,3 +61,41 @@ def test_oracle_p_matches_the_formula_at_the_articles_size():
     np.testing.assert_allclose(P[:, 0::2], np.sin(angle), rtol=0, atol=1e-12)
     np.testing.assert_allclose(P[:, 1::2], np.cos(angle), rtol=0, atol=1e-12)
     assert np.abs(P).max() <= 1
+
+
+@pytest.mark.parametrize("lower_right", [False, True], ids=["upper_left", "lower_right"])
+@pytest.mark.parametrize("n, m", [(1, 1), (4, 4), (3, 5), (5, 3)])
+def test_the_sliding_window_shows_query_i_the_w_keys_up_to_its_own(n, m, lower_right):
+    """mask.sliding_window hides all but keys i - w < j <= i (i + m - n lower right), for every w from 1 to
+    past the sequence; from w = max(n, m) on it is mask.causal (of that alignment)."""
+    import numpy as np
+
+    from nlpspec.spec.attention import hidden_keys
+    rows, cols = np.indices((n, m))
+    last = rows + (m - n if lower_right else 0)  # the key query i is aligned with
+    causal = hidden_keys(n, m, causal=True, lower_right=lower_right)
+    for w in range(1, max(n, m) + 2):
+        hidden = hidden_keys(n, m, causal=True, lower_right=lower_right, window=w)
+        assert (hidden == ~((last - w < cols) & (cols <= last))).all(), w
+    assert (hidden_keys(n, m, causal=True, lower_right=lower_right, window=max(n, m)) == causal).all()
+
+
+def test_the_sliding_window_equation_reads_the_window_in_force_in_numpy_and_torch():
+    """The compiled equation (NumPy, and the same printed code on torch tensors) reads mask.window when it
+    runs: under a window of 2 it is attention under the given mask of those hidden keys."""
+    import numpy as np
+    import torch
+
+    from nlpspec.spec import attention as spec
+    from nlpspec.spec.constants import in_force
+    from nlpspec.spec.oracle import compile_equation
+    rng = np.random.default_rng(0)
+    Q, K, V = (rng.standard_normal((2, 4, 3)) for _ in range(3))
+    given = compile_equation(spec.MASK_GIVEN)(Q=Q, K=K, V=V, B_mask=spec.hidden_keys(4, 4, causal=True, window=2))
+    with in_force({"mask.window": 2}):
+        windowed = compile_equation(spec.SLIDING_WINDOW)(Q=Q, K=K, V=V)
+        on_torch = compile_equation(spec.SLIDING_WINDOW)(**{k: torch.from_numpy(a) for k, a in
+                                                            {"Q": Q, "K": K, "V": V}.items()})
+    np.testing.assert_allclose(windowed, given, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(on_torch.numpy(), given, rtol=0, atol=1e-15)
+    assert not np.allclose(windowed, compile_equation(spec.MASK_CAUSAL)(Q=Q, K=K, V=V))

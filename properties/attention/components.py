@@ -5,6 +5,13 @@ spec/positional.py's, called on the subject's names.
 A `kind` here is the tuple of named variants the subject declares (empty: the article's). Masks
 are drawn as boolean arrays, True where a key is hidden from a query (the spec's B); the harness
 hands them to the subject in the form it declares (see subjects/protocol.py).
+
+The sliding window (mask.sliding_window) is a variant with a constant, mask.window (spec/constants.py).
+A subject that fixes its window (a config's sliding_window) declares it: every case is drawn under
+that window, with sequences long enough to pass it (up to w + 1 positions, at most REACH). A subject
+that takes the window as an input is given one per case, `window` (an int64 scalar, no batch axis),
+drawn from 1 to one past the longer sequence (a window at least as long as the sequence is plain
+mask.causal, and a subject must treat it so).
 """
 from __future__ import annotations
 
@@ -15,13 +22,16 @@ from hypothesis.control import current_build_context
 
 from nlpspec.spec import attention as spec
 from nlpspec.spec import positional
+from nlpspec.spec.constants import declared, in_force
 
 from ..engine.component import MASK_FORMS, Component
 from ..engine.ran import headed_as_run
-from ..engine.strategies import Shape, case, magnitude, past_overflow, raw_bytes, size
+from ..engine.strategies import MAX_SIZE, Shape, case, magnitude, past_overflow, raw_bytes, size
 MAX_HEADS = 4        # several heads, so that a head split that mixes heads shows
 MAX_HEAD_SIZE = 3    # d_k = d_v of one head; d_model = heads · d_k
 WEIGHT_BOUND = 1.0   # projection weights: with inputs up to 8, float16 scores stay finite
+SLIDING, WINDOW = "mask.sliding_window", "mask.window"  # the variant and its constant
+REACH = 17           # the longest sequence drawn to pass a declared window (beyond: the scale profile's)
 
 
 def mask(data, shape: tuple, label: str) -> np.ndarray:
@@ -38,8 +48,40 @@ def mask(data, shape: tuple, label: str) -> np.ndarray:
 
 
 # --- drawing cases -----------------------------------------------------------------------------
-def draw_attention(data, kind, masked=True, lacks=frozenset()):
-    B, n, m, d_k = size(data, "B"), size(data, "n"), size(data, "m"), size(data, "d_k")
+def longest() -> int:
+    """The longest sequence to draw: past a declared window where it is longer than the usual sizes."""
+    window = declared(WINDOW)
+    return MAX_SIZE if window is None else max(MAX_SIZE, min(int(window) + 1, REACH))
+
+
+def drawn_window(data, kind, inputs: dict, positions: int) -> dict:
+    """inputs with the window a subject that takes it is given (`window`, 1 to positions + 1), under
+    mask.sliding_window where the subject declares none; else inputs as they are."""
+    if SLIDING not in kind or declared(WINDOW) is not None:
+        return inputs
+    return {**inputs, "window": np.array(data.draw(st.integers(1, positions + 1), label="window"))}
+
+
+def window(kind, inputs) -> int | None:
+    """The window in force for this case: the one drawn, or the declared one; None without a sliding
+    window, or where there is none to use (see windowless)."""
+    if SLIDING not in kind:
+        return None
+    if "window" in inputs:
+        return int(inputs["window"])
+    found = declared(WINDOW)
+    return None if found is None else int(found)
+
+
+def windowless(kind, inputs) -> bool:
+    """A sliding window with no window to check it with: only the diagnosis's alternatives for a subject
+    that declares no sliding window (the default window, 4096, would be mask.causal at these sizes and
+    a confirmed "variant" that says nothing). Its oracle gives None: the alternative is not tried."""
+    return SLIDING in kind and window(kind, inputs) is None
+
+
+def draw_attention(data, kind, masked=True, lacks=frozenset(), high=MAX_SIZE):
+    B, n, m, d_k = size(data, "B"), size(data, "n", high=high), size(data, "m", high=high), size(data, "d_k")
     d_v, bound = d_k if "value_width" in lacks else size(data, "d_v"), magnitude(data)
     q_bound = past_overflow(data, bound * np.sqrt(d_k)) or bound  # |q·k| / √d_k ≤ q_bound · bound · √d_k
     params, inputs = case(data, {}, {"q": Shape((B, n, d_k), q_bound), "k": Shape((B, m, d_k), bound),
@@ -51,7 +93,8 @@ def draw_attention(data, kind, masked=True, lacks=frozenset()):
 
 
 def draw_causal(data, kind, lacks=frozenset()):
-    return draw_attention(data, kind, masked=False, lacks=lacks)
+    params, inputs = draw_attention(data, kind, masked=False, lacks=lacks, high=longest())
+    return params, drawn_window(data, kind, inputs, max(inputs["q"].shape[1], inputs["k"].shape[1]))
 
 
 def mha_biases(h, d_k, d_model, bound) -> dict:
@@ -135,9 +178,10 @@ def given_hidden(kind, inputs) -> np.ndarray:
 
 
 def causal_hidden(kind, inputs) -> np.ndarray:
-    """attention.causal's hidden keys (n, m): the later ones (lower right with mask.causal_lower_right)."""
+    """attention.causal's hidden keys (n, m): the later ones (lower right with mask.causal_lower_right),
+    and those before the window with mask.sliding_window."""
     return spec.hidden_keys(inputs["q"].shape[-2], inputs["k"].shape[-2], causal=True,
-                            lower_right="mask.causal_lower_right" in kind)
+                            lower_right="mask.causal_lower_right" in kind, window=window(kind, inputs))
 
 
 def mha_hidden_keys(kind, inputs) -> np.ndarray:
@@ -156,10 +200,15 @@ def attention_oracle(kind):
 
 
 def causal_oracle(kind):
-    eq = spec.CAUSAL_LOWER_RIGHT if "mask.causal_lower_right" in kind else spec.MASK_CAUSAL
+    eq = spec.causal_equation("mask.causal_lower_right" in kind, SLIDING in kind)
 
     def oracle(params, inputs):
-        out, weights = spec.attention(eq, causal_hidden(kind, inputs), Q=inputs["q"], K=inputs["k"], V=inputs["v"])
+        if windowless(kind, inputs):
+            return None
+        w = window(kind, inputs)
+        with in_force({} if w is None else {WINDOW: w}):  # the window drawn for this case, or the declared one
+            out, weights = spec.attention(eq, causal_hidden(kind, inputs), Q=inputs["q"], K=inputs["k"],
+                                          V=inputs["v"])
         return {"out": out, "weights": weights}
     return oracle
 
@@ -198,9 +247,9 @@ COMPONENTS = headed_as_run([  # a failure headed by the E-id that ran (engine/ra
               has_parameters=False, queries="q", keys=("k", "v"), masks=("mask",)),
     Component(name="attention.causal", family="attention", eids=("mask.causal",), required=("out",),
               draw=draw_causal, oracle=causal_oracle, output_eids={"out": "mask.causal", "weights": "mask.causal"},
-              variants=("mask.causal_lower_right",), bounds=WEIGHT_BOUNDS, probabilities=("weights",),
-              hidden_keys=causal_hidden, capabilities={"value_width": VALUE_WIDTH}, has_parameters=False,
-              queries="q", keys=("k", "v"), causal=True),
+              variants=("mask.causal_lower_right", SLIDING), bounds=WEIGHT_BOUNDS, probabilities=("weights",),
+              hidden_keys=causal_hidden, capabilities={"value_width": VALUE_WIDTH}, constants=(WINDOW,),
+              has_parameters=False, shared=("window",), queries="q", keys=("k", "v"), causal=True),
     Component(name="mha", family="attention", eids=("self.qkv", "mha.head", "mha.output", "mask.given",
                                                     "mask.key_padding"),
               required=("out",), draw=draw_mha, oracle=mha_oracle,

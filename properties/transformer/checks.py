@@ -111,31 +111,54 @@ def check_residual_sum(h: Harness, data):
               what=f"x + sublayer(x): LN the identity (γ = 1, β = 0, standardised x), only the {eid} sublayer on")
 
 
+def unseen_positions(h: Harness, inputs, n: int) -> np.ndarray:
+    """(n, n): True where position j is hidden from position i in every sequence of the case: the later
+    ones (mask.causal), and, where the component's hidden keys say so, those before a sliding window."""
+    if h.component.hidden_keys is None:
+        return np.triu(np.ones((n, n), dtype=bool), 1)
+    return h.component.hidden_keys(h.kind, inputs).reshape((-1, n, n)).all(axis=0)
+
+
 def check_causal_layer(h: Harness, data):
-    """Decoder output i does not change when the decoder's inputs after i change, and its autograd
-    Jacobian with respect to them is exactly 0."""
+    """Decoder output i does not change when the decoder's inputs hidden from i change (those after i;
+    under a sliding window also those before it), and its autograd Jacobian with respect to them is
+    exactly 0. The outputs compared are those of every position that sees none of the changed ones."""
     params, inputs = h.draw(data)
     name = h.component.target
     y = inputs[name]
     i = data.draw(st.integers(0, y.shape[1] - 1), label="position")
     fn, reference = h.build(params), h.reference(params, inputs)
     before, tols = h.call(fn, inputs, reference), h.tolerances(params, inputs, reference)
-    later = np.arange(y.shape[1]) > i
+    unseen = unseen_positions(h, inputs, y.shape[1])
+    hidden = unseen[i]
+    kept = unseen[:, hidden].all(axis=1)  # the positions that see none of those changed (i among them)
     new = h.round(case(data, {}, {name: Shape(y.shape, magnitude(data))})[1])[name]
-    changed = {**inputs, name: np.where(later[None, :, None], new, y)}
+    changed = {**inputs, name: np.where(hidden[None, :, None], new, y)}
     after = h.call(fn, changed, h.reference(params, changed))
-    rows = {k: v[..., :i + 1, :] if k == "weights" else v[:, :i + 1] for k, v in after.items()}
-    h.compare(rows, {k: v[..., :i + 1, :] if k == "weights" else v[:, :i + 1] for k, v in before.items()},
-              tol.doubled(tols), what=f"its own outputs 0…{i} before the inputs after position {i} changed",
-              eid="mask.causal")
+    eid = ran_as(h, "mask.causal")[0]
+    rows = {k: v[..., kept, :] if k == "weights" else v[:, kept] for k, v in after.items()}
+    h.compare(rows, {k: v[..., kept, :] if k == "weights" else v[:, kept] for k, v in before.items()},
+              tol.doubled(tols), what=f"its own outputs {positions(kept)} before the inputs at {positions(hidden)} "
+                                      f"(hidden from position {i}) changed", eid=eid)
     grads = row_gradients(h, fn, inputs, (name,), i, "causal")
     if grads is None or grads[name] is None:
         return
-    index = first_nonzero(grads[name], np.broadcast_to(later[None, :, None], grads[name].shape), h, "causal")
+    index = first_nonzero(grads[name], np.broadcast_to(hidden[None, :, None], grads[name].shape), h, "causal")
     if index is not None:
         b, j, c = index
-        raise fail.gradient_leak(h.where(), "mask.causal", f"the gradient of output {i} with respect to "
-                                 f"{name}[{b}, {j}, {c}] (a later position) is {grads[name][index]:.6g}")
+        where = "a later position" if j > i else "a position before its window"
+        raise fail.gradient_leak(h.where(), eid, f"the gradient of output {i} with respect to "
+                                 f"{name}[{b}, {j}, {c}] ({where}) is {grads[name][index]:.6g}")
+
+
+def positions(which: np.ndarray) -> str:
+    """The positions where `which` holds, in words: "0…3", "0, 4", "none"."""
+    found = [int(j) for j in np.flatnonzero(which)]
+    if not found:
+        return "none"
+    if found == list(range(found[0], found[-1] + 1)) and len(found) > 2:
+        return f"{found[0]}…{found[-1]}"
+    return ", ".join(map(str, found))
 
 
 def check_memory_permutation(h: Harness, data):
@@ -257,7 +280,8 @@ RESIDUAL = Check("residual", "Every sublayer silenced through its parameters: th
                                                             or e == "layernorm"), check_residual)
 RESIDUAL_SUM = Check("residual_sum", "LN made the identity (γ = 1, β = 0, standardised input), one sublayer on: "
                      "the layer returns x + sublayer(x).", sublayer_eids, check_residual_sum)
-CAUSAL = Check("causal", "Decoder output i is unchanged when inputs after i change; its Jacobian there is exactly 0.",
+CAUSAL = Check("causal", "Decoder output i is unchanged when inputs after i (or before its sliding window) change; "
+               "its Jacobian there is exactly 0.",
                lambda h: tuple(e for e in ran_as(h, "mask.causal", "dec.self") if e in all_eids(h)), check_causal_layer)
 MEMORY_PERMUTATION = Check("memory_permutation", "Permuting the encoder's output positions leaves the decoder's "
                            "output unchanged.", lambda h: ran_as(h, "dec.cross"), check_memory_permutation)

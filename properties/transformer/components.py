@@ -108,12 +108,14 @@ def draw_decoder_layer(data, kind, lacks=frozenset()):
 
 
 def draw_causal_mha(data, kind):
-    """One sequence x (B, n, d_model) and the multi-head weights and biases of its self-attention."""
-    B, n, bound = size(data, "B"), size(data, "n"), magnitude(data)
+    """One sequence x (B, n, d_model) and the multi-head weights and biases of its self-attention;
+    with mask.sliding_window, its window (properties/attention/components.py)."""
+    B, n, bound = size(data, "B"), size(data, "n", high=att.longest()), magnitude(data)
     h, d_k = size(data, "h", high=att.MAX_HEADS), size(data, "d_k", high=att.MAX_HEAD_SIZE)
     extreme = past_overflow(data, np.sqrt(h * d_k * h * d_k * d_k) / 3)  # keys are the queries: per bound²
     bound = bound if extreme is None else np.sqrt(extreme)
-    return case(data, mha_params(h, h * d_k, d_k), {"x": Shape((B, n, h * d_k), bound)})
+    params, inputs = case(data, mha_params(h, h * d_k, d_k), {"x": Shape((B, n, h * d_k), bound)})
+    return params, att.drawn_window(data, kind, inputs, n)
 
 
 def draw_decoder_only_layer(data, kind):
@@ -236,7 +238,9 @@ def decoder_layer_oracle(kind):
 
 def causal_mha_oracle(kind):
     def oracle(params, inputs):
-        found = spec.causal_self_attention(params, inputs["x"])
+        if att.windowless(kind, inputs):
+            return None
+        found = spec.causal_self_attention(params, inputs["x"], att.window(kind, inputs))
         return {**att.named(found, out="O", heads="Z_heads", weights="weights")}
     return oracle
 
@@ -246,9 +250,10 @@ def decoder_only_layer_oracle(kind):
 
 
 def causal_hidden(kind, inputs):
-    """The keys mask.causal hides from each query of one sequence, with a head axis (1, 1, n, n)."""
+    """The keys mask.causal (or mask.sliding_window) hides from each query of one sequence, with a head
+    axis (1, 1, n, n)."""
     n = inputs["x"].shape[-2]
-    return spec.hidden_keys(n, n, causal=True)[None, None]
+    return spec.hidden_keys(n, n, causal=True, window=att.window(kind, inputs))[None, None]
 
 
 def encoder_stack_oracle(kind):
@@ -317,6 +322,7 @@ COMPONENTS = headed_as_run([  # a failure headed by the E-id that ran (engine/ra
               required=("out",), draw=draw_causal_mha, oracle=causal_mha_oracle,
               output_eids={"out": "mha.output", "heads": "mha.head", "weights": "mha.head"},
               bounds={"weights": (0.0, 1.0)}, probabilities=("weights",), hidden_keys=causal_hidden,
+              variants=(att.SLIDING,), constants=(att.WINDOW,), shared=("window",),
               target="x", causal=True, heads=True, incremental=True),
     Component(name="decoder_only.layer", family="transformer",
               eids=("mask.causal", "mha.head", "mha.output", "layernorm", "ffn", "dec.self", "enc.ffn"),

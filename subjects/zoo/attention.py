@@ -10,7 +10,7 @@ import torch
 from nlpspec.reference import attention as ref
 
 from ..protocol import Subject
-from ..reference import VERSION, named, padding
+from ..reference import BUILDERS, VERSION, named, padding
 from ..torch_attention import attention_builder
 from .mutant import Mutant, mutant, zeroed
 
@@ -110,6 +110,36 @@ def raises_on_fully_masked_rows(q, k, v, mask=None, causal=False):
     return ref.attention(q, k, v, mask, causal)
 
 
+# --- the sliding window (mask.sliding_window, the window an input drawn by the suite) ---------------
+def window_one_wide(n, m, window):
+    """Off by one: query i sees keys i - w <= j <= i, w + 1 of them (j < i - w hidden, not j <= i - w)."""
+    ones = torch.ones(n, m, dtype=torch.bool)
+    return ones.triu(1) | ones.tril(-window - 1)
+
+
+def window_unmasked_when_covering(n, m, window):
+    """A window at least as long as the sequence taken for "no mask at all": the causal mask dropped too."""
+    ones = torch.ones(n, m, dtype=torch.bool)
+    return torch.zeros_like(ones) if window >= max(n, m) else ones.triu(1) | ones.tril(-window)
+
+
+def sliding_mutant(name: str, bug: str, hide) -> Mutant:
+    """attention.causal and mha.causal declared as mask.sliding_window, taking the window as an input
+    (so the suite draws it), their mask hide(n, m, window) -> bool."""
+    def masked(window):
+        return partial(attend, causal=True, hide=lambda n, m: hide(n, m, int(window)))
+
+    def causal_builder(params):
+        return lambda q, k, v, window: dict(zip(("out", "weights"), masked(window)(q, k, v)))
+
+    def mha_causal_builder(params):
+        return lambda x, window: dict(zip(("out", "weights"), multi_head(x, x, x, **params, attend=masked(window))))
+    builders = {"attention.causal": causal_builder, "mha.causal": mha_causal_builder}
+    subject = Subject(f"zoo.{name}", {**BUILDERS, **builders}, version=VERSION,
+                      variants={component: "mask.sliding_window" for component in builders})
+    return Mutant(subject, bug, tuple(builders))
+
+
 # --- multi-head --------------------------------------------------------------------------------
 def split_without_transpose(x, heads):
     B, n, width = x.shape
@@ -203,6 +233,10 @@ MUTANTS = {m.subject.name.removeprefix("zoo."): m for m in (
            causal(partial(attend, hide=triu_from(2)))),
     mutant("causal_lower_right_undeclared", "causal mask aligned lower-right, declared as the article's",
            causal(partial(attend, hide=causal_lower_right))),
+    sliding_mutant("sliding_window_one_wide", "sliding window off by one: query i sees w + 1 keys (i - w ... i)",
+                   window_one_wide),
+    sliding_mutant("sliding_window_unmasked_when_covering", "a window as long as the sequence or longer taken for "
+                   "no mask at all: the causal mask dropped too", window_unmasked_when_covering),
     mutant("mha_split_without_transpose", "head split by a reshape, without the transpose",
            {"mha": mha(partial(multi_head, split=split_without_transpose))}),
     mutant("mha_heads_reversed", "heads concatenated in reverse order",
