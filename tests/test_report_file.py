@@ -185,8 +185,10 @@ def test_mine(nlpspec_case, nlpspec_verdict):
 '''
 
 
+# under xdist, no replacement for the dead worker (--max-worker-restart=0): the controller's record
+# of the crash is the same, and the replacement's start-up (imports, collection) was a third of the run
 @pytest.mark.parametrize("workers, dies", [((), "os._exit(0)"), ((), "ctypes.string_at(0)"),
-                                           (("-n", "1"), "os._exit(0)")],
+                                           (("-n", "1", "--max-worker-restart=0"), "os._exit(0)")],
                          ids=["os._exit", "segfault", "os._exit under xdist"])
 def test_a_process_that_dies_leaves_a_report_naming_its_case(tmp_path, workers, dies):
     (tmp_path / "test_mine.py").write_text(MINE_DIES.format(dies=dies))
@@ -208,7 +210,9 @@ def test_a_process_that_dies_leaves_a_report_naming_its_case(tmp_path, workers, 
 
 
 @pytest.mark.parametrize("where", ["under a file", "read-only folder", "a folder"])
-def test_an_unwritable_report_path_is_a_one_line_usage_error(tmp_path, where):
+def test_an_unwritable_report_path_is_a_one_line_usage_error(run_pytest, tmp_path, where):
+    """In-process (pytester): the usage error comes before any case, so a process of its own adds
+    nothing but a start-up; an INTERNALERROR would be exit 3 and a traceback here as well."""
     (tmp_path / "file").write_text("")
     folder = tmp_path / "read-only"
     folder.mkdir(mode=0o555)
@@ -216,22 +220,17 @@ def test_an_unwritable_report_path_is_a_one_line_usage_error(tmp_path, where):
         folder = pathlib.Path("/proc")
     path = {"under a file": tmp_path / "file" / "report.json", "read-only folder": folder / "nlpspec" / "report.json",
             "a folder": tmp_path}[where]
-    done = subprocess.run(pytest_command("--pyargs", "nlpspec", "--nlpspec-report", str(path)),
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
-    assert done.returncode == 4 and len(lines) == 1, lines
+    done, _ = run_pytest("--nlpspec-report", str(path))  # the last --nlpspec-report is the one taken
+    lines = [line for line in done.outlines + done.errlines if line.strip()]
+    assert done.ret == 4 and len(lines) == 1, lines
     assert lines[0].startswith(f"ERROR: --nlpspec-report {path}: "), lines
 
 
-def test_a_bad_device_stops_the_run_before_any_case_even_quiet(tmp_path):
+def test_a_bad_device_stops_the_run_before_any_case_even_quiet(run_pytest):
     """-q prints no header, where the device was first resolved: each case failed with the usage error."""
-    path = tmp_path / "report.json"
-    done = subprocess.run(pytest_command("-q", "--pyargs", "nlpspec", "--subject", "reference", "--device", "nosuch",
-                                         "--nlpspec-report", str(path)),
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
-    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
-    assert done.returncode == 4 and len(lines) == 1 and lines[0].startswith("ERROR: --device nosuch: "), lines
-    report = read(path)
+    done, report = run_pytest("-q", "--subject", "reference", "--device", "nosuch")
+    lines = [line for line in done.outlines + done.errlines if line.strip()]
+    assert done.ret == 4 and len(lines) == 1 and lines[0].startswith("ERROR: --device nosuch: "), lines
     assert report["records"] == [] and report["error"].startswith("--device nosuch: ")
 
 
