@@ -26,13 +26,19 @@ from .precision import Precision
 from .verdict import Verdict
 
 
-def options_running(subject: Subject, component: Component, kind, prefer: dict) -> dict | None:
-    """The option set under which the subject's `component` runs `kind` (the variant another
-    component's check drew: a layer's cell, a stack's layer), `prefer` itself where it does; None
-    if no option set does."""
+ANY_KIND = object()  # options_running's kind when any variant will do
+
+
+def options_running(run: "Run", component: Component, kind=ANY_KIND) -> dict | None:
+    """The option set under which the run's subject's `component` runs `kind` (the variant another
+    component's check drew: a layer's cell, a stack's layer; any kind by default) in the run's dtype and
+    on its device as the subject declares, the run's own options where they do; None if no option set
+    does (a companion in a dtype its declaration rules out would judge what the subject disowns)."""
+    subject = run.subject
     fitting = [options for options in option_sets(subject, component)
-               if kind_for(component, declared(subject.variants.get(component.name), options)) == kind]
-    return prefer if prefer in fitting else (fitting[0] if fitting else None)
+               if (kind is ANY_KIND or kind_for(component, declared(subject.variants.get(component.name), options)) == kind)
+               and not subject.declaration(component.name, options).not_run(run.dtype, run.device)]
+    return run.options if run.options in fitting else (fitting[0] if fitting else None)
 
 
 @dataclass

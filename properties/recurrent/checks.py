@@ -65,7 +65,7 @@ def check_unroll_equals_steps(h: Harness, data):
     params, inputs = layers_case(h, data, layers=1, directions=1)
     out, _, tols = run_layers(h, params, inputs)
     cell_component = BY_NAME[h.component.cell]
-    options = options_running(h.run.subject, cell_component, h.kind, h.run.options)
+    options = options_running(h.run, cell_component, h.kind)
     if options is None:
         h.unjudged(f"no option set of {cell_component.name} runs {h.kind}: unroll_equals_steps not checked")
         return

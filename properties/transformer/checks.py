@@ -256,7 +256,7 @@ def check_stacked_layers(h: Harness, data):
     stacked, _, tols = evaluate(h, params, inputs)
     component = BY_NAME[h.component.layer]
     layer_kind = tuple(v for v in h.kind if v != "stack.final_norm")  # a variant of the stack, not of its layers
-    options = options_running(h.run.subject, component, layer_kind, h.run.options)
+    options = options_running(h.run, component, layer_kind)
     if options is None:
         h.unjudged(f"no option set of {component.name} runs {', '.join(layer_kind) or 'the article'}: "
                            f"stacked_layers not checked")
