@@ -17,8 +17,10 @@ from nlpspec.properties.summary import RANK, ORDER, verdict
 
 from .pages import layout, link_to
 
-BUILT_IN = ("reference", "torch", "hf", "keras")
-DTYPE = {"keras": "float32"}  # Keras computes float64 layers' matmuls in float32 (docs/guide/subjects.md, "Keras 3")
+BUILT_IN = ("reference", "torch", "hf", "keras", "onnxruntime", "jax")
+# Keras computes float64 layers' matmuls in float32, ONNX Runtime's recurrent kernels take no double, JAX's
+# attention takes its softmax in float32 (docs/guide/subjects.md): their columns are float32 runs
+DTYPE = {"keras": "float32", "onnxruntime": "float32", "jax": "float32"}
 REPORTS = pathlib.Path("artefacts") / "reports"  # where .ci/run writes its runs' reports
 QUICK = 2  # examples per check in a report the build runs itself
 

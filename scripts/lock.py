@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes constraints.txt, the project's lock: the exact version of every package that
-`pip install -c constraints.txt -e '.[test,hf,keras,onnx]'` installs beside torch, as pip resolves it, for
+`pip install -c constraints.txt -e '.[test,hf,keras,onnx,jax]'` installs beside torch, as pip resolves it, for
 each Python named (the first is the lock's own; a package whose version differs on another Python
 gets a line for each, with a python_version marker).
 
@@ -25,13 +25,13 @@ import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 LOCK = ROOT / "constraints.txt"
-EXTRAS = "test,hf,keras,onnx"
+EXTRAS = "test,hf,keras,onnx,jax"
 HEADER = """\
 # The project's lock: the exact version of each package that the project's own installs take, so that a
 # fresh machine gets the same toolchain every time. README's quick start (the test extra) and .ci/run
 # install with it:
 #   pip install -c constraints.txt -e '.[test]'
-#   pip install -c constraints.txt -e '.[hf,keras,onnx]'      # the subjects' extras, torch unchanged
+#   pip install -c constraints.txt -e '.[hf,keras,onnx,jax]'      # the subjects' extras, torch unchanged
 # torch==2.13.0 also keeps pip from fetching a multi-GB CUDA build where no GPU is (pip takes a CPU
 # build where one lies in its find-links; PyPI's Linux wheel is a CUDA build, whose packages are locked too).
 # Written by `{command}`:

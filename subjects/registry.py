@@ -13,8 +13,9 @@ BUILTINS = {
     "hf": "nlpspec.subjects.hf:subject",
     "keras": "nlpspec.subjects.keras3:subject",
     "onnxruntime": "nlpspec.subjects.onnxruntime:subject",
+    "jax": "nlpspec.subjects.jax_flax:subject",
 }
-EXTRAS = {"hf": "hf", "keras": "keras", "onnxruntime": "onnx"}  # built-in subject -> the extra it needs (pyproject)
+EXTRAS = {"hf": "hf", "keras": "keras", "onnxruntime": "onnx", "jax": "jax"}  # built-in subject -> the extra it needs (pyproject)
 
 
 def load_subject(name: str) -> Subject:

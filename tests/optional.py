@@ -16,6 +16,8 @@ TOOLS = {  # what a test may need -> how to install it
     "transformers": "pip install -c constraints.txt -e '.[hf]'",
     "keras": "pip install -c constraints.txt -e '.[keras]'",
     "onnxruntime": "pip install -c constraints.txt -e '.[onnx]'",
+    "jax": "pip install -c constraints.txt -e '.[jax]'",
+    "flax": "pip install -c constraints.txt -e '.[jax]'",
 }
 
 

@@ -129,7 +129,7 @@ def test_conformance_page_shows_each_subject(site):
     """A column per built-in subject; one whose extra is not installed (hf, keras on a newcomer's
     machine) shows why it could not load, and every check of it as not run."""
     from nlpspec.docs.conformance import BUILT_IN
-    extras = {"hf": "transformers", "keras": "keras"}
+    extras = {"hf": "transformers", "keras": "keras", "onnxruntime": "onnxruntime", "jax": "jax"}
     if os.environ.get("NLPSPEC_REQUIRE_ALL") == "1":
         require(*extras.values())
     loaded = [name for name in BUILT_IN if not missing(*[extras[name]] if name in extras else [])]
