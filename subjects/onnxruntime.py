@@ -558,6 +558,15 @@ def transformer_declaration(options):
 
 
 ANY_BUT_BFLOAT16 = Declaration(dtypes=(torch.float32, torch.float64, torch.float16), note=NO_BFLOAT16)
+# ONNX Runtime has no double Attention kernel: in float64 it runs ONNX's function body, whose scale is a
+# float32 (about 44 correct bits of 53 in the weights: a precision shortfall the suite reports undeclared)
+ATTENTION_OP = Declaration(dtypes=(torch.float32, torch.float16),
+                           note="ONNX Runtime runs its Attention op's float64 through ONNX's function body, whose "
+                                "scale is a float32 (a precision shortfall in float64); " + NO_BFLOAT16)
+
+
+def mha_declaration(options):
+    return ATTENTION_OP if options.get("path") == "onnx_attention" else ANY_BUT_BFLOAT16
 
 # ONNX's layout=1 (batch major) is refused by ONNX Runtime's CPU kernels ("Batchwise recurrent operations
 # (layout == 1) are not supported"): the sets run layout 0, X (T, B, I), Y (T, D, B, H)
@@ -591,6 +600,6 @@ def subject() -> Subject:
                  "mha": {"export_torchscript": {"path": "export"}, "onnx_attention": {"path": "onnx_attention"}},
                  "encoder.layer": TRANSFORMER_SETS, "decoder_only.layer": TRANSFORMER_SETS},
         declarations={**{name: RECURRENT for kind in OPS for name in (f"{kind}.cell", f"{kind}.layers")},
-                      **{name: ANY_BUT_BFLOAT16 for name in ("attention", "attention.causal", "mha")},
+                      "attention": ATTENTION_OP, "attention.causal": ATTENTION_OP, "mha": mha_declaration,
                       "layernorm": EPSILON, "encoder.layer": transformer_declaration,
                       "decoder_only.layer": transformer_declaration})

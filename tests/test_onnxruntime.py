@@ -10,7 +10,7 @@ import torch
 from hypothesis import Phase, settings
 
 from nlpspec.properties.runner import check_subject
-from nlpspec.subjects import load_subject
+from nlpspec.subjects import Declaration, load_subject
 from optional import require
 
 require("onnxruntime")  # skipped with what to install, failed under NLPSPEC_REQUIRE_ALL=1
@@ -93,8 +93,11 @@ def test_onnxruntime_layernorm_uses_epsilon_rounded_to_float32(ort_subject):
 @pytest.mark.parametrize("component", ["attention", "attention.causal"])
 def test_onnxruntime_attention_in_float64_is_a_precision_shortfall(ort_subject, component):
     """ONNX Runtime has no double kernel for Attention and runs ONNX's function body, which computes
-    √scale in float32: every check that fails in a float64 run says precision."""
+    √scale in float32: declared, a float64 run skips it; undeclared, every check that fails says precision."""
     records = check_subject(ort_subject, "cpu", torch.float64, QUICK, components=[component], checks=["oracle"])
+    assert records and {r.status for r in records} == {"skip"}, [r.message for r in records]
+    undeclared = replace(ort_subject, declarations={**ort_subject.declarations, component: Declaration()})
+    records = check_subject(undeclared, "cpu", torch.float64, QUICK, components=[component], checks=["oracle"])
     failed = [r for r in records if r.status == "fail"]
     assert failed and all(f["kind"] == "precision" for r in failed for f in r.failures), [r.message for r in failed]
 
