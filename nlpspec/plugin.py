@@ -436,7 +436,7 @@ def nlpspec_verdict(request, record_property):
         with collector.with_value(note_statistics):
             record = execute(Run(case.subject, run.device, run.dtype, case.options,
                                  reproduce=run.reproduce(case, request.node.nodeid, builtin), time_limit=run.timeout,
-                                 scale=at_scale(run.profile)),
+                                 scale=at_scale(run.profile), profile=run.profile),
                              case.component, case.check, run.settings, None if run.settings.derandomize else run.seed,
                              replay)
         record_property("nlpspec", plain(record.as_dict()))

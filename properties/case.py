@@ -81,7 +81,7 @@ def declared_reason(run: Run, component: Component, check: Check) -> tuple[str, 
     if lacking:
         short = f"lacks {', '.join(lacking)}"
         return short, f"declared: {component.name} {short}: " + "; ".join(component.capabilities[c] for c in lacking)
-    why = declaration.not_run(run.dtype, run.device)
+    why = declaration.not_run(run.dtype, run.device, run.profile, check.name)
     if not why:
         return "", ""
     note = f" ({declaration.note})" if declaration.note else ""

@@ -120,9 +120,9 @@ def check_declaration(subject: Subject, component, options: dict, where: str) ->
         raise SubjectLoadError(f"{where}: its declaration raised {type(exc).__name__}: {exc}") from None
     if not isinstance(declaration, Declaration):
         raise SubjectLoadError(f"{where}: a declaration is a nlpspec.Declaration, not a {type(declaration).__name__}")
-    for field in ("lacks", "absent", "dtypes", "devices"):
+    for field in ("lacks", "absent", "dtypes", "devices", "profiles", "checks"):
         value = getattr(declaration, field)
-        if not isinstance(value, (tuple, list)) and (value is not None or field in ("lacks", "absent")):
+        if not isinstance(value, (tuple, list)) and (value is not None or field in ("lacks", "absent", "checks")):
             raise SubjectLoadError(f"{where}: {field} is {value!r}; give a tuple, e.g. {field}=({value!r},)")
     if not isinstance(declaration.constants, dict):
         raise SubjectLoadError(f"{where}: constants is {declaration.constants!r}; give a dict {{name: value}}")
@@ -171,6 +171,8 @@ def check_runs(declaration: Declaration, where: str) -> None:
             raise SubjectLoadError(f"{where}: {field}=() leaves it no run, so nothing of it would be checked; "
                                    f"name the {field} it runs {'in' if field == 'dtypes' else 'on'}, or leave "
                                    f"{field} out (any)")
+    if declaration.profiles == () and not declaration.note:
+        raise SubjectLoadError(f"{where}: profiles=() runs it in no profile; say why in note")
 
 
 def check_absent(subject: Subject, component, declaration: Declaration, options: dict, where: str) -> None:

@@ -170,8 +170,8 @@ def check_subject(subject: Subject, device: str | torch.device | None = None, dt
     profile = profile or chosen()
     settings = settings or settings_for(profile)
     device = torch.empty(0, device=device or ("cuda" if torch.cuda.is_available() else "cpu")).device
-    return [execute(Run(subject, device, dtype, case.options, scale=at_scale(profile)), case.component, case.check,
-                    settings)
+    return [execute(Run(subject, device, dtype, case.options, scale=at_scale(profile), profile=profile), case.component,
+                    case.check, settings)
             for case in cases(subject) if in_scope(profile, case.component.name, case.check.name)
             and (components is None or case.component.name in components) and (checks is None or case.check.name in checks)]
 

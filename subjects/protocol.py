@@ -34,6 +34,8 @@ returning one), scikit-learn-tags style:
                 absent=("b_hn",),                           # parameters it structurally lacks: drawn as
                                                             # their identity (0 added, 1 a scale: γ)
                 dtypes=(torch.float32,), devices=("cpu",),  # where it runs; other runs are skipped
+                profiles=("thorough",), checks=("oracle",), # a costly option set: those profiles, and
+                                                            # those checks in every profile
                 note="why, in words the summary shows")
 
 The suite then draws only what the subject takes, evaluates the oracle with its constants, and
@@ -65,10 +67,17 @@ class Declaration:
                                          # identity (0 if the spec adds it, 1 if it scales by it), not judged
     dtypes: tuple | None = None          # torch dtypes it runs in (None: any)
     devices: tuple[str, ...] | None = None  # device types it runs on ("cpu", "cuda"; None: any)
+    profiles: tuple[str, ...] | None = None  # Hypothesis profiles it runs in (None: any; (): none, say why)
+    checks: tuple[str, ...] = ()         # checks it runs in every profile all the same (a costly set's sample)
     note: str = ""                       # why, in the subject's words (shown with the declaration)
 
-    def not_run(self, dtype, device) -> str:
-        """Why a run in this dtype on this device is not for it ("" if it is)."""
+    def not_run(self, dtype, device, profile: str = "", check: str = "") -> str:
+        """Why a run in this dtype on this device, profile and check is not for it ("" if it is; a
+        run outside a profile, profile "", runs what is declared for some profile)."""
+        if self.profiles is not None and (profile or not self.profiles) and profile not in self.profiles \
+                and check not in self.checks:
+            return (f"declared to run in the {', '.join(self.profiles)} profile only" if self.profiles else
+                    "declared to run in no profile")
         if self.dtypes is not None and dtype not in self.dtypes:
             return f"declared to run in {', '.join(str(d).replace('torch.', '') for d in self.dtypes)} only"
         if self.devices is not None and device.type not in self.devices:

@@ -19,6 +19,8 @@ KIND.layers_padded is the same module given a PackedSequence (pack_padded_sequen
 enforce_sorted=False) and its output padded back to T with zeros (pad_packed_sequence, total_length=T);
 KIND.seq2seq is a one-layer encoder module whose final state starts a decoder module, followed by
 softmax(F.linear(., W_y, b_y)).
+
+Every component runs also compiled, as the option set "compiled" (subjects/torch_compiled.py).
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from . import torch_attention, torch_transformer
+from . import torch_attention, torch_compiled, torch_transformer
 from .protocol import Subject
 from .glue import GATE_ORDERS, assign, gate_rows, split_bias
 
@@ -174,14 +176,18 @@ for _kind in CELLS:
     BUILDERS[f"{_kind}.layers_padded"] = layers_builder(_kind, padded=True)
     BUILDERS[f"{_kind}.seq2seq"] = seq2seq_builder(_kind)
 
+OPTIONS, BUILDERS, DECLARATIONS = torch_compiled.with_compiled(
+    {**{f"{kind}.{layers}": {"batch_first": [True, False]} for kind in CELLS for layers in ("layers", "layers_padded")},
+     **torch_attention.OPTIONS, **torch_transformer.OPTIONS},
+    {**BUILDERS, **torch_attention.BUILDERS, **torch_transformer.BUILDERS},
+    {**torch_attention.DECLARATIONS, **torch_transformer.DECLARATIONS})
+
 SUBJECT = Subject(
     name="torch",
     version=torch.__version__,
-    builders={**BUILDERS, **torch_attention.BUILDERS, **torch_transformer.BUILDERS},
+    builders=BUILDERS,
     variants={"gru.cell": "gru.reset_after", "gru.layers": "gru.reset_after", "gru.layers_padded": "gru.reset_after",
               "gru.seq2seq": "gru.reset_after", **torch_attention.VARIANTS, **torch_transformer.VARIANTS},
-    options={**{f"{kind}.{layers}": {"batch_first": [True, False]} for kind in CELLS
-                for layers in ("layers", "layers_padded")}, **torch_attention.OPTIONS,
-             **torch_transformer.OPTIONS},
-    declarations={**torch_attention.DECLARATIONS, **torch_transformer.DECLARATIONS},
+    options=OPTIONS,
+    declarations=DECLARATIONS,
 )

@@ -44,7 +44,8 @@ def test_a_layernorm_accumulating_in_float32_passes_past_the_squares_overflow(su
     """torch's LayerNorm and the reference's (float32 accumulation) are right where float16's squares
     overflow: the rule's float16 baseline overflows there and bounds nothing, the sensitivity judges
     (tolerance.baseline_error). The reference squared in float16 until these cases found it."""
-    records = check_subject(load_subject(subject), "cpu", dtype, QUICK, components=["layernorm"])
+    records = [r for r in check_subject(load_subject(subject), "cpu", dtype, QUICK, components=["layernorm"])
+               if r.status != "skip"]  # torch's compiled set: its oracle check here, the others the thorough profile's
     assert records and all(r.status == "pass" for r in records), [r.message for r in records if r.status != "pass"]
 
 

@@ -78,7 +78,8 @@ def test_each_rmsnorm_mutant_is_caught(name, check):
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32, torch.float16], ids=str)
 @pytest.mark.parametrize("name", ["reference", "torch"])
 def test_the_reference_and_torch_pass(name, dtype):
-    records = check_subject(load_subject(name), "cpu", dtype, QUICK, components=["rmsnorm"])
+    records = [r for r in check_subject(load_subject(name), "cpu", dtype, QUICK, components=["rmsnorm"])
+               if r.status != "skip"]  # torch's compiled set: the thorough profile's
     assert records and all(r.status == "pass" for r in records), [(r.check, r.message) for r in records]
 
 

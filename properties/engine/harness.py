@@ -52,6 +52,7 @@ class Run:
     reproduce: Callable[[str], str] | None = None  # replay blob -> a command line that reruns this example
     time_limit: float = 0.0                        # seconds a build or a call may take (0: no limit)
     scale: bool = False                            # draw the scale profile's sizes (strategies.at_scale)
+    profile: str = ""                              # the Hypothesis profile's name ("": none named, the API)
 
 
 class Harness(Cases, Driver, OracleSide, Precision, Verdict):

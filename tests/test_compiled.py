@@ -1,0 +1,91 @@
+"""torch.compile as option sets of subject "torch" (subjects/torch_compiled.py): credit only for a
+compiled graph that ran, a bug of the compiled path alone caught by the compiled set alone, and the
+summary naming the compiled sets, those run and those left for the thorough profile."""
+import pytest
+import torch
+from hypothesis import settings
+from torch import nn
+
+from nlpspec.properties.case import cases
+from nlpspec.properties.engine.harness import Run
+from nlpspec.properties.runner import execute
+from nlpspec.subjects.protocol import Declaration
+from nlpspec.subjects.torch_compiled import COMPILED, NOT_COMPILED, NotCompiled, compiled
+from nlpspec.subjects.torch_nn import SUBJECT
+from nlpspec.subjects.zoo import MUTANTS
+
+FEW = settings(settings.get_profile("ci"), max_examples=5)
+
+
+def test_a_call_that_ran_eagerly_is_not_credited_as_compiled():
+    lstm = nn.LSTM(3, 4, batch_first=True).double()  # dynamo runs nn.LSTM eagerly: no graph
+    run = compiled(lambda params: lambda x: lstm(x)[0])({}, **COMPILED)
+    with pytest.raises(NotCompiled, match="cannot compile this call whole: dynamo would run part of it eagerly "
+                                          r"\(Attempted to wrap RNN, GRU, or LSTM\)"):
+        run(x=torch.randn(2, 5, 3, dtype=torch.float64))
+
+    def broken(x):  # dynamo breaks the graph at the branch on a value, and would run it eagerly
+        return x + 1 if x.sum() > 0 else x - 1
+    with pytest.raises(NotCompiled, match=r"cannot compile this call whole.*\(Data-dependent branching\)"):
+        compiled(lambda params: broken)({}, **COMPILED)(x=torch.ones(3))
+    nothing = compiled(lambda params: lambda x: {"out": x})({}, **COMPILED)  # traced whole, no graph to compile
+    with pytest.raises(NotCompiled, match="ran this call eagerly: dynamo produced no graph"):
+        nothing(x=torch.ones(3))
+
+
+def test_a_call_that_ran_a_compiled_graph_passes_its_values_through():
+    run = compiled(lambda params: lambda x: torch.tanh(x) * params["a"])({"a": torch.tensor(2.0)}, **COMPILED)
+    x = torch.randn(4, 3)
+    assert torch.allclose(run(x=x), torch.tanh(x) * 2)
+
+
+def test_every_component_of_torch_offers_the_compiled_set():
+    assert "nothing compiled" in SUBJECT.declaration("lstm.layers", COMPILED).note
+    for component in SUBJECT.builders:
+        assert SUBJECT.options[component]["compiled"] == COMPILED, component
+        declared = SUBJECT.declaration(component, COMPILED)
+        if component in NOT_COMPILED:
+            assert declared.profiles == () and declared.note.startswith("the compiled option set: torch.compile")
+        else:
+            assert declared.profiles == ("thorough",)
+
+
+def test_a_profile_declaration_runs_its_sample_checks_everywhere_and_the_rest_in_its_profiles():
+    declared = Declaration(profiles=("thorough",), checks=("oracle",))
+    f64, cpu = torch.float64, torch.device("cpu")
+    assert declared.not_run(f64, cpu, "thorough", "gradient") == ""
+    assert declared.not_run(f64, cpu, "ci", "oracle") == ""
+    assert declared.not_run(f64, cpu, "ci", "gradient") == "declared to run in the thorough profile only"
+    assert declared.not_run(f64, cpu, "", "gradient") == ""  # the API without a profile: everything
+    assert Declaration(profiles=()).not_run(f64, cpu, "", "oracle") == "declared to run in no profile"
+
+
+def run_set(subject, component, option_set, checks):
+    found = [case for case in cases(subject) if case.component.name == component and case.check.name in checks
+             and case.options.name == option_set]
+    assert found
+    return [execute(Run(subject, torch.device("cpu"), torch.float64, case.options), case.component, case.check, FEW)
+            for case in found]
+
+
+def test_a_bug_of_the_compiled_path_alone_is_caught_by_the_compiled_set_alone():
+    mutant = MUTANTS["layernorm_wrong_when_compiled"]
+    eager = run_set(mutant.subject, "layernorm", "eager", ("oracle", "gradient", "determinism"))
+    assert all(r.status == "pass" for r in eager), [r.message for r in eager if r.status != "pass"]
+    [caught] = run_set(mutant.subject, "layernorm", "compiled", ("oracle",))
+    assert caught.status == "fail" and caught.failures[0]["kind"] == "value", caught.message
+
+
+def test_the_correct_compiled_layernorm_passes():
+    records = run_set(SUBJECT, "layernorm", "compiled", ("oracle", "gradient"))
+    assert all(r.status == "pass" for r in records), [r.message for r in records if r.status != "pass"]
+
+
+def test_the_summary_names_the_compiled_sets_run_and_those_left_for_the_thorough_profile(run_pytest):
+    done, _ = run_pytest("--subject", "torch", "-k", "layernorm-", "--nlpspec-max-examples", "2")
+    text = done.stdout.str()
+    assert done.ret == 0, text[-3000:] + done.stderr.str()
+    assert "layernorm: ran as: compiled, eager" in text, text
+    text = " ".join(text.split())  # the summary's lines wrapped at 120 characters
+    assert "not run (declared to run in the thorough profile only)" in text, text
+    assert "compiled option set (torch.compile" in text, text
