@@ -65,6 +65,7 @@ def to_torch(a, like: torch.Tensor) -> torch.Tensor:
 def jitted(fn):
     """fn(*arrays) -> tuple of arrays under jax.jit, and its VJP: (outputs, the VJP as a pytree)."""
     import jax
+    jax.config.update("jax_enable_x64", True)  # before any array crosses: a float64 tensor stays float64
     return jax.jit(fn), jax.jit(lambda *arrays: jax.vjp(fn, *arrays)), jax.jit(lambda vjp, cot: vjp(cot))
 
 
