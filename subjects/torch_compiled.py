@@ -24,6 +24,7 @@ only (declared: the summary says which).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import inspect
 
 import torch
@@ -109,6 +110,19 @@ def compiled(builder):
     return build
 
 
+@functools.cache
+def no_cpu_compiler() -> str:
+    """Why inductor cannot compile for the CPU here ("" if it can): its CPU code is C++, built by the
+    compiler it finds (torch._inductor.config.cpp.cxx, else g++); a machine without one (a newcomer's,
+    README's quick start) cannot run the compiled sets on the CPU."""
+    from torch._inductor import cpp_builder
+    try:
+        cpp_builder.get_cpp_compiler()
+    except Exception as exc:  # noqa: BLE001 -- InvalidCxxCompiler, whatever inductor raises for "none"
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+    return ""
+
+
 def declaration(component: str, eager=None):
     """The declaration of a component's option sets: `eager`'s (a Declaration, a function of the
     options, or None) for the eager sets; for the compiled set, where it runs."""
@@ -118,6 +132,10 @@ def declaration(component: str, eager=None):
         if component in NOT_COMPILED:
             return Declaration(profiles=(), note=f"the compiled option set: {NOT_COMPILED[component]}")
         sampled = SAMPLED_CHECKS if component in SAMPLED else ()
+        if no_cpu_compiler():  # on CUDA inductor writes Triton and its wrapper in Python
+            return Declaration(profiles=("thorough",), checks=sampled, devices=("cuda",),
+                               note=f"the compiled option set: inductor's CPU code needs a C++ compiler, and none was "
+                                    f"found ({no_cpu_compiler()}; apt-get install g++)")
         return Declaration(profiles=("thorough",), checks=sampled,
                            note="the compiled option set (torch.compile, inductor, dynamic=True) costs seconds of "
                                 "compiling per structure drawn: it runs in the thorough profile"

@@ -9,6 +9,7 @@ import shutil
 import pytest
 
 TOOLS = {  # what a test may need -> how to install it
+    "g++": "apt-get install g++",
     "dot": "apt-get install graphviz",
     "chromium": "apt-get install chromium chromium-driver",
     "chromedriver": "apt-get install chromium chromium-driver",

@@ -10,9 +10,12 @@ from nlpspec.properties.case import cases
 from nlpspec.properties.engine.harness import Run
 from nlpspec.properties.runner import execute
 from nlpspec.subjects.protocol import Declaration
+from nlpspec.subjects import torch_compiled
 from nlpspec.subjects.torch_compiled import COMPILED, NOT_COMPILED, NotCompiled, compiled
 from nlpspec.subjects.torch_nn import SUBJECT
 from nlpspec.subjects.zoo import MUTANTS
+
+from optional import missing, require
 
 FEW = settings(settings.get_profile("ci"), max_examples=5)
 
@@ -34,6 +37,7 @@ def test_a_call_that_ran_eagerly_is_not_credited_as_compiled():
 
 
 def test_a_call_that_ran_a_compiled_graph_passes_its_values_through():
+    require("g++")  # inductor's CPU code is C++
     run = compiled(lambda params: lambda x: torch.tanh(x) * params["a"])({"a": torch.tensor(2.0)}, **COMPILED)
     x = torch.randn(4, 3)
     assert torch.allclose(run(x=x), torch.tanh(x) * 2)
@@ -48,6 +52,22 @@ def test_every_component_of_torch_offers_the_compiled_set():
             assert declared.profiles == () and declared.note.startswith("the compiled option set: torch.compile")
         else:
             assert declared.profiles == ("thorough",)
+
+
+def test_without_a_cpu_compiler_the_compiled_sets_are_declared_for_cuda_alone():
+    """A machine without a C++ compiler (README's quick start on a fresh machine) cannot run inductor's
+    CPU code: the compiled sets say so and run on CUDA alone, never failing as the subject's bug."""
+    from torch._inductor import config
+    try:
+        with config.patch({"cpp.cxx": ("no-such-c++-compiler",)}):
+            torch_compiled.no_cpu_compiler.cache_clear()
+            declared = SUBJECT.declaration("layernorm", COMPILED)
+        assert declared.devices == ("cuda",) and "needs a C++ compiler" in declared.note, declared
+        assert declared.not_run(torch.float64, torch.device("cpu"), "ci", "oracle") == "declared to run on cuda only"
+    finally:
+        torch_compiled.no_cpu_compiler.cache_clear()
+    if not missing("g++"):
+        assert SUBJECT.declaration("layernorm", COMPILED).devices is None  # a machine with one runs them anywhere
 
 
 def test_a_profile_declaration_runs_its_sample_checks_everywhere_and_the_rest_in_its_profiles():
@@ -69,6 +89,7 @@ def run_set(subject, component, option_set, checks):
 
 
 def test_a_bug_of_the_compiled_path_alone_is_caught_by_the_compiled_set_alone():
+    require("g++")  # inductor's CPU code is C++
     mutant = MUTANTS["layernorm_wrong_when_compiled"]
     eager = run_set(mutant.subject, "layernorm", "eager", ("oracle", "gradient", "determinism"))
     assert all(r.status == "pass" for r in eager), [r.message for r in eager if r.status != "pass"]
@@ -77,11 +98,13 @@ def test_a_bug_of_the_compiled_path_alone_is_caught_by_the_compiled_set_alone():
 
 
 def test_the_correct_compiled_layernorm_passes():
+    require("g++")  # inductor's CPU code is C++
     records = run_set(SUBJECT, "layernorm", "compiled", ("oracle", "gradient"))
     assert all(r.status == "pass" for r in records), [r.message for r in records if r.status != "pass"]
 
 
 def test_the_summary_names_the_compiled_sets_run_and_those_left_for_the_thorough_profile(run_pytest):
+    require("g++")  # inductor's CPU code is C++
     done, _ = run_pytest("--subject", "torch", "-k", "layernorm-", "--nlpspec-max-examples", "2")
     text = done.stdout.str()
     assert done.ret == 0, text[-3000:] + done.stderr.str()
