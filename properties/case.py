@@ -77,12 +77,13 @@ def declared_reason(run: Run, component: Component, check: Check) -> tuple[str, 
     """Why the subject's declaration rules this check out, in short and in full (("", "") if it does
     not): capabilities the check needs that the component lacks, or a dtype or device it does not run on."""
     declaration = run.subject.declaration(component.name, run.options)
+    where = component.name + (f" [{option_label(run.options)}]" if option_label(run.options) else "")
     lacking = [c for c in check.requires(component) if c in declaration.lacks]
     if lacking:
         short = f"lacks {', '.join(lacking)}"
-        return short, f"declared: {component.name} {short}: " + "; ".join(component.capabilities[c] for c in lacking)
+        return short, f"declared: {where} {short}: " + "; ".join(component.capabilities[c] for c in lacking)
     why = declaration.not_run(run.dtype, run.device, run.profile, check.name)
     if not why:
         return "", ""
     note = f" ({declaration.note})" if declaration.note else ""
-    return why, f"declared: {component.name} {why}{note}"
+    return why, f"declared: {where} {why}{note}"

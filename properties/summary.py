@@ -175,19 +175,27 @@ def _wrapped(line: str, indent: str) -> list[str]:
 
 
 def declarations(records: list[dict]) -> list[str]:
-    """What each component's declaration leaves unchecked or sets, and the checks it rules out,
-    once per component and option set (merged where the option sets agree)."""
-    said, skipped = defaultdict(dict), defaultdict(lambda: defaultdict(set))
+    """What each component's declaration leaves unchecked or sets, and the checks it rules out, per
+    option set: one line where every option set of the component says the same, else one line per
+    distinct statement naming the option sets it holds for ("mha [path=weights]: …"), so that what one
+    set declares (float32 only) is never read as the whole component's."""
+    said = defaultdict(lambda: defaultdict(dict))  # component -> option set -> statement -> None
+    skipped = defaultdict(lambda: defaultdict(lambda: defaultdict(set)))  # component -> set -> why -> checks
     for r in records:
-        said[r["component"]].update(dict.fromkeys(r.get("declared", ())))
+        said[r["component"]][shown(r)].update(dict.fromkeys(r.get("declared", ())))
         if r.get("declined"):
-            skipped[r["component"]][r["declined"]].add(r["check"])
+            skipped[r["component"]][shown(r)][r["declined"]].add(r["check"])
     lines = []
     for where in sorted(set(said) | set(skipped)):
-        parts = list(said[where]) + [f"not run ({why}): {', '.join(sorted(checks))}"
-                                     for why, checks in sorted(skipped[where].items())]
-        if parts:
-            lines += _wrapped(f"{where}: {'; '.join(parts)}", "  ")
+        by_parts = defaultdict(list)  # the statement -> the option sets that make it
+        for option_set in sorted(set(said[where]) | set(skipped[where])):
+            parts = list(said[where][option_set]) + [f"not run ({why}): {', '.join(sorted(checks))}"
+                                                     for why, checks in sorted(skipped[where][option_set].items())]
+            by_parts[tuple(parts)].append(option_set)
+        for parts, sets in by_parts.items():
+            label = f" [{'; '.join(s or 'no options' for s in sets)}]" if len(by_parts) > 1 else ""
+            if parts:
+                lines += _wrapped(f"{where}{label}: {'; '.join(parts)}", "  ")
     return lines
 
 

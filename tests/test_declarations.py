@@ -7,7 +7,6 @@ from dataclasses import replace
 
 import pytest
 import torch
-from hypothesis import Phase, settings
 
 from nlpspec.properties.engine.absent import identity
 from nlpspec.properties.runner import check_subject
@@ -16,10 +15,9 @@ from nlpspec.reference import transformer as ref
 from nlpspec.subjects import Declaration, Subject, load_subject
 from nlpspec.subjects.protocol import SubjectLoadError
 from nlpspec.subjects.reference import BUILDERS
+from quick import QUICK
 
 pytestmark = pytest.mark.selftest
-QUICK = settings(max_examples=25, derandomize=True, database=None, deadline=None,
-                 phases=(Phase.explicit, Phase.generate))
 
 
 def layer_norm_with(eps):
@@ -292,6 +290,21 @@ def test_named_option_sets_run_as_given_and_are_named():
         "layernorm-oracle-bert-layernorm", "layernorm-oracle-torch-layernorm"}
     crossed = replace(subject, options={"layernorm": {"eps": [1e-12, 1e-5], "fused": [True, False]}})
     assert len(run(crossed, ["layernorm"], ["oracle"])) == 4
+
+
+def test_what_one_option_set_declares_is_said_of_that_set_alone():
+    """A dtype declared by one option set (a fused path that computes in float32) is not the
+    component's: the summary says which set declares it and what the others declare."""
+    fused_in_float32 = lambda o: Declaration(dtypes=(torch.float32,)) if o["fused"] else \
+        Declaration(constants={"layernorm.epsilon": o["eps"]})
+    subject = Subject("sets", {"layernorm": layer_norm_by_eps}, options={"layernorm": NAMED_SETS},
+                      declarations={"layernorm": fused_in_float32})
+    text = declarations([r.as_dict() for r in run(subject, ["layernorm"], ["oracle"])])
+    assert text == ["layernorm [bert]: runs in float32 on any device; not run (declared to run in float32 only): "
+                    "oracle", "layernorm [torch]: layernorm.epsilon = 1e-05"], text
+    agreeing = replace(subject, declarations={"layernorm": Declaration(dtypes=(torch.float32,))})
+    assert declarations([r.as_dict() for r in run(agreeing, ["layernorm"], ["oracle"])]) == [
+        "layernorm: runs in float32 on any device; not run (declared to run in float32 only): oracle"]
 
 
 @pytest.mark.parametrize("options, message", [
