@@ -116,9 +116,10 @@ def no_cpu_compiler() -> str:
     compiler it finds (torch._inductor.config.cpp.cxx, else g++); a machine without one (a newcomer's,
     README's quick start) cannot run the compiled sets on the CPU."""
     from torch._inductor import cpp_builder
+    from torch._inductor.exc import InvalidCxxCompiler
     try:
         cpp_builder.get_cpp_compiler()
-    except Exception as exc:  # noqa: BLE001 -- InvalidCxxCompiler, whatever inductor raises for "none"
+    except InvalidCxxCompiler as exc:  # anything else is a fault to see, not a missing compiler
         return f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
     return ""
 

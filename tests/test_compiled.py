@@ -70,6 +70,22 @@ def test_without_a_cpu_compiler_the_compiled_sets_are_declared_for_cuda_alone():
         assert SUBJECT.declaration("layernorm", COMPILED).devices is None  # a machine with one runs them anywhere
 
 
+def test_a_fault_in_asking_for_the_compiler_is_not_taken_for_a_missing_one(monkeypatch):
+    """Only inductor's InvalidCxxCompiler means "no compiler"; another error (a broken config, a
+    changed inductor) is raised, not declared away as the compiled sets' absence."""
+    from torch._inductor import cpp_builder
+
+    def broken():
+        raise AttributeError("module 'torch._inductor.config' has no attribute 'cpp'")
+    monkeypatch.setattr(cpp_builder, "get_cpp_compiler", broken)
+    torch_compiled.no_cpu_compiler.cache_clear()
+    try:
+        with pytest.raises(AttributeError):
+            torch_compiled.no_cpu_compiler()
+    finally:
+        torch_compiled.no_cpu_compiler.cache_clear()
+
+
 def test_a_profile_declaration_runs_its_sample_checks_everywhere_and_the_rest_in_its_profiles():
     declared = Declaration(profiles=("thorough",), checks=("oracle",))
     f64, cpu = torch.float64, torch.device("cpu")
