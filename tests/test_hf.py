@@ -6,17 +6,15 @@ from dataclasses import replace
 
 import pytest
 import torch
-from hypothesis import Phase, settings
 
 from nlpspec.properties.runner import check_subject
 from nlpspec.subjects import load_subject
 
 from optional import require
+from quick import QUICK
 
 require("transformers")  # skipped with what to install, failed under NLPSPEC_REQUIRE_ALL=1
 pytestmark = pytest.mark.selftest
-QUICK = settings(max_examples=25, derandomize=True, database=None, deadline=None,
-                 phases=(Phase.explicit, Phase.generate))
 
 
 def oracle(subject, component, dtype=torch.float64):

@@ -8,18 +8,16 @@ from functools import partial
 import numpy as np
 import pytest
 import torch
-from hypothesis import Phase, settings
 
 from nlpspec.properties.runner import check_subject
 from nlpspec.subjects import load_subject
 
 from optional import require
+from quick import QUICK, quick
 
 require("jax")
 require("flax")
 pytestmark = pytest.mark.selftest
-QUICK = settings(max_examples=25, derandomize=True, database=None, deadline=None,
-                 phases=(Phase.explicit, Phase.generate))
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +75,7 @@ def test_flax_default_layernorm_is_caught_where_its_variance_cancels(jax_subject
     """Flax's default LayerNorm (use_fast_variance=True: E[x²] - E[x]²) loses the variance to
     cancellation where a row's mean is large against its spread; the suite fails it on fixed draws,
     and passes the two-pass form on the same draws."""
-    many = settings(QUICK, max_examples=400)
+    many = quick(400)
     fast = replace(jax_subject, builders={**jax_subject.builders, "layernorm": partial(
         jax_subject.builders["layernorm"], variance="fast_variance")})
     caught = records(fast, "layernorm", torch.float32, examples=many)

@@ -7,18 +7,16 @@ from dataclasses import replace
 
 import pytest
 import torch
-from hypothesis import Phase, settings
 
 from bad_subjects import in_float32
 from nlpspec.properties.runner import check_subject
 from nlpspec.subjects import load_subject
 from optional import require
+from quick import QUICK
 
 os.environ.setdefault("KERAS_BACKEND", "torch")  # as subjects/keras3.py sets it, before keras is imported
 require("keras")  # skipped with what to install, failed under NLPSPEC_REQUIRE_ALL=1
 pytestmark = pytest.mark.selftest
-QUICK = settings(max_examples=25, derandomize=True, database=None, deadline=None,
-                 phases=(Phase.explicit, Phase.generate))
 
 
 @pytest.fixture(scope="module")

@@ -7,17 +7,16 @@ from dataclasses import replace
 
 import pytest
 import torch
-from hypothesis import Phase, settings
 
 from nlpspec.properties.runner import check_subject
 from nlpspec.subjects import Declaration, load_subject
 from optional import require
+from quick import quick
 
 require("onnxruntime")  # skipped with what to install, failed under NLPSPEC_REQUIRE_ALL=1
 pytestmark = pytest.mark.selftest
-QUICK = settings(max_examples=15, derandomize=True, database=None, deadline=None,
-                 phases=(Phase.explicit, Phase.generate))
-FEW = settings(QUICK, max_examples=3)  # the Transformer layers: one dynamo export per drawn shape
+QUICK = quick(15)
+FEW = quick(3)  # the Transformer layers: one dynamo export per drawn shape
 
 
 @pytest.fixture(scope="module")
