@@ -15,6 +15,24 @@ pytest_plugins = ["pytester"]
 HERE = pathlib.Path(__file__).parent
 
 
+SKIPPED_LIST = os.environ.get("NLPSPEC_SKIPPED_LIST")  # .ci/run's step 1: the tests it skipped, for step 2
+
+
+def pytest_collectreport(report):
+    """Under NLPSPEC_SKIPPED_LIST, each test file skipped whole (an extra not installed) is listed,
+    one node id a line (every process appends: xdist's workers collect too; .ci/run sorts them unique)."""
+    if SKIPPED_LIST and report.skipped:
+        with open(SKIPPED_LIST, "a") as listed:
+            listed.write(report.nodeid + "\n")
+
+
+def pytest_runtest_logreport(report):
+    """Under NLPSPEC_SKIPPED_LIST, each test skipped (what it needs not installed) is listed."""
+    if SKIPPED_LIST and report.skipped and not hasattr(report, "wasxfail"):
+        with open(SKIPPED_LIST, "a") as listed:
+            listed.write(report.nodeid + "\n")
+
+
 @pytest.fixture
 def keep_imported_modules(monkeypatch, tmp_path):
     """pytester forgets, after each in-process run and at the end of the test, the modules imported

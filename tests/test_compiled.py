@@ -15,7 +15,7 @@ from nlpspec.subjects.torch_compiled import COMPILED, NOT_COMPILED, NotCompiled,
 from nlpspec.subjects.torch_nn import SUBJECT
 from nlpspec.subjects.zoo import MUTANTS
 
-from optional import missing, require
+from optional import require
 
 FEW = settings(settings.get_profile("ci"), max_examples=5)
 
@@ -66,8 +66,11 @@ def test_without_a_cpu_compiler_the_compiled_sets_are_declared_for_cuda_alone():
         assert declared.not_run(torch.float64, torch.device("cpu"), "ci", "oracle") == "declared to run on cuda only"
     finally:
         torch_compiled.no_cpu_compiler.cache_clear()
-    if not missing("g++"):
-        assert SUBJECT.declaration("layernorm", COMPILED).devices is None  # a machine with one runs them anywhere
+
+
+def test_with_a_cpu_compiler_the_compiled_sets_run_anywhere():
+    require("g++")
+    assert SUBJECT.declaration("layernorm", COMPILED).devices is None
 
 
 def test_a_fault_in_asking_for_the_compiler_is_not_taken_for_a_missing_one(monkeypatch):
