@@ -43,6 +43,28 @@ def test_a_call_that_ran_a_compiled_graph_passes_its_values_through():
     assert torch.allclose(run(x=x), torch.tanh(x) * 2)
 
 
+def test_builds_of_new_structures_never_reach_dynamos_recompile_limit(monkeypatch):
+    """Each build compiles in a frame of its own: builds that differ in an int dynamo guards on (a
+    module's size) do not pile up in one frame past the recompile limit (FailOnRecompileLimitHit)."""
+    require("g++")  # inductor's CPU code is C++
+    monkeypatch.setattr(torch_compiled, "RECOMPILES", 2)
+
+    class Cut(nn.Module):
+        def __init__(self, width):
+            super().__init__()
+            self.width = width  # a module's int: dynamo guards on it, as on nn.LayerNorm's normalized_shape
+
+        def forward(self, x):
+            return torch.tanh(x[..., :self.width])
+
+    def builder(params):
+        module = Cut(params["width"])
+        return lambda x: module(x)
+    for width in (1, 2, 3, 4):
+        run = compiled(builder)({"width": width}, **COMPILED)
+        assert run(x=torch.ones(2, 5)).shape == (2, width)
+
+
 def test_every_component_of_torch_offers_the_compiled_set():
     assert "nothing compiled" in SUBJECT.declaration("lstm.layers", COMPILED).note
     for component in SUBJECT.builders:
