@@ -22,7 +22,7 @@ _EXPORTS = {
     "check_subject": "nlpspec.properties.runner",
     "Case": "nlpspec.properties.case",
     "cases": "nlpspec.properties.case",
-    "parametrize_with_checks": "nlpspec.plugin",
+    "parametrize_with_checks": "nlpspec.case_collection",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -6,8 +6,8 @@
     nlpspec site [--report R.json …] [--out DIR]    the documentation site, from reports
     nlpspec --version
 
-Everything shown is read from the suite (properties/contract.py draws each component's cases and
-names their sizes); nothing here is typed per component.
+Everything shown is read from the suite (properties/contract.py: drawn_shapes.py draws each
+component's cases and names their sizes); nothing here is typed per component.
 """
 from __future__ import annotations
 
@@ -43,6 +43,7 @@ def _wrap(label: str, items: list[str] | str, sep: str = ", ", indent: int = LAB
 
 def _block(name: str) -> str:
     from nlpspec.properties import contract as c
+    from nlpspec.properties.shape_listing import listing
     from nlpspec.properties.suite import COMPONENTS, checks_for
 
     found, component = c.contract(name), COMPONENTS[name]
@@ -56,9 +57,9 @@ def _block(name: str) -> str:
     declarable += [f"constant {k}" for k in component.constants]
     indices = c.index_text([found.indices(refs)])
     lines = [textwrap.fill(f"{name}  [{', '.join(component.eids)}]", WIDTH, subsequent_indent="    "),
-             _wrap("parameters", c.listing(found.case["parameters"], refs) + ([f"({indices})"] if indices else [])
+             _wrap("parameters", listing(found.case["parameters"], refs) + ([f"({indices})"] if indices else [])
                    if component.has_parameters else "none ({})", "; "),
-             _wrap("inputs", c.listing(found.case["inputs"])),
+             _wrap("inputs", listing(found.case["inputs"])),
              _wrap("outputs", ", ".join(required) + (f"; optional: {', '.join(optional)}" if optional else "")),
              _wrap("checks", [check.name for check in checks_for(component)]),
              _wrap("variants", variants, "; "),
@@ -130,9 +131,10 @@ def _subjects() -> list[str]:
 
 def _legend(names) -> list[str]:
     from nlpspec.properties import contract as c
-    used = [d for d in c.DIMENSIONS if any(d in c.contract(n).dimensions() for n in names) and d != "pairs"]
-    derived = {name: expr for expr, name in c.DERIVED.items() if set(expr.split("·")) <= set(used)}
-    lines = [f"  {d:<8}{c.DIMENSIONS[d]}" + (f" = {derived[d]}" if d in derived else "") for d in used]
+    from nlpspec.properties.drawn_shapes import DERIVED, DIMENSIONS
+    used = [d for d in DIMENSIONS if any(d in c.contract(n).dimensions() for n in names) and d != "pairs"]
+    derived = {name: expr for expr, name in DERIVED.items() if set(expr.split("·")) <= set(used)}
+    lines = [f"  {d:<8}{DIMENSIONS[d]}" + (f" = {derived[d]}" if d in derived else "") for d in used]
     dtypes = set().union(*(c.contract(n).dtypes() for n in names))
     return lines + [textwrap.fill(c.dtypes_text(dtypes), WIDTH, initial_indent="  ", subsequent_indent="  ")]
 
@@ -151,6 +153,8 @@ def list_all(out) -> int:
 def contract(name: str, out) -> int:
     from nlpspec.properties import contract as c
     from nlpspec.properties.case import Target
+    from nlpspec.properties.engine.component import kind_for
+    from nlpspec.properties.shape_listing import listing
     from nlpspec.properties.suite import COMPONENTS, checks_for
     from nlpspec.spec import CATALOGUE
     from nlpspec.spec.constants import DEFAULTS
@@ -159,14 +163,14 @@ def contract(name: str, out) -> int:
         print(f"nlpspec contract: error: unknown component {name!r}; known: {', '.join(COMPONENTS)}", file=sys.stderr)
         return 2
     found, component = c.contract(name), COMPONENTS[name]
-    kind = c.kind_for(component)
+    kind = kind_for(component)
     required, optional = found.outputs()
     say = lambda *lines: print(*lines, sep="\n", file=out)
     say(f"{name}: the E-ids {', '.join(component.eids)}", "")
     indices = c.index_text([found.indices()])
     say(f"parameters (the dict its builder receives{'; ' + indices if indices else ''}):",
-        *(f"  {line}" for line in c.listing(found.case["parameters"])) if component.has_parameters else "  none: {}")
-    say("inputs (the call's keywords):", *(f"  {line}" for line in c.listing(found.case["inputs"])))
+        *(f"  {line}" for line in listing(found.case["parameters"])) if component.has_parameters else "  none: {}")
+    say("inputs (the call's keywords):", *(f"  {line}" for line in listing(found.case["inputs"])))
     bare = f", or the bare {component.required[0]} tensor" if len(component.required) == 1 else ""
     say(f"outputs (a dict keyed by these names{bare}):", *(f"  {line}" for line in required),
         *(f"  {line}  (optional: checked when returned)" for line in optional))

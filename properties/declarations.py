@@ -194,7 +194,7 @@ def check_absent(subject: Subject, component, declaration: Declaration, options:
 @cache
 def parameter_names(component: str, kind) -> tuple[str, ...]:
     """The names of the parameters (at any depth) the component's builder is given under `kind`."""
-    from .contract import draw_at
+    from .drawn_shapes import draw_at
     params = draw_at(COMPONENTS[component], kind, lambda label, high: 2)[0]
     return tuple(dict.fromkeys(path.rsplit(".", 1)[-1].split("[")[0] for path, _ in leaves(params)))
 

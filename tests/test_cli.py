@@ -12,7 +12,7 @@ import pytest
 
 import nlpspec
 from nlpspec.cli import main
-from nlpspec.properties import contract
+from nlpspec.properties import contract, drawn_shapes, shape_listing
 from nlpspec.properties.engine.component import kind_for
 from nlpspec.properties.suite import COMPONENTS
 
@@ -154,7 +154,7 @@ def matches(tree, node, sizes, where=""):
         assert set(tree) == set(node), where
         for key in node:
             matches(tree[key], node[key], sizes, f"{where}.{key}")
-    elif isinstance(node, contract.Listed):
+    elif isinstance(node, drawn_shapes.Listed):
         assert len(tree) == sizes_of(node.length, sizes), where
         starts = [start for start, _ in node.groups] + [len(tree)]
         for (start, element), end in zip(node.groups, starts[1:]):
@@ -173,8 +173,8 @@ def test_the_contract_holds_for_a_case_of_other_sizes(name):
     found = contract.contract(name)
     other = (4, 6, 3, 5, 2, 7, 4, 3, 6, 5, 2, 4)
     sizes = {}
-    params, inputs, outputs, drawn = contract.draw_at(component, kind_for(component),
-                                                      lambda label, high: sizes.setdefault(label, other[len(sizes)]))
+    params, inputs, outputs, drawn = drawn_shapes.draw_at(component, kind_for(component),
+                                                          lambda label, high: sizes.setdefault(label, other[len(sizes)]))
     assert drawn == sizes
     for part, tree in (("parameters", params), ("inputs", inputs), ("outputs", outputs)):
         matches(tree, found.case[part], sizes, part)
@@ -184,6 +184,6 @@ def test_every_component_s_shapes_are_named():
     for name in COMPONENTS:
         found = contract.contract(name)
         for part in found.case.values():
-            for path, _, text in contract.flat(part):
+            for path, _, text in shape_listing.flat(part):
                 assert not re.search(r"\b\d+\b", text), f"{name} {path}: {text}"
-        assert set(found.dimensions()) <= set(contract.DIMENSIONS)
+        assert set(found.dimensions()) <= set(drawn_shapes.DIMENSIONS)

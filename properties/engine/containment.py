@@ -4,7 +4,7 @@ so is a change it leaves in the process's global state (grad mode, default dtype
 state, the suite's timer signal), the state restored. Each piece runs under the time limit (clock.py).
 `os._exit` called by the subject (pytest would exit 0 after one line, with no report) raises
 ProcessExit instead; in a process the subject forked it exits as asked. A segfault is not contained:
-the report names the case that was running (nlpspec/plugin.py).
+the report names the case that was running (nlpspec/run_state.py).
 
 The suite's own arithmetic runs in a state of its own (`suite_state`), whatever a subject set at import.
 """
