@@ -92,3 +92,56 @@ def test_the_drawn_rows_are_where_a_one_pass_variance_loses_its_bits(dtype, monk
 
 def test_no_cancellation_rows_in_float64(monkeypatch):
     assert drawn_past_cancellation(torch.float64, monkeypatch) == []
+
+
+# --- the diagnosis: a loss of precision by cancellation, named as such (mistakes.one_pass_variance) ---
+CANCELLATION = "one-pass variance E[x²] - E[x]² computed in"
+
+
+def oracle_failure(subject, dtype):
+    found = [r for r in check_subject(subject, "cpu", dtype, QUICK, components=["layernorm"], checks=["oracle"])
+             if r.status == "fail"]
+    return found[0] if found else None
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_a_one_pass_variance_is_named_a_loss_of_precision_by_cancellation(dtype):
+    record = oracle_failure(ONE_PASS.subject, dtype)
+    assert record is not None and record.failures[0]["kind"] == "precision", record and record.message
+    assert f"precision: its error is what LayerNorm's {CANCELLATION} {str(dtype)[6:]} makes" in record.message
+    assert "not another equation" in record.message and "different function" not in record.message
+
+
+def test_an_unbiased_variance_on_the_cancellation_rows_is_not_called_cancellation(monkeypatch):
+    """Every case drawn past the cancellation, and the one-pass variance the only mistake the diagnosis
+    may name: the unbiased variance's error on such a row is of the size of the one-pass's, but on the
+    rows of small offset it is wrong and the one-pass is not."""
+    from nlpspec.properties.engine import diagnosis, mistakes, strategies
+    monkeypatch.setattr(components, "past_cancellation", lambda data: 2 / np.sqrt(strategies._EPS.get()))
+    monkeypatch.setattr(diagnosis, "MISTAKES", tuple(m for m in mistakes.CATALOGUE if m.in_dtype is not None))
+    record = oracle_failure(MUTANTS["ln_unbiased_variance"].subject, torch.float32)
+    assert record is not None and "offset" in record.message, record and record.message
+    assert CANCELLATION not in record.message and record.failures[0]["kind"] == "value", record.message
+
+
+def test_a_two_pass_layernorm_does_not_lose_what_the_one_pass_loses():
+    """The comparison that names the mistake (diagnosis.lost_alike), on a row past the cancellation in
+    float32: the spec's own two-pass LayerNorm computed in float32 does not match it, the one-pass
+    computed in another order (E[x]² from the sum) does."""
+    from nlpspec.properties.engine import diagnosis
+    from nlpspec.properties.engine import tolerance as tol
+    from nlpspec.properties.engine.mistakes import one_pass_variance
+    x = np.array([[[2900.0, 2901.5, 2899.25, 2900.75]]], np.float32).astype(np.float64)
+    params = {"gamma": np.ones(4), "beta": np.zeros(4)}
+    exact = components.layernorm_oracle(())(params, {"x": x})["out"]
+    one_pass = one_pass_variance(params, {"x": x}, torch.float32)["out"]
+    bound = tol.output_rounding(exact, torch.float32)
+    assert not diagnosis.within(one_pass, exact, bound)  # the row shows the cancellation
+    a = x.astype(np.float32)
+    two_pass = ((a - a.mean(-1, keepdims=True)) / np.sqrt(((a - a.mean(-1, keepdims=True)) ** 2).mean(-1, keepdims=True)
+                                                           + np.float32(1e-5))).astype(np.float64)
+    assert diagnosis.lost_alike(two_pass, one_pass, exact, bound) is False
+    s = a.sum(-1, keepdims=True) / np.float32(4)
+    other_order = ((a - s) / np.sqrt(np.maximum((a * a).sum(-1, keepdims=True) / np.float32(4) - s * s, 0)
+                                     + np.float32(1e-5))).astype(np.float64)
+    assert diagnosis.lost_alike(other_order, one_pass, exact, bound) is True
