@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from .absent import identity
-from .strategies import at_scale, overflow_at
+from .strategies import at_scale, overflow_at, rounding_at
 from .trees import nested_map
 
 
@@ -25,7 +25,8 @@ class Cases:
         what the subject takes (its declared lacks), its absent parameters their identity (0 or 1).
         `draw`: another way than the component's to draw it (same signature)."""
         draw = draw or self.component.draw
-        with overflow_at(float(np.log(torch.finfo(self.run.dtype).max))), at_scale(self.run.scale):
+        finfo = torch.finfo(self.run.dtype)
+        with overflow_at(float(np.log(finfo.max))), rounding_at(finfo.eps), at_scale(self.run.scale):
             params, inputs = draw(data, self.kind, lacks=self.lacks) if self.component.capabilities else \
                 draw(data, self.kind)
         self.examples += 1

@@ -20,9 +20,11 @@ from hypothesis.strategies._internal.core import DataObject
 from nlpspec.spec import CATALOGUE
 from nlpspec.spec.constants import in_force
 
+from ..profiles import dtype_name
 from .component import recurrent_kinds
 from .failures import SubjectFailure
 from .mistakes import CATALOGUE as MISTAKES
+from .tolerance import K, max_abs_diff
 from .trees import leaves
 from .within import judged
 
@@ -77,7 +79,10 @@ def variant_oracle(h, kind):
 
 
 def mistake_oracle(h, mistake):
-    """The declared kind's oracle with the mistake made (its transformed case and constants)."""
+    """The declared kind's oracle with the mistake made (its transformed case and constants; in the
+    run's dtype for a loss of precision)."""
+    if mistake.in_dtype is not None:
+        return lambda params, inputs: mistake.in_dtype(params, inputs, h.run.dtype)
     if mistake.oracle is not None:
         return mistake.oracle
 
@@ -91,17 +96,39 @@ def mistake_oracle(h, mistake):
 
 
 def suggestions(h):
-    """(label, whether it is a variant, what the message says when it is confirmed, oracle) for each
-    variant and mistake."""
+    """(label, whether it is a variant, what the message says when it is confirmed, oracle, how a value
+    is told to match it) for each variant and mistake."""
     for variant, negation, kind in alternatives(h):
         fixed = variant if negation else ", ".join(CATALOGUE[v].variant_of for v in variant.split(", "))
         matched = "the spec without" if negation else "the variant"
         yield (f"{negation}{variant}", True, f"it matches {matched} {variant} "
                f"on this case and {{fresh}}: declare {'only the variants it does compute' if negation else 'it'}, "
-               f"or fix {fixed}", variant_oracle(h, kind))
+               f"or fix {fixed}", variant_oracle(h, kind), alike)
     for mistake in MISTAKES:
+        if mistake.in_dtype is not None:
+            yield (mistake.name, False, f"precision: its error is what {mistake.name} computed in "
+                   f"{dtype_name(h.run.dtype)} makes, on this case and {{fresh}} that show it: {mistake.why}",
+                   mistake_oracle(h, mistake), lost_alike)
+            continue
         yield (mistake.name, False, f"it matches a common mistake on this case and {{fresh}}: {mistake.name}",
-               mistake_oracle(h, mistake))
+               mistake_oracle(h, mistake), alike)
+
+
+def alike(value, expected, exact, bound) -> bool:
+    """value is the suggestion's `expected` within the bound."""
+    return within(value, expected, bound)
+
+
+def lost_alike(value, mistaken, exact, bound) -> bool | None:
+    """Does value lose what `mistaken` (a loss of precision made in the run's dtype) loses? Where the
+    mistake is outside the bound of the `exact` value, the subject's error must be of the size of its
+    own (from 1/16 of it to K times it plus the bound: two evaluations in the same dtype round in other
+    orders, so their errors agree in size, not in value); where the mistake is within it, the case
+    does not show it: None where the subject is within it too, a case that confirms nothing."""
+    own, error = max_abs_diff(mistaken, exact), max_abs_diff(value, exact)
+    if own <= bound.atol:
+        return None if within(value, exact, bound) else False
+    return own / 16 <= error <= K * own + bound.atol
 
 
 def output_of(oracle, case, name):
@@ -184,21 +211,24 @@ def suggestion(h, case, name: str, value: np.ndarray, bound, index=None) -> str:
 
 
 def worded(h, case, name, value, bound, index) -> str:
-    tried, shrunk_only, unjudged, fresh = [], [], [], None
-    for label, variant, confirmed, oracle in suggestions(h):
+    tried, shrunk_only, unjudged, fresh, exact = [], [], [], None, None
+    for label, variant, confirmed, oracle, matches in suggestions(h):
         expected = output_of(oracle, case, name)
         if expected is None or expected.shape != value.shape:
             continue
         if variant:
             tried.append(label)
-        here = not np.isfinite(expected[index]) if index is not None else within(value, expected, bound)
+        if index is None and matches is lost_alike and exact is None:
+            exact = h.reference(*case)[name]
+        here = not np.isfinite(expected[index]) if index is not None else matches(value, expected, exact, bound)
         if not here:
             continue
         fresh = fresh_cases(h) if fresh is None else fresh
-        judged = [(v[name], e, b[name]) for c, v, b, _ in fresh if name in v  # with a number to compare
+        judged = [matches(v[name], e, r[name], b[name]) for c, v, b, r in fresh if name in v  # a number to compare
                   for e in [output_of(oracle, c, name)] if e is not None and e.shape == v[name].shape
                   and (np.isfinite(v[name]) & np.isfinite(e)).any()]
-        if judged and all(within(v, e, b) for v, e, b in judged):
+        judged = [found for found in judged if found is not None]  # None: a case that does not show it
+        if judged and all(judged):
             return confirmed.format(fresh=f"{len(judged)} fresh one{'s' * (len(judged) != 1)}")
         (shrunk_only if judged else unjudged).append(label)
     them = "them" if len(shrunk_only) > 1 else "it"

@@ -4,7 +4,10 @@ it on fresh cases first).
 
 A mistake's `recast` maps a case (params, inputs) to the case on which the article's oracle computes
 what the mistake computes, with the constants to put in force; its `oracle`, where it has one, maps
-the case to the outputs itself. Either gives None where the mistake does not apply.
+the case to the outputs itself. Either gives None where the mistake does not apply. A mistake that is
+no other equation but a loss of precision of one evaluation order (a one-pass variance) shows only in
+the run's dtype: its `in_dtype` oracle computes it there, (params, inputs, dtype) -> outputs, and the
+diagnosis names it where the subject's error is of the size of its own (diagnosis.lost_alike).
 """
 from __future__ import annotations
 
@@ -16,12 +19,16 @@ import numpy as np
 
 from nlpspec.spec.constants import constant
 
+from .tolerance import numpy_dtype
+
 
 @dataclass(frozen=True)
 class Mistake:
     name: str                        # in words: "the scores divided by √d_v, not √d_k"
     recast: Callable | None = None   # (params, inputs) -> (params, inputs, constants) or None
     oracle: Callable | None = None   # (params, inputs) -> outputs or None
+    in_dtype: Callable | None = None  # (params, inputs, torch dtype) -> outputs computed in it, or None
+    why: str = ""                    # what the message adds when it is named
 
 
 def scaled_leaves(tree, names: tuple, factor: float):
@@ -75,6 +82,22 @@ def unbiased_variance(params, inputs):
                     else scaled(v) for k, v in tree.items()}
         return [scaled(v) for v in tree] if isinstance(tree, list) else tree
     return scaled(params), inputs, {"layernorm.epsilon": constant("layernorm.epsilon") * (d - 1) / d}
+
+
+def one_pass_variance(params, inputs, dtype):
+    """LayerNorm (E-id layernorm, its own γ and β) whose σ² is E[x²] - E[x]² in one pass, computed in
+    `dtype` (NumPy's, or ml_dtypes' bfloat16), clamped at 0 as Flax's use_fast_variance clamps it: it
+    cancels where a row's mean is large against its spread."""
+    x, gamma, beta = inputs.get("x"), params.get("gamma"), params.get("beta")
+    if not all(isinstance(a, np.ndarray) for a in (x, gamma, beta)) or set(params) != {"gamma", "beta"}:
+        return None
+    cast = numpy_dtype(dtype)
+    x, gamma, beta = (a.astype(cast) for a in (x, gamma, beta))
+    mean = x.mean(-1, keepdims=True)
+    var = np.maximum((x * x).mean(-1, keepdims=True) - mean * mean, cast(0))
+    with np.errstate(all="ignore"):
+        out = gamma * (x - mean) / np.sqrt(var + cast(constant("layernorm.epsilon"))) + beta
+    return {"out": out.astype(np.float64)}
 
 
 def mask_changed(name: str, inverted: bool) -> Mistake:
@@ -147,6 +170,9 @@ CATALOGUE = (
     scores_divided_by("√(2·d_k)", lambda d_k, d_v, h: math.sqrt(2 * d_k)),
     scores_divided_by("1 (no scale)", lambda d_k, d_v, h: 1.0),
     Mistake("LayerNorm with the unbiased (n - 1) variance", recast=unbiased_variance),
+    Mistake("LayerNorm's one-pass variance E[x²] - E[x]²", why="where a row's mean is large against its spread "
+            "the two terms cancel and σ² loses its bits: a loss of precision of that evaluation order, not another "
+            "equation (the two-pass mean((x - μ)²) keeps them)", in_dtype=one_pass_variance),
     *(mask_changed(name, inverted) for name in ("mask", "attn_mask", "key_padding_mask") for inverted in (True, False)),
     Mistake("the forget bias added twice", recast=forget_bias_twice),
     causal_mask_at("the causal mask's diagonal hidden (query i sees keys j < i)", -1),

@@ -85,4 +85,6 @@ class Verdict:
         raw = self.raw.get(name)  # as returned: NaN where the spec has no value is the subject's own
         found = diagnosis.suggestion(self, case, name, raw if raw is not None and raw.shape == value.shape else value,
                                      bound)
+        if found.startswith("precision"):  # a loss of precision of one evaluation order (mistakes.py)
+            return found
         return kind + (f"; {found}" if found else "")

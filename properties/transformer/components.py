@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from hypothesis import note
+from hypothesis.control import current_build_context
 
 from nlpspec.spec import transformer as spec
 from nlpspec.spec.oracle import compile_equation
@@ -18,7 +20,8 @@ from nlpspec.spec.oracle import compile_equation
 from ..attention import components as att
 from ..engine.component import MASK_FORMS, Component
 from ..engine.ran import headed_as_run
-from ..engine.strategies import Shape, case, magnitude, past_overflow, past_square_overflow, raw_bytes, size
+from ..engine.strategies import (Shape, arrays, case, magnitude, past_cancellation, past_overflow, past_square_overflow,
+                                 raw_bytes, size, squares_room)
 
 MAX_HEADS, MAX_HEAD_SIZE, MAX_FF = 3, 2, 4
 PARAM_BOUND = 1.0  # weights, γ and β: with inputs up to 8, float16 stays finite
@@ -65,10 +68,29 @@ def widths(data):
 
 # --- drawing cases -----------------------------------------------------------------------------
 def draw_layernorm(data, kind):
-    B, n, d, bound = size(data, "B"), size(data, "n"), size(data, "d"), magnitude(data)
-    bound = past_square_overflow(data) or bound
-    return case(data, {"gamma": Shape((d,), PARAM_BOUND), "beta": Shape((d,), PARAM_BOUND)},
-                {"x": Shape((B, n, d), bound)})
+    """Inputs past the squares' overflow in a quarter of the cases (float16), and (where they are not)
+    rows offset far from 0 against their spread in a quarter: offset_rows."""
+    overflowing = past_square_overflow(data)
+    ratio = None if overflowing else past_cancellation(data)
+    B, n, bound = size(data, "B"), size(data, "n"), magnitude(data)
+    d = size(data, "d", low=1 if ratio is None else 2)  # a row of one feature has no spread to lose
+    if overflowing:
+        bound = overflowing
+    elif ratio is not None:  # offset and spread within the squares' room (float16)
+        bound = min(bound, squares_room() / (ratio + 1))
+    params, inputs = case(data, {"gamma": Shape((d,), PARAM_BOUND), "beta": Shape((d,), PARAM_BOUND)},
+                          {"x": Shape((B, n, d), bound)})
+    return params, inputs if ratio is None else {"x": offset_rows(data, inputs["x"], ratio * bound)}
+
+
+def offset_rows(data, x, largest):
+    """x with a common offset added to each row (one draw: the offsets, up to `largest`, printed as
+    "row offsets"): rows whose mean is large against their spread, where a one-pass variance cancels
+    (strategies.past_cancellation). The offsets shrink towards 0, the tame rows."""
+    offsets = arrays(data, {"row offsets": Shape(x.shape[:-1] + (1,), largest)})["row offsets"]
+    if current_build_context().is_final:
+        note("inputs.x given: the inputs.x above plus its row's offset")
+    return x + offsets
 
 
 def draw_rmsnorm(data, kind):

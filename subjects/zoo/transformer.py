@@ -25,6 +25,14 @@ def layer_norm(x, gamma, beta, dim=-1, eps=ref.EPSILON, unbiased=False):
     return gamma * (x - mean) / torch.sqrt(var + eps) + beta
 
 
+def one_pass_layer_norm(x, gamma, beta):
+    """layernorm (E-id layernorm) with its variance in one pass, E[x²] - E[x]² in x's own dtype, clamped
+    at 0 (Flax's use_fast_variance=True): it cancels where a row's mean is large against its spread."""
+    mean = x.mean(-1, keepdim=True)
+    var = torch.clamp((x * x).mean(-1, keepdim=True) - mean * mean, min=0)
+    return gamma * (x - mean) / torch.sqrt(var + ref.EPSILON) + beta
+
+
 def rms_norm(x, gamma, eps_inside=True, mean=True):
     """rmsnorm with the knobs a bug turns: ε under the root or added to it, the mean square or the sum
     of squares (an L2 norm: no 1/d)."""
@@ -280,6 +288,9 @@ MUTANTS = {m.subject.name.removeprefix("zoo."): m for m in (
            {"decoder.layer": decoder_layers(partial(decoder_layer, attend=NAIVE_SOFTMAX))}),
     mutant("ln_squares_overflow", "LayerNorm's squared deviations summed in float16: past 256 they overflow, "
            "the variance is inf and the output β", {"layernorm": bound(layer_norm)}, dtype=torch.float16),
+    mutant("ln_one_pass_variance", "LayerNorm's variance as E[x²] - E[x]² in the run's dtype (Flax's fast "
+           "variance): it cancels where a row's mean is large against its spread",
+           {"layernorm": bound(one_pass_layer_norm)}, dtype=torch.float32),
     mutant("enc_stack_reuses_first_layer", "every encoder layer runs with the first layer's weights",
            {"encoder": encoder_reusing_first_layer}),
     mutant("dec_scaled_by_length", "decoder self-attention scaled by √(sequence length), not √d_k",
