@@ -182,3 +182,25 @@ def test_a_suggestion_no_fresh_case_can_judge_is_not_named():
     assert "LayerNorm with the unbiased (n - 1) variance matches this case, unconfirmed: no fresh case could be " \
            "judged" in message
     assert "common mistake" not in message
+
+
+def window_one_narrow(n, m, window):
+    """query i sees keys i - w + 1 < j <= i, w - 1 of them."""
+    ones = torch.ones(n, m, dtype=torch.bool)
+    return ones.triu(1) | ones.tril(-window + 1)
+
+
+def test_a_sliding_window_off_by_one_is_named_either_way():
+    """A window one key too wide (the zoo's) or too narrow is named as that mistake, confirmed on
+    fresh cases; a window dropped when it covers the sequence is not called off by one."""
+    from nlpspec.subjects.zoo.attention import sliding_mutant
+    for component in ("attention.causal", "mha.causal"):
+        message = oracle_message(MUTANTS["sliding_window_one_wide"].subject, component)
+        assert "it matches a common mistake on this case and N fresh ones: the sliding window one key wider" in \
+            message, message
+        narrow = sliding_mutant("window_one_narrow", "w - 1 keys", window_one_narrow).subject
+        message = oracle_message(narrow, component)
+        assert "it matches a common mistake on this case and N fresh ones: the sliding window one key narrower" in \
+            message, message
+    message = oracle_message(MUTANTS["sliding_window_unmasked_when_covering"].subject, "attention.causal")
+    assert "sliding window one key" not in message, message

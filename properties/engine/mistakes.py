@@ -134,6 +134,22 @@ def causal_mask_at(label: str, ahead: int | None) -> Mistake:
     return Mistake(label, oracle=oracle)
 
 
+def window_changed(delta: int) -> Mistake:
+    """The sliding window (mask.sliding_window) w taken as w + delta: query i sees the keys
+    i - w - delta < j <= i; the window drawn as an input, or the declared mask.window."""
+    def recast(params, inputs):
+        given = inputs.get("window")
+        w = (constant("mask.window") if given is None else int(given)) + delta
+        if w < (1 if given is None else 0):  # a window of 0 keys drawn: every row hidden, NaN as the subject's
+            return None
+        if given is None:
+            return params, inputs, {"mask.window": w}
+        return params, {**inputs, "window": np.asarray(w, dtype=np.asarray(given).dtype)}, {}
+    wider = "one key wider (query i sees keys i - w - 1 < j <= i)" if delta > 0 else \
+        "one key narrower (query i sees keys i - w + 1 < j <= i)"
+    return Mistake(f"the sliding window {wider}", recast=recast)
+
+
 def heads_split_by_reshape(params, inputs):
     """Multi-head attention (its own parameters) whose heads are split by a reshape (B, n, h·d) ->
     (B, h, n, d), without the transpose, in float64."""
@@ -178,6 +194,8 @@ CATALOGUE = (
     causal_mask_at("the causal mask's diagonal hidden (query i sees keys j < i)", -1),
     causal_mask_at("the causal mask one ahead (query i sees keys j <= i + 1)", 1),
     causal_mask_at("no causal mask at all", None),
+    window_changed(1),
+    window_changed(-1),
     Mistake("the heads split by a reshape, without the transpose", oracle=heads_split_by_reshape),
 )
 
